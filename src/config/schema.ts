@@ -1,0 +1,143 @@
+// The config file's schema (SPEC §2). Unknown keys are errors everywhere; durations,
+// sizes and modes are parsed here so the rest of the code sees numbers.
+import { z } from 'zod';
+import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
+import { checkCrossReferences } from './references.js';
+
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN, { error: 'expected a duration like "250ms", "5s", "2m" or "1h"' })
+  .transform((text) => parseDuration(text) ?? 0);
+
+const size = z
+  .union([z.int().nonnegative(), z.string().regex(SIZE_PATTERN, { error: 'expected a size like "512KiB" or "2GiB"' })])
+  .transform((value) => (typeof value === 'number' ? value : (parseSize(value) ?? 0)));
+
+const fileMode = z
+  .string({ error: 'expected an octal mode in quotes, like "0644"' })
+  .regex(/^0?[0-7]{3,4}$/, { error: 'expected an octal mode in quotes, like "0644"' })
+  .transform((text) => parseInt(text, 8));
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, {
+  error: 'expected a name of letters, digits, "_", "-" or "." (at most 63)',
+});
+
+const absolutePath = z.string().regex(/^\/(?:[^/\0\\]+(?:\/[^/\0\\]+)*)?$/, {
+  error: 'expected an absolute path like /var/www/html (no trailing slash, no empty segments)',
+});
+
+const owner = z.strictObject({ uid: z.int().min(0), gid: z.int().min(0) });
+
+const retry = z.strictObject({
+  attempts: z.int().min(1).max(1000).default(5),
+  initial_delay: duration.prefault('500ms'),
+  max_delay: duration.prefault('30s'),
+});
+
+/** Per-file options: in `defaults`, and as overrides on a route or watch. */
+const fileOptions = {
+  owner: owner.optional(),
+  mode: fileMode.optional(),
+  dir_mode: fileMode.optional(),
+  retry: retry.partial().optional(),
+  push_timeout: duration.optional(),
+};
+
+const containerTarget = { container: z.string().min(1) };
+const target = z.discriminatedUnion('runtime', [
+  z.strictObject({ runtime: z.literal('local'), root: z.string().min(1) }),
+  z.strictObject({ runtime: z.literal(['incus', 'lxd']), ...containerTarget, project: z.string().min(1).optional() }),
+  z.strictObject({ runtime: z.literal(['docker', 'podman']), ...containerTarget }),
+], { error: 'expected runtime to be one of incus, lxd, docker, podman, local (kubectl is planned)' });
+
+const route = z.strictObject({
+  name,
+  path: z.string().regex(/^(\/[A-Za-z0-9._~-]+)+$/, {
+    error: 'expected a URL path like /drop/web (letters, digits, . _ ~ -; no trailing slash)',
+  }),
+  target: name,
+  dest: absolutePath,
+  token: z.string().min(1).optional(),
+  ...fileOptions,
+});
+
+const legacy = z.strictObject({
+  target: name,
+  path_prefix: absolutePath,
+  token: z.string().min(1).optional(),
+});
+
+const http = z.strictObject({
+  listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+    error: 'expected host:port, like 127.0.0.1:8080 or [::1]:8080',
+  }),
+  max_body: size.prefault('2GiB'),
+  idle_timeout: duration.prefault('60s'),
+  min_free: size.prefault('1GiB'),
+  allow_anonymous: z.boolean().default(false),
+  legacy: z.array(legacy).default([]),
+  routes: z.array(route).default([]),
+});
+
+const watch = z.strictObject({
+  name,
+  path: z.string().min(1),
+  target: name,
+  dest: absolutePath,
+  ignore: z.array(z.string().min(1)).default([]),
+  settle: duration.prefault('300ms'),
+  initial: z.boolean().default(true),
+  delete: z.boolean().default(false),
+  after_push: z.string().min(1).nullable().default(null),
+  poll: z.boolean().default(false),
+  exec: z.array(z.string()).min(1).optional(),
+  ...fileOptions,
+  // `mode` is drop | mirror here; the landed file's mode is `file_mode`.
+  mode: z.enum(['drop', 'mirror']).default('drop'),
+  file_mode: fileMode.optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected version: 1' }),
+    state_dir: z.string().min(1).default('./var/stevedore'),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        format: z.enum(['json', 'pretty', 'auto']).default('auto'),
+      })
+      .prefault({}),
+    targets: z.record(name, target).refine((targets) => Object.keys(targets).length > 0, {
+      error: 'expected at least one target',
+    }),
+    defaults: z
+      .strictObject({
+        owner: owner.optional(),
+        mode: fileMode.prefault('0644'),
+        dir_mode: fileMode.prefault('0755'),
+        retry: retry.prefault({}),
+        push_timeout: duration.prefault('5m'),
+      })
+      .prefault({}),
+    queue: z
+      .strictObject({
+        capacity: z.int().min(1).default(1000),
+        concurrency: z.int().min(1).max(256).default(4),
+        per_target: z.int().min(1).max(256).default(2),
+        batch_files: z.int().min(1).max(100_000).default(500),
+        batch_bytes: size.prefault('64MiB'),
+        shutdown_grace: duration.prefault('30s'),
+      })
+      .prefault({}),
+    http: http.optional(),
+    watch: z.array(watch).default([]),
+  })
+  .superRefine(checkCrossReferences);
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type TargetConfig = ParsedConfig['targets'][string];
+export type RouteConfig = NonNullable<ParsedConfig['http']>['routes'][number];
+export type LegacyConfig = NonNullable<ParsedConfig['http']>['legacy'][number];
+export type WatchConfig = ParsedConfig['watch'][number];
+export type DefaultsConfig = ParsedConfig['defaults'];

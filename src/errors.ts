@@ -1,0 +1,74 @@
+// Every failure stevedore can report has a stable code here, with its HTTP status
+// where it has one. Callers throw `new StevedoreError(code, message, {cause, ...})`.
+
+export const errorStatus = {
+  // HTTP ingest (SPEC §3)
+  BAD_PATH: 400,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  IDLE_TIMEOUT: 408,
+  IDEMPOTENCY_CONFLICT: 409,
+  TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  CHECKSUM_MISMATCH: 422,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  PUSH_FAILED: 502,
+  QUEUE_FULL: 503,
+  SHUTTING_DOWN: 503,
+  INSUFFICIENT_STORAGE: 507,
+  CLIENT_ABORTED: 499,
+  INTERNAL: 500,
+  // Config and start-up
+  CONFIG_INVALID: undefined,
+  CONFIG_UNREADABLE: undefined,
+  NOT_SUPPORTED: undefined,
+  // Spool and journal
+  JOURNAL_CORRUPT: undefined,
+  STAGED_MISSING: undefined,
+  // Pushing into a target
+  DEST_UNSAFE: undefined,
+  DEST_IS_DIR: undefined,
+  PERMISSION_DENIED: undefined,
+  TARGET_IO: undefined,
+  TARGET_DOWN: undefined,
+  PUSH_TIMEOUT: undefined,
+} as const satisfies Record<string, number | undefined>;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export interface StevedoreErrorOptions {
+  cause?: unknown;
+  /** Structured context for logs and JSON bodies (task id, target, dest, limits). */
+  details?: Record<string, unknown>;
+}
+
+export class StevedoreError extends Error {
+  override name = 'StevedoreError';
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: StevedoreErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  get status(): number {
+    return errorStatus[this.code] ?? 500;
+  }
+}
+
+export const isStevedoreError = (error: unknown, code?: ErrorCode): error is StevedoreError =>
+  error instanceof StevedoreError && (code === undefined || error.code === code);
+
+// Node's system errors carry a string `code` (ENOENT, EACCES…); this reads it safely.
+export const errnoCode = (error: unknown): string | undefined =>
+  typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
+    ? error.code
+    : undefined;
+
+export const errorMessage = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);

@@ -1,0 +1,151 @@
+// The HTTP listener (SPEC §3) on node:http: routing, timeouts, and turning every
+// failure into its JSON error. The handlers live in upload.ts, multipart.ts, legacy.ts.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { StevedoreError, isStevedoreError } from '../errors.js';
+import type { Registry } from '../queue/registry.js';
+import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
+import type { Intake } from './intake.js';
+import { handleLegacy, type LegacyRule } from './legacy.js';
+import { handleMultipart } from './multipart.js';
+import { decodeUrlPath } from './paths.js';
+import { sendError, sendJson } from './respond.js';
+import { handleRawUpload } from './upload.js';
+
+export interface Route {
+  name: string;
+  path: string;
+  target: string;
+  dest: string;
+  token?: string;
+  options: FileOptions;
+}
+
+export interface HttpOptions {
+  listen: string;
+  maxBody: number;
+  idleTimeout: number;
+  routes: Route[];
+  legacy: LegacyRule[];
+  intake: Intake;
+  registry: Registry;
+  logger: Logger;
+  /** Readiness problems, empty when ready (GET /readyz). */
+  readiness(): Promise<string[]>;
+}
+
+/** What every handler gets: the options plus the idempotency keys being uploaded now. */
+export interface HttpContext extends HttpOptions {
+  uploading: Set<string>;
+}
+
+export interface HttpServer {
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting, waits up to `graceMs` for requests in progress, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+export function createHttpServer(options: HttpOptions): HttpServer {
+  const ctx: HttpContext = { ...options, routes: [...options.routes].sort((a, b) => b.path.length - a.path.length), uploading: new Set() };
+  let server: Server | undefined;
+  let closing = false;
+  const active = new Set<Promise<void>>();
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const done = handle(ctx, req, res, closing).finally(() => active.delete(done));
+    active.add(done);
+  };
+
+  return {
+    async listen() {
+      const { host, port } = parseListen(options.listen);
+      // No whole-request deadline (a slow 2 GiB upload is fine); the socket's idle
+      // timeout aborts a body that stops moving, headersTimeout a slowloris.
+      server = createServer({ requestTimeout: 0, headersTimeout: Math.min(options.idleTimeout, 60_000), connectionsCheckingInterval: 1000 }, onRequest);
+      server.timeout = options.idleTimeout;
+      server.keepAliveTimeout = 5000;
+      await new Promise<void>((resolve, reject) => {
+        server?.once('error', reject).listen(port, host, () => resolve());
+      });
+      return server.address() as AddressInfo;
+    },
+    async close(graceMs) {
+      closing = true;
+      if (!server) return;
+      const closed = new Promise<void>((resolve) => server?.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([Promise.all(active), grace]);
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {
+  try {
+    if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
+    await dispatch(ctx, req, res);
+  } catch (error) {
+    if (isStevedoreError(error, 'CLIENT_ABORTED')) {
+      ctx.logger.info({ method: req.method, url: req.url }, 'client aborted mid-body; nothing queued');
+      return;
+    }
+    const failure = isStevedoreError(error) ? error : new StevedoreError('INTERNAL', 'internal error', { cause: error });
+    const level = failure.status >= 500 ? 'error' : 'info';
+    ctx.logger[level]({ method: req.method, url: req.url, code: failure.code, err: failure.status >= 500 ? error : undefined }, failure.message);
+    sendError(req, res, failure, failure.code === 'PUSH_FAILED' ? failure.details : {});
+  }
+}
+
+async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://agent');
+  const path = url.pathname;
+  if (path === '/healthz') return getOnly(req, () => sendJson(res, 200, { status: 'ok' }));
+  if (path === '/readyz') return getOnly(req, () => sendReadiness(ctx, res));
+  if (path.startsWith('/tasks/')) return getOnly(req, () => sendTask(ctx, res, path.slice('/tasks/'.length)));
+  if (path === '/upload') return postOnly(req, ['POST'], () => handleLegacy(ctx, req, res));
+  const route = ctx.routes.find((r) => path === r.path || path.startsWith(`${r.path}/`));
+  if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
+  return postOnly(req, ['PUT', 'POST'], () => {
+    const rawRel = url.pathname.slice(route.path.length + 1);
+    if (isMultipart(req)) {
+      if (req.method !== 'POST') throw notAllowed(['POST'], 'multipart uploads use POST');
+      return handleMultipart(ctx, req, res, route, rawRel === '' ? '' : decodeUrlPath(rawRel));
+    }
+    return handleRawUpload(ctx, req, res, route, decodeUrlPath(rawRel));
+  });
+}
+
+async function getOnly(req: IncomingMessage, answer: () => unknown): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw notAllowed(['GET', 'HEAD']);
+  await answer();
+}
+
+async function postOnly(req: IncomingMessage, methods: string[], answer: () => Promise<void>): Promise<void> {
+  if (!methods.includes(req.method ?? '')) throw notAllowed(methods);
+  await answer();
+}
+
+const notAllowed = (allow: string[], why = `use ${allow.join(' or ')}`) =>
+  new StevedoreError('METHOD_NOT_ALLOWED', `method not allowed here: ${why}`, { details: { allow: allow.join(', ') } });
+
+const isMultipart = (req: IncomingMessage) => /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
+
+function sendTask(ctx: HttpContext, res: ServerResponse, id: string): void {
+  const task = TASK_ID_PATTERN.test(id) ? ctx.registry.get(id) : undefined;
+  if (!task) throw new StevedoreError('NOT_FOUND', `no task ${id.slice(0, 64)} (finished tasks are kept for a while, not forever)`);
+  sendJson(res, 200, taskJson(task));
+}
+
+async function sendReadiness(ctx: HttpContext, res: ServerResponse): Promise<void> {
+  const problems = await ctx.readiness();
+  if (problems.length === 0) sendJson(res, 200, { status: 'ready' });
+  else sendJson(res, 503, { status: 'not_ready', problems });
+}
+
+function parseListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
+}

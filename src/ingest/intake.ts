@@ -1,0 +1,79 @@
+// What every ingest path (HTTP, watched folders) does with a file: admit it before
+// reading, stage it, then commit it — journal first, queue second — so that once
+// commit() resolves the file survives a crash and will be pushed.
+import type { Readable } from 'node:stream';
+import { StevedoreError, errnoCode } from '../errors.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import { newTask, newTaskId, type FileOptions, type Task, type TaskSource } from '../queue/task.js';
+import type { Journal } from '../spool/journal.js';
+import { checkFree, receive, type ReceiveOptions, type Received } from '../spool/receive.js';
+import type { Spool } from '../spool/spool.js';
+
+export interface Accepted {
+  received: Received;
+  source: TaskSource;
+  route: string;
+  target: string;
+  dest: string;
+  options: FileOptions;
+  idempotencyKey?: string;
+}
+
+export interface Intake {
+  /** Takes `count` queue slots, or throws QUEUE_FULL / SHUTTING_DOWN / INSUFFICIENT_STORAGE. */
+  admit(count: number, expectedBytes?: number): Promise<void>;
+  release(count: number): void;
+  receive(body: Readable, options: Omit<ReceiveOptions, 'minFree'>): Promise<Received>;
+  discard(received: Received): Promise<void>;
+  /** Journals the files in one group commit, then queues them; spends their admitted slots. */
+  commit(files: Accepted[]): Promise<Task[]>;
+}
+
+export interface IntakeOptions {
+  spool: Spool;
+  journal: Journal;
+  scheduler: Scheduler;
+  minFree: number;
+  isClosing(): boolean;
+}
+
+export function createIntake({ spool, journal, scheduler, minFree, isClosing }: IntakeOptions): Intake {
+  return {
+    async admit(count, expectedBytes = 0) {
+      if (isClosing()) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
+      if (!scheduler.reserve(count)) {
+        throw new StevedoreError('QUEUE_FULL', 'the queue is at capacity; retry later', { details: { size: scheduler.size } });
+      }
+      try {
+        await checkFree(spool, minFree, expectedBytes);
+      } catch (error) {
+        scheduler.release(count);
+        throw error;
+      }
+    },
+    release: (count) => scheduler.release(count),
+    receive: (body, options) => receive(spool, body, { ...options, minFree }),
+    discard: (received) => spool.remove(received.staged),
+    async commit(files) {
+      const now = new Date().toISOString();
+      const tasks = files.map(({ received, ...rest }) =>
+        newTask({ id: newTaskId(), ...rest, bytes: received.bytes, sha256: received.sha256, staged: received.staged, createdAt: now }),
+      );
+      try {
+        await journal.append(...tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) })));
+      } catch (error) {
+        await Promise.all(files.map((f) => spool.remove(f.received.staged)));
+        if (errnoCode(error) !== 'ENOSPC') throw error;
+        throw new StevedoreError('INSUFFICIENT_STORAGE', 'the journal could not be written: disk full', { cause: error });
+      }
+      tasks.forEach((task) => scheduler.enqueue(task, true));
+      return tasks;
+    },
+  };
+}
+
+// The journal keeps the durable fields only, not live status.
+function recordOf(task: Task) {
+  const { status: _status, attempts: _attempts, updatedAt: _updatedAt, error: _error, supersededBy: _s, ...record } = task;
+  return record;
+}

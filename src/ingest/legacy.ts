@@ -1,0 +1,38 @@
+// The original design's protocol: POST /upload with X-File-Path (absolute path in the
+// container) and X-Container-Name, allowed only where an `http.legacy` rule says so.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { StevedoreError } from '../errors.js';
+import type { FileOptions } from '../queue/task.js';
+import { bearerToken, tokenAllows } from './auth.js';
+import type { HttpContext } from './http.js';
+import { singleHeader } from './headers.js';
+import { checkAbsolutePath, isUnder } from './paths.js';
+import { acceptBody } from './upload.js';
+
+export interface LegacyRule {
+  target: string;
+  /** The X-Container-Name that selects this rule: the target's container (a local target: its name). */
+  container: string;
+  pathPrefix: string;
+  token?: string;
+  options: FileOptions;
+}
+
+export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (ctx.legacy.length === 0) throw new StevedoreError('NOT_FOUND', 'POST /upload is not enabled (see http.legacy)');
+  const presented = bearerToken(req.headers);
+  const trusted = ctx.legacy.filter((rule) => tokenAllows(rule.token, presented));
+  if (trusted.length === 0) throw new StevedoreError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)');
+  const container = requiredHeader(req, 'x-container-name');
+  const dest = checkAbsolutePath(requiredHeader(req, 'x-file-path'));
+  const rule = trusted.find((r) => r.container === container && dest !== r.pathPrefix && isUnder(dest, r.pathPrefix));
+  if (!rule) throw new StevedoreError('FORBIDDEN', `http.legacy does not allow ${dest} in container "${container}"`);
+  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options });
+}
+
+function requiredHeader(req: IncomingMessage, name: string): string {
+  const value = singleHeader(req.headers, name);
+  if (typeof value !== 'string' || value === '') throw new StevedoreError('BAD_REQUEST', `the ${name} header is required`);
+  // Node reads header bytes as latin1; clients send UTF-8 paths.
+  return Buffer.from(value, 'latin1').toString('utf8');
+}

@@ -1,0 +1,92 @@
+// POST <route path>/<dir> with multipart/form-data: one task per file part, landing at
+// <dest>/<dir>/<part filename>. All or nothing: if any part is refused, every part
+// staged so far is removed and nothing is queued.
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import busboy from 'busboy';
+import { StevedoreError, errorMessage } from '../errors.js';
+import { tooLarge } from '../spool/receive.js';
+import { expectedDigest } from './checksum.js';
+import type { HttpContext, Route } from './http.js';
+import type { Accepted } from './intake.js';
+import { checkRelativePath, joinDest } from './paths.js';
+import { answerTasks, declaredLength, requireToken } from './upload.js';
+
+export const MAX_PARTS = 1000;
+
+export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, dir: string): Promise<void> {
+  requireToken(route.token, req);
+  declaredLength(req, ctx.maxBody);
+  const digest = expectedDigest(req.headers);
+  const accepted: Accepted[] = [];
+  let admitted = 0;
+  try {
+    const bodySha = await parseParts(ctx, req, async (filename, stream) => {
+      const rel = checkRelativePath(filename);
+      await ctx.intake.admit(1);
+      admitted += 1;
+      const received = await ctx.intake.receive(stream, { maxBytes: ctx.maxBody });
+      const dest = joinDest(route.dest, dir === '' ? rel : `${dir}/${rel}`);
+      accepted.push({ received, source: 'http', route: route.name, target: route.target, dest, options: route.options });
+    });
+    if (digest && digest.hex !== bodySha) {
+      throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the request body (sha-256 ${bodySha})`);
+    }
+    if (accepted.length === 0) throw new StevedoreError('BAD_REQUEST', 'the multipart body has no file part');
+    const tasks = await ctx.intake.commit(accepted);
+    admitted = 0;
+    await answerTasks(ctx, req, res, tasks, true);
+  } finally {
+    if (admitted > 0) {
+      ctx.intake.release(admitted);
+      await Promise.all(accepted.map((a) => ctx.intake.discard(a.received)));
+    }
+  }
+}
+
+type OnFile = (filename: string, stream: Readable) => Promise<void>;
+
+// Feeds the body through busboy, handling one file part at a time, and resolves
+// with the SHA-256 of the whole body once every part is staged.
+function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: req.headers, preservePath: true, limits: { files: MAX_PARTS, parts: MAX_PARTS + 100, fieldSize: 65_536, headerPairs: 100 } });
+    } catch (error) {
+      reject(new StevedoreError('BAD_REQUEST', `malformed multipart request: ${errorMessage(error)}`));
+      return;
+    }
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let chain = Promise.resolve();
+    const fail = (error: unknown) => {
+      req.unpipe(parser);
+      parser.removeAllListeners('file');
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (bytes > ctx.maxBody) fail(tooLarge(ctx.maxBody));
+    };
+    req.on('data', onData);
+    req.once('close', () => {
+      if (!req.readableEnded) fail(new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body'));
+    });
+    parser.on('file', (_field, stream, info) => {
+      const { filename } = info;
+      if (!filename) return void stream.resume();
+      chain = chain.then(() => onFile(filename, stream)).catch((error: unknown) => {
+        stream.resume();
+        fail(error);
+      });
+    });
+    parser.on('filesLimit', () => fail(new StevedoreError('TOO_LARGE', `more than ${MAX_PARTS} files in one request`)));
+    parser.on('partsLimit', () => fail(new StevedoreError('TOO_LARGE', `more than ${MAX_PARTS + 100} parts in one request`)));
+    parser.on('error', (error) => fail(new StevedoreError('BAD_REQUEST', `malformed multipart body: ${errorMessage(error)}`)));
+    parser.on('close', () => void chain.then(() => resolve(hash.digest('hex')), fail));
+    req.pipe(parser);
+  });
+}

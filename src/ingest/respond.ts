@@ -1,0 +1,24 @@
+// Writing answers: JSON bodies, and SPEC §3's error shape for every failure.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { StevedoreError } from '../errors.js';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/**
+ * Answers with `{"error": {code, message}}`. When the request body was not read to the
+ * end, the connection is closed after the answer so the rest of the body is not parsed
+ * as a next request.
+ */
+export function sendError(req: IncomingMessage, res: ServerResponse, error: StevedoreError, extra: Record<string, unknown> = {}): void {
+  const headers: Record<string, string> = {};
+  if (!req.readableEnded) headers.connection = 'close';
+  if (error.code === 'QUEUE_FULL' || error.code === 'SHUTTING_DOWN') headers['retry-after'] = String(error.details.retryAfter ?? 2);
+  if (error.code === 'METHOD_NOT_ALLOWED') headers.allow = String(error.details.allow ?? '');
+  if (error.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';
+  sendJson(res, error.status, { error: { code: error.code, message: error.message, ...extra } }, headers);
+}

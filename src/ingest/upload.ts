@@ -1,0 +1,114 @@
+// A raw body upload: PUT/POST <route path>/<relative path>, and the legacy POST /upload
+// after it has picked its destination. Token and capacity are checked before a byte of
+// the body is read; the answer goes out only once the file is fsynced and journaled.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { StevedoreError } from '../errors.js';
+import { taskJson, type FileOptions, type Task } from '../queue/task.js';
+import { tooLarge } from '../spool/receive.js';
+import { bearerToken, tokenAllows } from './auth.js';
+import { expectedDigest } from './checksum.js';
+import { singleHeader } from './headers.js';
+import type { HttpContext, Route } from './http.js';
+import { joinDest } from './paths.js';
+import { sendJson } from './respond.js';
+
+/** Where one uploaded body goes. */
+export interface Destination {
+  route: string;
+  target: string;
+  dest: string;
+  options: FileOptions;
+}
+
+export async function handleRawUpload(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, rel: string): Promise<void> {
+  requireToken(route.token, req);
+  const destination = { route: route.name, target: route.target, dest: joinDest(route.dest, rel), options: route.options };
+  await acceptBody(ctx, req, res, destination);
+}
+
+export function requireToken(token: string | undefined, req: IncomingMessage): void {
+  if (!tokenAllows(token, bearerToken(req.headers))) {
+    throw new StevedoreError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)');
+  }
+}
+
+export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, to: Destination): Promise<void> {
+  const length = declaredLength(req, ctx.maxBody);
+  const digest = expectedDigest(req.headers);
+  const key = idempotencyKey(req);
+  if (key !== undefined) {
+    const earlier = ctx.registry.findByIdempotencyKey(to.route, key);
+    if (earlier) return replayIdempotent(earlier, to.dest, res);
+    if (ctx.uploading.has(`${to.route}\0${key}`)) {
+      throw new StevedoreError('IDEMPOTENCY_CONFLICT', 'a request with this Idempotency-Key is still being received');
+    }
+  }
+  await ctx.intake.admit(1, length ?? 0);
+  let committed = false;
+  const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
+  if (uploading) ctx.uploading.add(uploading);
+  try {
+    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody });
+    if (digest && digest.hex !== received.sha256) {
+      await ctx.intake.discard(received);
+      throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the body (sha-256 ${received.sha256})`);
+    }
+    const [task] = await ctx.intake.commit([{ received, source: 'http', ...to, ...(key === undefined ? {} : { idempotencyKey: key }) }]);
+    committed = true;
+    await answerTasks(ctx, req, res, task ? [task] : [], false);
+  } finally {
+    if (!committed) ctx.intake.release(1);
+    if (uploading) ctx.uploading.delete(uploading);
+  }
+}
+
+export function declaredLength(req: IncomingMessage, maxBody: number): number | undefined {
+  const header = req.headers['content-length'];
+  if (header === undefined) return undefined;
+  if (!/^\d+$/.test(header)) throw new StevedoreError('BAD_REQUEST', `Content-Length "${header}" is not a number`);
+  const length = Number(header);
+  if (length > maxBody) throw tooLarge(maxBody);
+  return length;
+}
+
+function idempotencyKey(req: IncomingMessage): string | undefined {
+  const key = singleHeader(req.headers, 'idempotency-key');
+  if (key === undefined) return undefined;
+  const value = key.replace(/^"(.*)"$/, '$1');
+  if (value.length === 0 || value.length > 255) throw new StevedoreError('BAD_REQUEST', 'Idempotency-Key must be 1 to 255 characters');
+  return value;
+}
+
+function replayIdempotent(earlier: Task, dest: string, res: ServerResponse): void {
+  if (earlier.dest !== dest) {
+    throw new StevedoreError('IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key was used for ${earlier.dest}, not ${dest}`);
+  }
+  sendJson(res, 202, taskJson(earlier), { location: `/tasks/${earlier.id}`, connection: 'close' });
+}
+
+/**
+ * 202 with the task(s); with `Prefer: wait=N` the answer waits up to N seconds for the
+ * pushes: 200 when all landed, 502 PUSH_FAILED when one failed for good.
+ */
+export async function answerTasks(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, tasks: Task[], asList: boolean): Promise<void> {
+  const wait = preferWait(req);
+  const settled = wait > 0 ? await Promise.all(tasks.map((t) => ctx.registry.waitFor(t.id, wait))) : tasks;
+  const current = settled.map((t, i) => t ?? (tasks[i] as Task));
+  const failed = current.find((t) => t.status === 'failed');
+  if (failed) {
+    const message = `the push failed for good: ${failed.error?.message ?? 'unknown error'}`;
+    throw new StevedoreError('PUSH_FAILED', message, { details: { task: taskJson(failed) } });
+  }
+  const status = wait > 0 && current.every((t) => t.status === 'done') ? 200 : 202;
+  const body = asList ? { tasks: current.map(taskJson) } : taskJson(current[0] as Task);
+  const headers: Record<string, string> = current.length === 1 ? { location: `/tasks/${current[0]?.id}` } : {};
+  if (wait > 0) headers['preference-applied'] = `wait=${wait / 1000}`;
+  sendJson(res, status, body, headers);
+}
+
+const MAX_WAIT_SECONDS = 300;
+
+function preferWait(req: IncomingMessage): number {
+  const match = /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(singleHeader(req.headers, 'prefer') ?? '');
+  return match ? Math.min(Number(match[1]), MAX_WAIT_SECONDS) * 1000 : 0;
+}

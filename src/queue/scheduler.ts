@@ -1,0 +1,262 @@
+// The bounded queue. Tasks wait per target, keyed by destination so that a newer file
+// for the same destination replaces an older one still waiting (newest wins) and two
+// pushes to one destination never run at once. Ready tasks leave in batches, at most
+// `concurrency` batches at once overall and `perTarget` per target, on a fastq pool.
+import fastq from 'fastq';
+import type { Logger } from 'pino';
+import { StevedoreError, errorMessage } from '../errors.js';
+import { failureKind, type PushItem, type PushResult, type Target } from '../targets/target.js';
+import { backoffDelay } from './backoff.js';
+import type { Registry } from './registry.js';
+import type { Task } from './task.js';
+
+export type Settlement = 'done' | 'failed' | 'superseded';
+
+export interface SchedulerOptions {
+  concurrency: number;
+  perTarget: number;
+  capacity: number;
+  batchFiles: number;
+  batchBytes: number;
+  logger: Logger;
+  registry: Registry;
+  getTarget(name: string): Target | undefined;
+  /** Host path of a task's staged file. */
+  sourcePath(task: Task): string;
+  /** Durable bookkeeping once a task is over (journal, spool, dead-letter). */
+  settle(task: Task, how: Settlement): Promise<void>;
+}
+
+export interface Scheduler {
+  /** Holds room for `count` tasks about to be accepted; false when the queue is full. */
+  reserve(count: number): boolean;
+  release(count: number): void;
+  /** Queues a task; `reserved` spends a slot taken with reserve(). */
+  enqueue(task: Task, reserved?: boolean): void;
+  /** Tasks accepted and not yet settled (queued, waiting to retry, pushing). */
+  readonly size: number;
+  readonly inFlight: number;
+  /** Targets whose last push found them unreachable. */
+  downTargets(): string[];
+  /** Stops dispatching, lets running pushes finish for `graceMs`, then cancels them. */
+  close(graceMs: number): Promise<void>;
+}
+
+interface Lane {
+  name: string;
+  ready: Map<string, Task>;
+  retrying: Map<string, { task: Task; timer: NodeJS.Timeout }>;
+  busy: Set<string>;
+  running: number;
+  downUntil: number;
+  downStreak: number;
+}
+
+interface Batch {
+  lane: Lane;
+  tasks: Task[];
+}
+
+const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
+
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  const { concurrency, perTarget, capacity, logger, registry } = options;
+  const lanes = new Map<string, Lane>();
+  const abort = new AbortController();
+  const pool = fastq.promise(runBatch, concurrency);
+  let size = 0;
+  let reserved = 0;
+  let active = 0;
+  let closing = false;
+  let wakeTimer: NodeJS.Timeout | undefined;
+  const settling = new Set<Promise<void>>();
+
+  const laneFor = (name: string): Lane => {
+    let lane = lanes.get(name);
+    if (!lane) {
+      lane = { name, ready: new Map(), retrying: new Map(), busy: new Set(), running: 0, downUntil: 0, downStreak: 0 };
+      lanes.set(name, lane);
+    }
+    return lane;
+  };
+
+  function settle(task: Task, how: Settlement): void {
+    const done = options
+      .settle(task, how)
+      .finally(() => {
+        if (how === 'done') registry.update(task, { status: 'done' });
+      })
+      .catch((error: unknown) => logger.error({ taskId: task.id, target: task.target, dest: task.dest, err: error }, 'settling a task failed'))
+      .finally(() => {
+        size -= 1;
+        settling.delete(done);
+      });
+    settling.add(done);
+  }
+
+  // Replaces whatever still waits for this destination with `task`.
+  function supersede(lane: Lane, task: Task): void {
+    const older = lane.ready.get(task.dest) ?? lane.retrying.get(task.dest)?.task;
+    if (!older || older === task) return;
+    clearTimeout(lane.retrying.get(task.dest)?.timer);
+    lane.retrying.delete(task.dest);
+    lane.ready.delete(task.dest);
+    registry.update(older, { status: 'done', supersededBy: task.id });
+    settle(older, 'superseded');
+  }
+
+  function takeBatch(lane: Lane): Task[] {
+    if (lane.running >= perTarget || Date.now() < lane.downUntil) return [];
+    const batch: Task[] = [];
+    let bytes = 0;
+    for (const task of lane.ready.values()) {
+      if (lane.busy.has(task.dest)) continue;
+      if (batch.length > 0 && (batch.length >= options.batchFiles || bytes + task.bytes > options.batchBytes)) break;
+      batch.push(task);
+      bytes += task.bytes;
+    }
+    return batch;
+  }
+
+  // Starts as many batches as the limits allow, visiting targets in turn.
+  function pump(): void {
+    let started = true;
+    while (!closing && started && active < concurrency) {
+      started = false;
+      for (const lane of lanes.values()) {
+        if (active >= concurrency) break;
+        const tasks = takeBatch(lane);
+        if (tasks.length === 0) continue;
+        started = true;
+        active += 1;
+        lane.running += 1;
+        for (const task of tasks) {
+          lane.ready.delete(task.dest);
+          lane.busy.add(task.dest);
+        }
+        pool.push({ lane, tasks }).catch((error: unknown) => logger.error({ err: error, target: lane.name }, 'batch crashed'));
+      }
+    }
+    scheduleWake();
+  }
+
+  // A target marked down gets looked at again when its pause ends.
+  function scheduleWake(): void {
+    clearTimeout(wakeTimer);
+    const now = Date.now();
+    const next = Math.min(...[...lanes.values()].filter((l) => l.downUntil > now && l.ready.size > 0).map((l) => l.downUntil));
+    if (Number.isFinite(next) && !closing) wakeTimer = setTimeout(pump, next - now).unref();
+  }
+
+  async function runBatch({ lane, tasks }: Batch): Promise<void> {
+    try {
+      const results = await pushBatch(lane, tasks);
+      tasks.forEach((task, i) => afterPush(lane, task, results[i] ?? { ok: false, error: missingResult() }));
+    } finally {
+      active -= 1;
+      lane.running -= 1;
+      tasks.forEach((task) => lane.busy.delete(task.dest));
+      pump();
+    }
+  }
+
+  async function pushBatch(lane: Lane, tasks: Task[]): Promise<PushResult[]> {
+    const target = options.getTarget(lane.name);
+    if (!target) {
+      const error = new StevedoreError('TARGET_DOWN', `target "${lane.name}" is not configured`);
+      return tasks.map(() => ({ ok: false, error }));
+    }
+    tasks.forEach((task) => registry.update(task, { status: 'pushing', attempts: task.attempts + 1 }));
+    const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
+    try {
+      return await target.push(tasks.map((task) => toItem(task, options.sourcePath(task))), signal);
+    } catch (error) {
+      const wrapped = new StevedoreError('TARGET_IO', `push to ${lane.name} failed: ${errorMessage(error)}`, { cause: error });
+      return tasks.map(() => ({ ok: false, error: wrapped }));
+    }
+  }
+
+  function afterPush(lane: Lane, task: Task, result: PushResult): void {
+    if (result.ok) {
+      lane.downStreak = 0;
+      settle(task, 'done');
+      return;
+    }
+    const error = { code: result.error.code, message: result.error.message };
+    if (closing) {
+      // Cancelled by shutdown: the journal keeps it for the next start.
+      registry.update(task, { status: 'queued', attempts: task.attempts - 1, error });
+    } else if (lane.ready.has(task.dest)) {
+      registry.update(task, { status: 'done', supersededBy: lane.ready.get(task.dest)?.id });
+      settle(task, 'superseded');
+    } else {
+      retryOrFail(lane, task, result.error, error);
+    }
+  }
+
+  function retryOrFail(lane: Lane, task: Task, cause: StevedoreError, error: { code: string; message: string }): void {
+    const kind = failureKind(cause);
+    if (kind === 'down') {
+      lane.downStreak += 1;
+      lane.downUntil = Date.now() + backoffDelay(lane.downStreak, DOWN_BACKOFF);
+      registry.update(task, { status: 'retrying', attempts: task.attempts - 1, error });
+      lane.ready.set(task.dest, task);
+    } else if (kind === 'transient' && task.attempts < task.options.retry.attempts) {
+      registry.update(task, { status: 'retrying', error });
+      const timer = setTimeout(() => {
+        lane.retrying.delete(task.dest);
+        lane.ready.set(task.dest, task);
+        pump();
+      }, backoffDelay(task.attempts, task.options.retry));
+      lane.retrying.set(task.dest, { task, timer });
+    } else {
+      const why = kind === 'permanent' ? error.message : `gave up after ${task.attempts} attempts: ${error.message}`;
+      registry.update(task, { status: 'failed', error: { code: error.code, message: why } });
+      settle(task, 'failed');
+    }
+  }
+
+  return {
+    reserve(count) {
+      if (closing || size + reserved + count > capacity) return false;
+      reserved += count;
+      return true;
+    },
+    release(count) {
+      reserved = Math.max(0, reserved - count);
+    },
+    enqueue(task, fromReservation = false) {
+      if (fromReservation) reserved = Math.max(0, reserved - 1);
+      size += 1;
+      registry.add(task);
+      const lane = laneFor(task.target);
+      supersede(lane, task);
+      lane.ready.set(task.dest, task);
+      pump();
+    },
+    get size() {
+      return size + reserved;
+    },
+    get inFlight() {
+      return active;
+    },
+    downTargets: () => [...lanes.values()].filter((lane) => lane.downStreak > 0).map((lane) => lane.name),
+    async close(graceMs) {
+      closing = true;
+      clearTimeout(wakeTimer);
+      for (const lane of lanes.values()) lane.retrying.forEach(({ timer }) => clearTimeout(timer));
+      const grace = setTimeout(() => abort.abort(new StevedoreError('SHUTTING_DOWN', 'shutdown grace period over')), graceMs);
+      await pool.drained();
+      clearTimeout(grace);
+      await Promise.all(settling);
+    },
+  };
+}
+
+function toItem(task: Task, source: string): PushItem {
+  const { mode, dirMode, owner } = task.options;
+  return { id: task.id, source, dest: task.dest, bytes: task.bytes, mode, dirMode, owner };
+}
+
+const missingResult = () => new StevedoreError('TARGET_IO', 'the target returned no result for this file');

@@ -1,0 +1,85 @@
+// A task is one file bound for one destination in one target. `TaskRecord` is what
+// the journal keeps (enough to push again after a crash); `Task` adds live state.
+import { randomBytes } from 'node:crypto';
+
+export type TaskStatus = 'queued' | 'pushing' | 'retrying' | 'done' | 'failed';
+export type TaskSource = 'http' | 'watch' | 'cli';
+
+export interface RetryPolicy {
+  attempts: number;
+  initialDelay: number;
+  maxDelay: number;
+}
+
+/** How the file lands: resolved from defaults and route/watch overrides when accepted. */
+export interface FileOptions {
+  mode: number;
+  dirMode: number;
+  owner?: { uid: number; gid: number };
+  retry: RetryPolicy;
+  pushTimeout: number;
+}
+
+export interface TaskRecord {
+  id: string;
+  source: TaskSource;
+  /** Route or watch name ("legacy" for POST /upload). */
+  route: string;
+  target: string;
+  dest: string;
+  bytes: number;
+  sha256: string;
+  /** File name inside the spool directory. */
+  staged: string;
+  createdAt: string;
+  options: FileOptions;
+  idempotencyKey?: string;
+}
+
+export interface TaskError {
+  code: string;
+  message: string;
+}
+
+export interface Task extends TaskRecord {
+  status: TaskStatus;
+  attempts: number;
+  updatedAt: string;
+  error?: TaskError;
+  /** Set when a newer task for the same destination replaced this one before it was pushed. */
+  supersededBy?: string;
+}
+
+// Sortable by creation time, unguessable: 6 bytes of time, 10 of randomness.
+export function newTaskId(now = Date.now()): string {
+  const time = Buffer.alloc(6);
+  time.writeUIntBE(now, 0, 6);
+  return Buffer.concat([time, randomBytes(10)]).toString('base64url');
+}
+
+export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+export function newTask(record: TaskRecord): Task {
+  return { ...record, status: 'queued', attempts: 0, updatedAt: record.createdAt };
+}
+
+export const isFinished = (task: Task) => task.status === 'done' || task.status === 'failed';
+
+/** The task JSON of SPEC §3. */
+export function taskJson(task: Task): Record<string, unknown> {
+  return {
+    id: task.id,
+    route: task.route,
+    target: task.target,
+    dest: task.dest,
+    bytes: task.bytes,
+    sha256: task.sha256,
+    status: task.status,
+    attempts: task.attempts,
+    ...(task.error ? { error: task.error } : {}),
+    ...(task.supersededBy ? { superseded_by: task.supersededBy } : {}),
+    source: task.source,
+    created_at: task.createdAt,
+    updated_at: task.updatedAt,
+  };
+}

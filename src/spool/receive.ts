@@ -1,0 +1,80 @@
+// Streams one incoming file into a new staged file: SHA-256 and the size limit are
+// applied while the bytes pass, the spool's free space is re-checked as it grows, and
+// the file is fsynced before this resolves. On any failure the partial file is removed.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { StevedoreError, errnoCode } from '../errors.js';
+import type { Spool } from './spool.js';
+
+export interface ReceiveOptions {
+  maxBytes: number;
+  /** Refuse to let the spool's disk drop below this many free bytes. */
+  minFree: number;
+  onProgress?(bytes: number): void;
+}
+
+export interface Received {
+  staged: string;
+  bytes: number;
+  sha256: string;
+}
+
+const FREE_CHECK_EVERY = 64 * 2 ** 20;
+const WRITE_BUFFER = 2 ** 20;
+
+export async function receive(spool: Spool, body: Readable, options: ReceiveOptions): Promise<Received> {
+  const file = spool.newFile();
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let nextFreeCheck = FREE_CHECK_EVERY;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      if (bytes > options.maxBytes) {
+        callback(tooLarge(options.maxBytes));
+        return;
+      }
+      hash.update(chunk);
+      options.onProgress?.(bytes);
+      if (bytes < nextFreeCheck) return callback(null, chunk);
+      nextFreeCheck += FREE_CHECK_EVERY;
+      checkFree(spool, options.minFree).then(() => callback(null, chunk), callback);
+    },
+  });
+  // The body is piped in, not pipelined: a failure here must leave the request's
+  // socket open so that the caller can still answer 413 or 422.
+  const onClose = () => {
+    if (!body.readableEnded) meter.destroy(new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body'));
+  };
+  const onError = (error: Error) => meter.destroy(error);
+  body.once('close', onClose).once('error', onError).pipe(meter);
+  try {
+    // O_EXCL, and `flush` fsyncs before close: the pipeline resolves once it is on disk.
+    await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: WRITE_BUFFER }));
+    return { staged: file.name, bytes, sha256: hash.digest('hex') };
+  } catch (error) {
+    body.unpipe(meter);
+    await spool.remove(file.name);
+    throw errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT' ? noSpace(error) : error;
+  } finally {
+    body.off('close', onClose).off('error', onError);
+  }
+}
+
+/** Throws INSUFFICIENT_STORAGE when writing `incoming` more bytes would cross `minFree`. */
+export async function checkFree(spool: Spool, minFree: number, incoming = 0): Promise<void> {
+  const free = await spool.freeBytes();
+  if (free - incoming < minFree) {
+    throw new StevedoreError('INSUFFICIENT_STORAGE', `the spool's disk would drop below min_free (${free} bytes free)`, {
+      details: { free, minFree, incoming },
+    });
+  }
+}
+
+export const tooLarge = (maxBytes: number) =>
+  new StevedoreError('TOO_LARGE', `the body is larger than max_body (${maxBytes} bytes)`, { details: { maxBytes } });
+
+const noSpace = (cause: unknown) =>
+  new StevedoreError('INSUFFICIENT_STORAGE', 'the spool disk is full', { cause });

@@ -1,0 +1,50 @@
+// The staging area: every accepted file is written here under a random name before
+// its task is journaled, and stays until its push succeeded or it was dead-lettered.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readdir, rm, statfs } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface StagedFile {
+  name: string;
+  path: string;
+}
+
+export interface Spool {
+  readonly dir: string;
+  init(): Promise<void>;
+  /** A fresh random name; the writer must create it with O_EXCL ("wx"), mode 0600. */
+  newFile(): StagedFile;
+  path(name: string): string;
+  remove(name: string): Promise<void>;
+  /** Removes files no live task refers to (partial uploads from before a crash); returns how many. */
+  sweep(keep: ReadonlySet<string>): Promise<number>;
+  freeBytes(): Promise<number>;
+}
+
+export function createSpool(dir: string): Spool {
+  const filePath = (name: string) => path.join(dir, name);
+  return {
+    dir,
+    async init() {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await chmod(dir, 0o700);
+    },
+    newFile() {
+      const name = `${randomBytes(12).toString('base64url')}.staged`;
+      return { name, path: filePath(name) };
+    },
+    path: filePath,
+    async remove(name) {
+      await rm(filePath(name), { force: true });
+    },
+    async sweep(keep) {
+      const orphans = (await readdir(dir)).filter((name) => !keep.has(name));
+      await Promise.all(orphans.map((name) => rm(filePath(name), { force: true, recursive: true })));
+      return orphans.length;
+    },
+    async freeBytes() {
+      const stats = await statfs(dir);
+      return stats.bavail * stats.bsize;
+    },
+  };
+}

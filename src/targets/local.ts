@@ -1,0 +1,126 @@
+// The `local` target: a host directory standing in for a container's filesystem.
+// Each file lands atomically (temp name beside the destination, fsync, rename), and
+// nothing is written outside `root`, even through a symlink planted inside it.
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { copyFile, lstat, mkdir, open, realpath, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
+import { fsyncDir } from '../spool/durable.js';
+import { failed, ok, type PushItem, type PushResult, type Target } from './target.js';
+
+export interface LocalTargetOptions {
+  name: string;
+  root: string;
+}
+
+export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
+  return {
+    name,
+    runtime: 'local',
+    async push(items, signal) {
+      await mkdir(root, { recursive: true, mode: 0o755 });
+      const rootReal = await realpath(root);
+      const dirs = new Map<string, Promise<string>>();
+      const ensure = (dir: string, mode: number) => {
+        let real = dirs.get(dir);
+        if (!real) dirs.set(dir, (real = ensureDir(rootReal, dir, mode)));
+        return real;
+      };
+      const landed = new Set<string>();
+      const land = async (item: PushItem): Promise<PushResult> => {
+        try {
+          landed.add(await pushOne(item, ensure, signal));
+          return ok;
+        } catch (error) {
+          return toResult(error);
+        }
+      };
+      const results = await Promise.all(items.map(land));
+      // One directory fsync per parent makes every rename in the batch durable.
+      await Promise.all([...landed].map((dir) => fsyncDir(dir).catch(() => undefined)));
+      return results;
+    },
+  };
+}
+
+type EnsureDir = (dir: string, mode: number) => Promise<string>;
+
+async function pushOne(item: PushItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
+  signal.throwIfAborted();
+  const parent = await ensure(path.posix.dirname(item.dest), item.dirMode);
+  const final = path.join(parent, path.posix.basename(item.dest));
+  const temp = path.join(parent, `.${path.posix.basename(item.dest).slice(0, 200)}.${randomBytes(6).toString('hex')}.stevedore-tmp`);
+  try {
+    await copyFile(item.source, temp, constants.COPYFILE_EXCL);
+    const handle = await open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
+    try {
+      if (item.owner) await handle.chown(item.owner.uid, item.owner.gid);
+      await handle.chmod(item.mode);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    signal.throwIfAborted();
+    await rename(temp, final);
+    return parent;
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+// Walks `dir` from the root one component at a time, creating what is missing with
+// `mode` and refusing any component (a planted symlink) that resolves outside root.
+async function ensureDir(rootReal: string, dir: string, mode: number): Promise<string> {
+  let current = rootReal;
+  for (const segment of dir.split('/').filter(Boolean)) {
+    const next = path.join(current, segment);
+    const stats = await lstat(next).catch((error: unknown) => {
+      if (errnoCode(error) === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!stats) {
+      await mkdir(next, { mode }).catch((error: unknown) => {
+        if (errnoCode(error) !== 'EEXIST') throw error;
+      });
+      await open(next, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY).then(async (h) => {
+        await h.chmod(mode);
+        await h.close();
+      });
+      current = next;
+    } else if (stats.isSymbolicLink()) {
+      current = await realpath(next);
+      if (!isInside(rootReal, current)) {
+        throw new StevedoreError('DEST_UNSAFE', `${dir}: ${segment} is a symlink that leads outside the target root`);
+      }
+    } else if (stats.isDirectory()) {
+      current = next;
+    } else {
+      throw new StevedoreError('DEST_UNSAFE', `${dir}: ${segment} exists and is not a directory`);
+    }
+  }
+  return current;
+}
+
+const isInside = (root: string, candidate: string) => candidate === root || candidate.startsWith(`${root}${path.sep}`);
+
+const errnoToCode: Record<string, ErrorCode> = {
+  EACCES: 'PERMISSION_DENIED',
+  EPERM: 'PERMISSION_DENIED',
+  EROFS: 'PERMISSION_DENIED',
+  EISDIR: 'DEST_IS_DIR',
+  ENOTEMPTY: 'DEST_IS_DIR',
+  EEXIST: 'DEST_IS_DIR',
+  ENOTDIR: 'DEST_UNSAFE',
+  ELOOP: 'DEST_UNSAFE',
+};
+
+function toResult(error: unknown): PushResult {
+  if (error instanceof StevedoreError) return failed(error);
+  if (error instanceof Error && error.name === 'AbortError') {
+    return failed(new StevedoreError('PUSH_TIMEOUT', 'push cancelled or timed out', { cause: error }));
+  }
+  const code = errnoToCode[errnoCode(error) ?? ''] ?? 'TARGET_IO';
+  return failed(new StevedoreError(code, errorMessage(error), { cause: error }));
+}

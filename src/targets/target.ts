@@ -1,0 +1,45 @@
+// The contract every runtime adapter implements. A target takes a batch of files
+// bound for it and answers with one result per file, in the same order: real runtimes
+// move many small files in one archive stream, so one call per file is not the unit.
+import { StevedoreError, type ErrorCode } from '../errors.js';
+
+export interface PushItem {
+  /** Task id, for logs. */
+  id: string;
+  /** Host path of the staged file. */
+  source: string;
+  /** Absolute path inside the container. */
+  dest: string;
+  bytes: number;
+  mode: number;
+  dirMode: number;
+  owner?: { uid: number; gid: number };
+}
+
+export type PushResult = { ok: true } | { ok: false; error: StevedoreError };
+
+export interface Target {
+  readonly name: string;
+  readonly runtime: string;
+  /** Never rejects for a per-file failure: each item gets its own result. */
+  push(items: readonly PushItem[], signal: AbortSignal): Promise<PushResult[]>;
+}
+
+/**
+ * transient: retry with backoff, spending an attempt. permanent: dead-letter now.
+ * down: the target itself is unreachable; wait for it without spending attempts.
+ */
+export type FailureKind = 'transient' | 'permanent' | 'down';
+
+const kinds: Partial<Record<ErrorCode, FailureKind>> = {
+  DEST_UNSAFE: 'permanent',
+  DEST_IS_DIR: 'permanent',
+  PERMISSION_DENIED: 'permanent',
+  STAGED_MISSING: 'permanent',
+  TARGET_DOWN: 'down',
+};
+
+export const failureKind = (error: StevedoreError): FailureKind => kinds[error.code] ?? 'transient';
+
+export const ok: PushResult = { ok: true };
+export const failed = (error: StevedoreError): PushResult => ({ ok: false, error });
