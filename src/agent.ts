@@ -27,7 +27,13 @@ export interface Agent {
   readonly registry: Registry;
 }
 
-export function createAgent(config: Config, { logger }: { logger: Logger }): Agent {
+export interface AgentOptions {
+  logger: Logger;
+  /** Builds each target's adapter; tests pass a failing runtime here. */
+  createTarget?: typeof createTarget;
+}
+
+export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget }: AgentOptions): Agent {
   const spool = createSpool(path.join(config.state_dir, 'spool'));
   const deadLetter = createDeadLetter(path.join(config.state_dir, 'dead-letter'));
   const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger });
@@ -49,7 +55,7 @@ export function createAgent(config: Config, { logger }: { logger: Logger }): Age
   return {
     registry,
     async start() {
-      for (const [name, target] of Object.entries(config.targets)) targets.set(name, createTarget(name, target));
+      for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target));
       if (config.watch.length > 0) throw new StevedoreError('NOT_SUPPORTED', 'watch: is not supported by this version yet');
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);

@@ -1,0 +1,86 @@
+// Starts a real agent (real spool, journal, HTTP listener on port 0, local target in a
+// temp dir) from YAML text, the way `stevedore run` would.
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { onTestFinished } from 'vitest';
+import { createAgent, type Agent, type AgentOptions } from '../../src/agent.js';
+import { parseConfig, type Config } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { tempDir } from './temp.js';
+
+export interface TestAgent {
+  agent: Agent;
+  config: Config;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  dir: string;
+  stateDir: string;
+  /** Host directory of the `box` local target (its "container" root). */
+  root: string;
+  /** Every log line the agent wrote, parsed. */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra YAML appended under `http:` (indented by the caller by two spaces). */
+  http?: string;
+  /** Extra top-level YAML. */
+  extra?: string;
+  /** Reuse a directory (for restart tests). */
+  dir?: string;
+  env?: NodeJS.ProcessEnv;
+  createTarget?: AgentOptions['createTarget'];
+}
+
+export function testConfigYaml(dir: string, { http = '', extra = '' }: StartOptions = {}): string {
+  return `version: 1
+state_dir: ${path.join(dir, 'state')}
+log: { level: debug, format: json }
+targets:
+  box: { runtime: local, root: ${path.join(dir, 'box')} }
+defaults:
+  retry: { attempts: 3, initial_delay: 10ms, max_delay: 50ms }
+queue: { shutdown_grace: 2s }
+${extra}
+http:
+  listen: 127.0.0.1:0
+  idle_timeout: 2s
+  min_free: 1MiB
+  routes:
+    - { name: files, path: /drop/files, target: box, dest: /srv/files }
+    - { name: secret, path: /drop/secret, target: box, dest: /srv/secret, token: s3cret-token }
+${http}
+`;
+}
+
+export async function startAgent(options: StartOptions = {}): Promise<TestAgent> {
+  const dir = options.dir ?? (await tempDir());
+  const config = parseConfig(testConfigYaml(dir, options), path.join(dir, 'stevedore.yaml'), options.env ?? {});
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  const agent = createAgent(config, { logger: createLogger({ level: 'debug', format: 'json' }, sink), createTarget: options.createTarget });
+  const address = await agent.start();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await agent.close();
+  };
+  onTestFinished(close);
+  return {
+    agent,
+    config,
+    url: `http://127.0.0.1:${address?.port}`,
+    dir,
+    stateDir: path.join(dir, 'state'),
+    root: path.join(dir, 'box'),
+    logs,
+    close,
+  };
+}
