@@ -126,7 +126,8 @@ interface SettleArgs {
 // between leaves an orphan that the next start sweeps, never a task without data.
 async function settleTask({ task, how, journal, spool, deadLetter }: SettleArgs): Promise<void> {
   if (how === 'failed') {
-    await deadLetter.put(task, spool.path(task.staged), task.error?.message ?? 'failed');
+    // The scheduler announces `failed` only after this, but task.json must say it already.
+    await deadLetter.put({ ...task, status: 'failed' }, spool.path(task.staged), task.error?.message ?? 'failed');
     await journal.append({ op: 'dead', id: task.id });
     return;
   }
@@ -146,22 +147,29 @@ interface RecoverArgs {
 async function recover({ records, spool, deadLetter, journal, scheduler, logger }: RecoverArgs): Promise<void> {
   const keep = new Set<string>();
   for (const record of records) {
-    const task = newTask(record);
-    if (await exists(spool.path(record.staged))) {
+    if (await spool.verify(record.staged, record.bytes, record.sha256)) {
       keep.add(record.staged);
-      scheduler.enqueue(task);
+      scheduler.enqueue(newTask(record));
     } else if (await deadLetter.has(record.id)) {
       await journal.append({ op: 'dead', id: record.id });
     } else {
-      task.status = 'failed';
-      task.error = { code: 'STAGED_MISSING', message: 'the staged file disappeared from the spool before it was pushed' };
-      logger.error({ taskId: task.id, target: task.target, dest: task.dest }, task.error.message);
-      await deadLetter.put(task, spool.path(record.staged), task.error.message);
-      await journal.append({ op: 'dead', id: record.id });
+      await deadLetterBroken(record, { spool, deadLetter, journal, logger });
     }
   }
   const orphans = await spool.sweep(keep);
   logger.info({ requeued: keep.size, orphansRemoved: orphans }, 'recovered the journal');
 }
 
-const exists = (file: string) => stat(file).then(() => true, () => false);
+// A journaled file that is gone or does not match its checksum: cut by a crash before
+// it was acknowledged (its fsync runs beside the journal's), or damaged since. Either
+// way it is kept for a human in the dead-letter store, never silently dropped.
+async function deadLetterBroken(record: TaskRecord, { spool, deadLetter, journal, logger }: Omit<RecoverArgs, 'records' | 'scheduler'>): Promise<void> {
+  const task = newTask(record);
+  const present = await stat(spool.path(record.staged)).then(() => true, () => false);
+  const code = present ? 'STAGED_CORRUPT' : 'STAGED_MISSING';
+  const message = present ? 'the staged file does not match its checksum' : 'the staged file is missing from the spool';
+  Object.assign(task, { status: 'failed', error: { code, message } });
+  logger.error({ taskId: task.id, target: task.target, dest: task.dest, code }, message);
+  await deadLetter.put(task, spool.path(record.staged), message);
+  await journal.append({ op: 'dead', id: record.id });
+}

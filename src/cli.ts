@@ -33,19 +33,28 @@ const COMMAND_HELP: Record<string, string> = {
 };
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  });
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (error) {
+    // A usage error (unknown option, -c without a value): exit 2 like an unknown command.
+    process.stderr.write(`stevedore: ${errorMessage(error)}\nRun "stevedore --help" for usage.\n`);
+    return EXIT.badConfig;
+  }
+  const { values, positionals } = args;
   const [command] = positionals;
   if (values.version) return print(`${version()}\n`);
   if (values.help || !command) return print(command ? (COMMAND_HELP[command] ?? HELP) : HELP);
-  const configFile = values.config ?? process.env.STEVEDORE_CONFIG ?? './stevedore.yaml';
+  // An empty $STEVEDORE_CONFIG counts as unset.
+  const configFile = values.config || process.env.STEVEDORE_CONFIG || './stevedore.yaml';
   switch (command) {
     case 'run':
       return run(await loadConfig(configFile));
@@ -72,7 +81,8 @@ async function run(config: Config): Promise<number> {
   try {
     await agent.start();
   } catch (error) {
-    logger.fatal({ err: error }, `cannot start: ${errorMessage(error)}`);
+    // Our own errors (e.g. a runtime not supported yet) are a message, not a stack trace.
+    logger.fatal(isStevedoreError(error) ? { code: error.code } : { err: error }, `cannot start: ${errorMessage(error)}`);
     await agent.close().catch(() => undefined);
     return EXIT.fatal;
   }

@@ -28,6 +28,7 @@ export const errorStatus = {
   // Spool and journal
   JOURNAL_CORRUPT: undefined,
   STAGED_MISSING: undefined,
+  STAGED_CORRUPT: undefined,
   // Pushing into a target
   DEST_UNSAFE: undefined,
   DEST_IS_DIR: undefined,

@@ -2,7 +2,7 @@
 // collected and reported at once as `FILE:LINE:COL: key: message`.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, isMap, isNode, isPair, isScalar, parseDocument, visit, type Document, type Node } from 'yaml';
+import { LineCounter, isAlias, isMap, isNode, isPair, isScalar, isSeq, parse, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { StevedoreError, errorMessage } from '../errors.js';
 import { configSchema, type ParsedConfig } from './schema.js';
@@ -40,33 +40,96 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => lineCounter.linePos(offset);
   const problems: ConfigProblem[] = doc.errors.map((e) => ({ ...at(e.pos[0]), key: '', message: firstLine(e.message) }));
-  if (problems.length > 0) throw new ConfigError(file, problems);
+  problems.push(...checkStructure(doc, at));
+  if (problems.length > 0) throw new ConfigError(file, problems.sort(byPosition));
 
   problems.push(...interpolate(doc, env, at));
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (error) {
+    // e.g. "Excessive alias count" (a billion-laughs document): still a config error.
+    throw new ConfigError(file, [...problems, { ...at(0), key: '', message: firstLine(errorMessage(error)) }].sort(byPosition));
+  }
+  const result = configSchema.safeParse(data, { error: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined) });
   if (!result.success) problems.push(...result.error.issues.flatMap((issue) => locateIssue(doc, issue, at)));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems.sort(byPosition));
   return deepFreeze({ ...resolvePaths(result.data, path.dirname(path.resolve(file))), file: path.resolve(file) });
 }
 
-// Replaces ${NAME} and ${NAME:-default} in scalar values (never keys, never YAML
-// structure: a variable cannot inject new keys). `$${` escapes a literal `${`.
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, at: (o: number) => { line: number; col: number }): ConfigProblem[] {
+// Valid YAML that still cannot be a config, caught before toJS() (which would throw, or
+// warn and stringify): keys that are not plain scalars, `__proto__` keys, and aliases
+// with no anchor before them.
+function checkStructure(doc: Document, at: (o: number) => { line: number; col: number }): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  const anchors = new Set<string>();
   visit(doc, {
-    Scalar(key, node) {
-      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
-      node.value = node.value.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match, name: string, fallback?: string) => {
-        if (match.startsWith('$$')) return match.slice(1);
-        const value = env[name];
-        if (value !== undefined && value !== '') return value;
-        if (fallback !== undefined) return fallback;
-        problems.push({ ...at(node.range?.[0] ?? 0), key: '', message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
-        return match;
-      });
+    Pair(_key, pair, ancestors) {
+      const offset = (isNode(pair.key) ? pair.key.range?.[0] : undefined) ?? (isNode(pair.value) ? pair.value.range?.[0] : undefined);
+      const where = { ...at(offset ?? 0), key: keyPath(ancestors, null) };
+      if (pair.key === null || (isScalar(pair.key) && pair.key.value === null && !pair.key.source)) {
+        problems.push({ ...where, message: 'empty key' });
+      } else if (!isScalar(pair.key)) {
+        problems.push({ ...where, message: 'keys must be plain names, not collections or aliases' });
+      } else if (pair.key.value === '__proto__') {
+        problems.push({ ...where, key: where.key ? `${where.key}.__proto__` : '__proto__', message: 'not allowed as a key' });
+      }
+    },
+    Node(_key, node) {
+      if (isAlias(node) && !anchors.has(node.source)) {
+        problems.push({ ...at(node.range?.[0] ?? 0), key: '', message: `alias *${node.source} has no anchor &${node.source} before it` });
+      } else if (!isAlias(node) && node.anchor) anchors.add(node.anchor);
     },
   });
   return problems;
+}
+
+// Replaces ${NAME} and ${NAME:-default} in scalar values (never keys, never YAML
+// structure: a variable cannot inject new keys). `$${` escapes a literal `${`; any
+// other `${` that is not a well-formed reference is an error, not left as-is.
+const REFERENCE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}$]|\$(?!\{))*))?\}|\$\{[^}]*\}?/g;
+
+function interpolate(doc: Document, env: NodeJS.ProcessEnv, at: (o: number) => { line: number; col: number }): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  visit(doc, {
+    Scalar(key, node, ancestors) {
+      if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const problem = (message: string) => problems.push({ ...at(node.range?.[0] ?? 0), key: keyPath(ancestors, key), message });
+      node.value = node.value.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
+        if (match === '$${') return '${';
+        if (name === undefined) {
+          problem(`malformed reference "${match.slice(0, 40)}": expected \${NAME} or \${NAME:-default} (write $\${ for a literal \${)`);
+          return match;
+        }
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        problem(`environment variable ${name} is not set (use \${${name}:-default} for a default)`);
+        return match;
+      });
+      // An unquoted `${CAP:-10}` means what an unquoted 10 would: a number (or a boolean).
+      if (node.type === 'PLAIN') node.value = plainScalar(node.value as string);
+    },
+  });
+  return problems;
+}
+
+function plainScalar(text: string): unknown {
+  const value: unknown = parse(text);
+  return typeof value === 'number' || typeof value === 'boolean' ? value : text;
+}
+
+// "http.routes.0.token" for a node reached through `ancestors` (visit()'s path).
+function keyPath(ancestors: readonly unknown[], last: number | 'key' | 'value' | null): string {
+  const parts: string[] = [];
+  ancestors.forEach((ancestor, i) => {
+    if (isPair(ancestor)) parts.push(String(isScalar(ancestor.key) ? ancestor.key.value : ancestor.key));
+    else if (isSeq(ancestor)) {
+      const child = ancestors[i + 1];
+      parts.push(String(child === undefined ? last : ancestor.items.indexOf(child as never)));
+    }
+  });
+  return parts.join('.');
 }
 
 function locateIssue(doc: Document, issue: z.core.$ZodIssue, at: (o: number) => { line: number; col: number }): ConfigProblem[] {
@@ -74,23 +137,26 @@ function locateIssue(doc: Document, issue: z.core.$ZodIssue, at: (o: number) => 
   return keys.map((unknownKey) => {
     const issuePath = unknownKey === undefined ? issue.path : [...issue.path, unknownKey];
     const key = issuePath.map(String).join('.');
-    const message = unknownKey === undefined ? issue.message : 'unknown key';
-    return { ...at(findOffset(doc, issuePath)), key, message };
+    // A record's bad key: zod's own message ("Invalid key in record") hides the reason.
+    const reason = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+    const message = unknownKey === undefined ? reason : 'unknown key';
+    return { ...at(findOffset(doc, issuePath, unknownKey !== undefined)), key, message };
   });
 }
 
-// Offset of the deepest node that exists along `issuePath`: the key itself for a map
-// entry (so unknown and invalid keys point at their line), else the nearest parent.
-function findOffset(doc: Document, issuePath: PropertyKey[]): number {
+// Offset of the deepest node that exists along `issuePath`: a scalar value itself, the
+// key of a map entry whose value is a collection, else the nearest parent. With `atKey`
+// the last segment points at its key (unknown keys), never at the value.
+function findOffset(doc: Document, issuePath: PropertyKey[], atKey = false): number {
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
-  for (const segment of issuePath) {
+  for (const [i, segment] of issuePath.entries()) {
     if (isMap(node)) {
       const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment));
       if (!pair) break;
       offset = (isNode(pair.key) ? pair.key.range?.[0] : undefined) ?? offset;
       node = pair.value;
-      if (isScalar(node)) offset = node.range?.[0] ?? offset;
+      if (isScalar(node) && !(atKey && i === issuePath.length - 1)) offset = node.range?.[0] ?? offset;
     } else if (isNode(node) && 'items' in node && Array.isArray(node.items) && typeof segment === 'number') {
       node = node.items[segment];
       if (!isNode(node)) break;

@@ -1,75 +1,87 @@
 // Checks that need the whole config: names that refer to targets, unique names and
 // paths, reserved URL paths, and the anonymous-route rule for non-loopback listeners.
+// They run even when other parts of the config are invalid (so every problem is
+// reported at once), hence the value is read defensively: a part with the wrong shape
+// is skipped here, the schema reports it.
 import type { z } from 'zod';
 
-interface Shape {
-  targets: Record<string, { runtime: string; container?: string }>;
-  http?: {
-    listen: string;
-    allow_anonymous: boolean;
-    routes: { name: string; path: string; target: string; token?: string }[];
-    legacy: { target: string; token?: string }[];
-  };
-  watch: { name: string; target: string; mode: string; delete: boolean; after_push: string | null }[];
-}
-
-type Context = z.core.$RefinementCtx<Shape>;
+type Context = z.core.$RefinementCtx<unknown>;
+type Entry = Record<string, unknown>;
 
 export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status'];
+export const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
-export function checkCrossReferences(config: Shape, ctx: Context): void {
-  const targetNames = new Set(Object.keys(config.targets));
-  const checkTarget = (name: string, path: (string | number)[]) => {
-    if (!targetNames.has(name)) {
-      const known = [...targetNames].join(', ');
-      ctx.addIssue({ code: 'custom', path, message: `unknown target "${name}" (targets: ${known})` });
-    }
-  };
-  config.http?.routes.forEach((route, i) => checkTarget(route.target, ['http', 'routes', i, 'target']));
-  config.http?.legacy.forEach((entry, i) => checkTarget(entry.target, ['http', 'legacy', i, 'target']));
-  config.watch.forEach((watch, i) => checkTarget(watch.target, ['watch', i, 'target']));
-  if (config.http) checkRoutes(config.http, ctx);
-  checkUnique(config.watch.map((w) => w.name), ['watch'], 'name', ctx);
-  config.watch.forEach((watch, i) => {
-    if (watch.mode !== 'mirror' && watch.delete) {
+const isEntry = (value: unknown): value is Entry => typeof value === 'object' && value !== null && !Array.isArray(value);
+/** The object entries of a list, with their index (other items are skipped). */
+const entries = (value: unknown): [Entry, number][] =>
+  Array.isArray(value) ? value.flatMap((item: unknown, i) => (isEntry(item) ? [[item, i] as [Entry, number]] : [])) : [];
+
+export function checkCrossReferences(value: unknown, ctx: Context): void {
+  if (!isEntry(value)) return;
+  const http = isEntry(value.http) ? value.http : undefined;
+  const routes = entries(http?.routes);
+  const legacy = entries(http?.legacy);
+  const watch = entries(value.watch);
+  if (isEntry(value.targets)) {
+    const targetNames = new Set(Object.keys(value.targets));
+    const known = targetNames.size > 0 ? `targets: ${[...targetNames].join(', ')}` : 'no targets are defined';
+    const checkTarget = ([entry, i]: [Entry, number], path: (string | number)[]) => {
+      if (typeof entry.target === 'string' && !targetNames.has(entry.target)) {
+        ctx.addIssue({ code: 'custom', path: [...path, i, 'target'], message: `unknown target "${entry.target}" (${known})` });
+      }
+    };
+    routes.forEach((route) => checkTarget(route, ['http', 'routes']));
+    legacy.forEach((entry) => checkTarget(entry, ['http', 'legacy']));
+    watch.forEach((entry) => checkTarget(entry, ['watch']));
+  }
+  if (http) checkRoutes(http, routes, legacy, ctx);
+  checkUnique(watch, ['watch'], 'name', ctx);
+  for (const [entry, i] of watch) {
+    if (entry.mode === 'drop' && entry.delete === true) {
       ctx.addIssue({ code: 'custom', path: ['watch', i, 'delete'], message: 'delete applies to mode: mirror only' });
     }
-    if (watch.mode !== 'drop' && watch.after_push !== null) {
+    if (entry.mode === 'mirror' && entry.after_push !== null && entry.after_push !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['watch', i, 'after_push'], message: 'after_push applies to mode: drop only' });
     }
-  });
+  }
 }
 
-function checkRoutes(http: NonNullable<Shape['http']>, ctx: Context): void {
-  checkUnique(http.routes.map((r) => r.name), ['http', 'routes'], 'name', ctx);
-  checkUnique(http.routes.map((r) => r.path), ['http', 'routes'], 'path', ctx);
-  http.routes.forEach((route, i) => {
-    const reserved = RESERVED_PATHS.find((p) => route.path === p || route.path.startsWith(`${p}/`));
+function checkRoutes(http: Entry, routes: [Entry, number][], legacy: [Entry, number][], ctx: Context): void {
+  checkUnique(routes, ['http', 'routes'], 'name', ctx);
+  checkUnique(routes, ['http', 'routes'], 'path', ctx);
+  for (const [route, i] of routes) {
+    if (typeof route.path !== 'string') continue;
+    const routePath = route.path;
+    const reserved = RESERVED_PATHS.find((p) => routePath === p || routePath.startsWith(`${p}/`));
     if (reserved) {
       ctx.addIssue({ code: 'custom', path: ['http', 'routes', i, 'path'], message: `${reserved} is reserved for the agent's own API` });
     }
-  });
-  if (http.allow_anonymous || isLoopback(http.listen)) return;
-  const anonymous = (list: { token?: string }[], key: string) =>
-    list.forEach((entry, i) => {
-      if (entry.token !== undefined) return;
+  }
+  const { listen } = http;
+  if (http.allow_anonymous === true || typeof listen !== 'string' || !LISTEN_PATTERN.test(listen) || isLoopback(listen)) return;
+  const anonymous = (list: [Entry, number][], key: string) => {
+    for (const [entry, i] of list) {
+      if (entry.token !== undefined) continue;
       ctx.addIssue({
         code: 'custom',
         path: ['http', key, i],
-        message: `no token, and http.listen ${http.listen} is not a loopback address: set a token or http.allow_anonymous: true`,
+        message: `no token, and http.listen ${listen} is not a loopback address: set a token or http.allow_anonymous: true`,
       });
-    });
-  anonymous(http.routes, 'routes');
-  anonymous(http.legacy, 'legacy');
+    }
+  };
+  anonymous(routes, 'routes');
+  anonymous(legacy, 'legacy');
 }
 
-function checkUnique(values: string[], path: (string | number)[], key: string, ctx: Context): void {
+function checkUnique(list: [Entry, number][], path: (string | number)[], key: string, ctx: Context): void {
   const seen = new Map<string, number>();
-  values.forEach((value, i) => {
+  for (const [entry, i] of list) {
+    const value = entry[key];
+    if (typeof value !== 'string') continue;
     const first = seen.get(value);
     if (first === undefined) seen.set(value, i);
     else ctx.addIssue({ code: 'custom', path: [...path, i, key], message: `duplicate ${key} "${value}" (also at index ${first})` });
-  });
+  }
 }
 
 export function isLoopback(listen: string): boolean {

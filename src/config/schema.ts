@@ -2,15 +2,16 @@
 // sizes and modes are parsed here so the rest of the code sees numbers.
 import { z } from 'zod';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
-import { checkCrossReferences } from './references.js';
+import { LISTEN_PATTERN, checkCrossReferences } from './references.js';
 
 const duration = z
   .string()
   .regex(DURATION_PATTERN, { error: 'expected a duration like "250ms", "5s", "2m" or "1h"' })
   .transform((text) => parseDuration(text) ?? 0);
 
+const sizeError = 'expected a size like "512KiB" or "2GiB", or a whole number of bytes';
 const size = z
-  .union([z.int().nonnegative(), z.string().regex(SIZE_PATTERN, { error: 'expected a size like "512KiB" or "2GiB"' })])
+  .union([z.int().nonnegative({ error: sizeError }), z.string().regex(SIZE_PATTERN, { error: sizeError })], { error: sizeError })
   .transform((value) => (typeof value === 'number' ? value : (parseSize(value) ?? 0)));
 
 const fileMode = z
@@ -26,20 +27,27 @@ const absolutePath = z.string().regex(/^\/(?:[^/\0\\]+(?:\/[^/\0\\]+)*)?$/, {
   error: 'expected an absolute path like /var/www/html (no trailing slash, no empty segments)',
 });
 
+// A token may be all digits: `token: ${PIN}` interpolates to a plain number.
+const token = z.union([z.string().min(1), z.number().transform(String)]);
+
 const owner = z.strictObject({ uid: z.int().min(0), gid: z.int().min(0) });
 
+const attempts = z.int().min(1).max(1000);
 const retry = z.strictObject({
-  attempts: z.int().min(1).max(1000).default(5),
+  attempts: attempts.default(5),
   initial_delay: duration.prefault('500ms'),
   max_delay: duration.prefault('30s'),
 });
+// An override carries only the keys it sets (no defaults: `retry.partial()` would fill
+// in 5 / 500ms / 30s and so mask `defaults.retry`); resolve.ts merges it over defaults.
+const retryOverride = z.strictObject({ attempts, initial_delay: duration, max_delay: duration }).partial();
 
 /** Per-file options: in `defaults`, and as overrides on a route or watch. */
 const fileOptions = {
   owner: owner.optional(),
   mode: fileMode.optional(),
   dir_mode: fileMode.optional(),
-  retry: retry.partial().optional(),
+  retry: retryOverride.optional(),
   push_timeout: duration.optional(),
 };
 
@@ -57,18 +65,18 @@ const route = z.strictObject({
   }),
   target: name,
   dest: absolutePath,
-  token: z.string().min(1).optional(),
+  token: token.optional(),
   ...fileOptions,
 });
 
 const legacy = z.strictObject({
   target: name,
   path_prefix: absolutePath,
-  token: z.string().min(1).optional(),
+  token: token.optional(),
 });
 
 const http = z.strictObject({
-  listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+  listen: z.string().regex(LISTEN_PATTERN, {
     error: 'expected host:port, like 127.0.0.1:8080 or [::1]:8080',
   }),
   max_body: size.prefault('2GiB'),
@@ -132,7 +140,9 @@ export const configSchema = z
     http: http.optional(),
     watch: z.array(watch).default([]),
   })
-  .superRefine(checkCrossReferences);
+  // `when`: cross-reference problems are reported together with every other problem,
+  // not only once the rest is valid (checkCrossReferences reads the value defensively).
+  .superRefine(checkCrossReferences, { when: () => true });
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;

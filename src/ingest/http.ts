@@ -64,6 +64,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       // timeout aborts a body that stops moving, headersTimeout a slowloris.
       server = createServer({ requestTimeout: 0, headersTimeout: Math.min(options.idleTimeout, 60_000), connectionsCheckingInterval: 1000 }, onRequest);
       server.timeout = options.idleTimeout;
+      // Otherwise node answers "Expect: 100-continue" itself, before the token and
+      // capacity checks; the handlers send 100 once they are ready for the body.
+      server.on('checkContinue', onRequest);
       server.keepAliveTimeout = 5000;
       await new Promise<void>((resolve, reject) => {
         server?.once('error', reject).listen(port, host, () => resolve());
@@ -100,8 +103,7 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
 }
 
 async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://agent');
-  const path = url.pathname;
+  const path = rawPath(req);
   if (path === '/healthz') return getOnly(req, () => sendJson(res, 200, { status: 'ok' }));
   if (path === '/readyz') return getOnly(req, () => sendReadiness(ctx, res));
   if (path.startsWith('/tasks/')) return getOnly(req, () => sendTask(ctx, res, path.slice('/tasks/'.length)));
@@ -109,13 +111,23 @@ async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   const route = ctx.routes.find((r) => path === r.path || path.startsWith(`${r.path}/`));
   if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
   return postOnly(req, ['PUT', 'POST'], () => {
-    const rawRel = url.pathname.slice(route.path.length + 1);
+    const rawRel = path.slice(route.path.length + 1);
     if (isMultipart(req)) {
       if (req.method !== 'POST') throw notAllowed(['POST'], 'multipart uploads use POST');
       return handleMultipart(ctx, req, res, route, rawRel === '' ? '' : decodeUrlPath(rawRel));
     }
     return handleRawUpload(ctx, req, res, route, decodeUrlPath(rawRel));
   });
+}
+
+// The request target as sent, query cut off. Not `new URL()`: it resolves "..",
+// "%2e%2e" and backslashes before we see them, so "/drop/a/../b" would land as
+// "/drop/b" (or in another route) instead of being refused as BAD_PATH (SPEC §3).
+function rawPath(req: IncomingMessage): string {
+  // An absolute-form target ("http://host/drop/x", RFC 9112 §3.2.2) loses its origin.
+  const target = (req.url ?? '/').replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?]*/i, '') || '/';
+  const query = target.indexOf('?');
+  return query === -1 ? target : target.slice(0, query);
 }
 
 async function getOnly(req: IncomingMessage, answer: () => unknown): Promise<void> {

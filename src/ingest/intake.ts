@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { StevedoreError, errnoCode } from '../errors.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, newTaskId, type FileOptions, type Task, type TaskSource } from '../queue/task.js';
+import { fsyncFile } from '../spool/durable.js';
 import type { Journal } from '../spool/journal.js';
 import { checkFree, receive, type ReceiveOptions, type Received } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
@@ -60,7 +61,11 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
         newTask({ id: newTaskId(), ...rest, bytes: received.bytes, sha256: received.sha256, staged: received.staged, createdAt: now }),
       );
       try {
-        await journal.append(...tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) })));
+        // The staged files' data and the journal records reach the disk together.
+        await Promise.all([
+          ...files.map((f) => fsyncFile(spool.path(f.received.staged))),
+          journal.append(...tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) }))),
+        ]);
       } catch (error) {
         await Promise.all(files.map((f) => spool.remove(f.received.staged)));
         if (errnoCode(error) !== 'ENOSPC') throw error;

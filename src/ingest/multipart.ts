@@ -11,6 +11,7 @@ import { expectedDigest } from './checksum.js';
 import type { HttpContext, Route } from './http.js';
 import type { Accepted } from './intake.js';
 import { checkRelativePath, joinDest } from './paths.js';
+import { continueBody } from './respond.js';
 import { answerTasks, declaredLength, requireToken } from './upload.js';
 
 export const MAX_PARTS = 1000;
@@ -22,6 +23,7 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
   const accepted: Accepted[] = [];
   let admitted = 0;
   try {
+    continueBody(req, res);
     const bodySha = await parseParts(ctx, req, async (filename, stream) => {
       const rel = checkRelativePath(filename);
       await ctx.intake.admit(1);
@@ -48,7 +50,9 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
 type OnFile = (filename: string, stream: Readable) => Promise<void>;
 
 // Feeds the body through busboy, handling one file part at a time, and resolves
-// with the SHA-256 of the whole body once every part is staged.
+// with the SHA-256 of the whole body once every part is staged. It settles only once
+// every part handed to onFile is done with, so that the caller's cleanup sees each
+// staged file and no part is staged after that cleanup ran.
 function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Promise<string> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
@@ -61,10 +65,15 @@ function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Pro
     const hash = createHash('sha256');
     let bytes = 0;
     let chain = Promise.resolve();
+    let failure: { error: unknown } | undefined;
+    const settle = () => void chain.then(() => (failure ? reject(failure.error) : resolve(hash.digest('hex'))));
     const fail = (error: unknown) => {
+      if (failure) return;
+      failure = { error };
       req.unpipe(parser);
-      parser.removeAllListeners('file');
-      reject(error);
+      // Stops the parse and fails the part being received: receive() removes its file.
+      parser.destroy();
+      settle();
     };
     const onData = (chunk: Buffer) => {
       bytes += chunk.length;
@@ -76,17 +85,21 @@ function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Pro
       if (!req.readableEnded) fail(new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body'));
     });
     parser.on('file', (_field, stream, info) => {
+      // A part destroyed by fail() before its turn errors with nobody listening.
+      stream.on('error', () => undefined);
       const { filename } = info;
       if (!filename) return void stream.resume();
-      chain = chain.then(() => onFile(filename, stream)).catch((error: unknown) => {
-        stream.resume();
-        fail(error);
-      });
+      chain = chain
+        .then(() => (failure ? void stream.resume() : onFile(filename, stream)))
+        .catch((error: unknown) => {
+          stream.resume();
+          fail(error);
+        });
     });
     parser.on('filesLimit', () => fail(new StevedoreError('TOO_LARGE', `more than ${MAX_PARTS} files in one request`)));
     parser.on('partsLimit', () => fail(new StevedoreError('TOO_LARGE', `more than ${MAX_PARTS + 100} parts in one request`)));
     parser.on('error', (error) => fail(new StevedoreError('BAD_REQUEST', `malformed multipart body: ${errorMessage(error)}`)));
-    parser.on('close', () => void chain.then(() => resolve(hash.digest('hex')), fail));
+    parser.on('close', settle);
     req.pipe(parser);
   });
 }

@@ -22,3 +22,8 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Stev
   if (error.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';
   sendJson(res, error.status, { error: { code: error.code, message: error.message, ...extra } }, headers);
 }
+
+/** Asks a client that sent `Expect: 100-continue` for its body, once every check that needs no body has passed. */
+export function continueBody(req: IncomingMessage, res: ServerResponse): void {
+  if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
+}

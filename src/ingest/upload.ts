@@ -10,7 +10,7 @@ import { expectedDigest } from './checksum.js';
 import { singleHeader } from './headers.js';
 import type { HttpContext, Route } from './http.js';
 import { joinDest } from './paths.js';
-import { sendJson } from './respond.js';
+import { continueBody, sendJson } from './respond.js';
 
 /** Where one uploaded body goes. */
 export interface Destination {
@@ -48,6 +48,7 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
   if (uploading) ctx.uploading.add(uploading);
   try {
+    continueBody(req, res);
     const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody });
     if (digest && digest.hex !== received.sha256) {
       await ctx.intake.discard(received);
@@ -92,7 +93,11 @@ function replayIdempotent(earlier: Task, dest: string, res: ServerResponse): voi
  */
 export async function answerTasks(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, tasks: Task[], asList: boolean): Promise<void> {
   const wait = preferWait(req);
+  // Nothing moves on the socket while we wait, and idle_timeout would cut the answer
+  // the client asked to wait for; the wait is bounded, so the limit is lifted for it.
+  if (wait > 0) req.socket.setTimeout(wait + ctx.idleTimeout);
   const settled = wait > 0 ? await Promise.all(tasks.map((t) => ctx.registry.waitFor(t.id, wait))) : tasks;
+  if (wait > 0) req.socket.setTimeout(ctx.idleTimeout);
   const current = settled.map((t, i) => t ?? (tasks[i] as Task));
   const failed = current.find((t) => t.status === 'failed');
   if (failed) {

@@ -80,11 +80,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     return lane;
   };
 
+  // done and failed are announced (GET /tasks, Prefer: wait) only once the bookkeeping
+  // is durable: whoever sees `failed` finds the file in dead-letter, not still staged.
   function settle(task: Task, how: Settlement): void {
     const done = options
       .settle(task, how)
       .finally(() => {
         if (how === 'done') registry.update(task, { status: 'done' });
+        if (how === 'failed') registry.update(task, { status: 'failed', error: task.error });
       })
       .catch((error: unknown) => logger.error({ taskId: task.id, target: task.target, dest: task.dest, err: error }, 'settling a task failed'))
       .finally(() => {
@@ -105,8 +108,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     settle(older, 'superseded');
   }
 
-  function takeBatch(lane: Lane): Task[] {
-    if (lane.running >= perTarget || Date.now() < lane.downUntil) return [];
+  function takeBatch(lane: Lane, now: number): Task[] {
+    if (lane.running >= perTarget || now < lane.downUntil) return [];
     const batch: Task[] = [];
     let bytes = 0;
     for (const task of lane.ready.values()) {
@@ -118,14 +121,17 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     return batch;
   }
 
-  // Starts as many batches as the limits allow, visiting targets in turn.
+  // Starts as many batches as the limits allow, visiting targets in turn. One `now`
+  // for the whole pass: a lane found paused must also be found paused by
+  // scheduleWake(), or a clock tick in between would leave it with no wake-up at all.
   function pump(): void {
+    const now = Date.now();
     let started = true;
     while (!closing && started && active < concurrency) {
       started = false;
       for (const lane of lanes.values()) {
         if (active >= concurrency) break;
-        const tasks = takeBatch(lane);
+        const tasks = takeBatch(lane, now);
         if (tasks.length === 0) continue;
         started = true;
         active += 1;
@@ -137,13 +143,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         pool.push({ lane, tasks }).catch((error: unknown) => logger.error({ err: error, target: lane.name }, 'batch crashed'));
       }
     }
-    scheduleWake();
+    scheduleWake(now);
   }
 
   // A target marked down gets looked at again when its pause ends.
-  function scheduleWake(): void {
+  function scheduleWake(now: number): void {
     clearTimeout(wakeTimer);
-    const now = Date.now();
     const next = Math.min(...[...lanes.values()].filter((l) => l.downUntil > now && l.ready.size > 0).map((l) => l.downUntil));
     if (Number.isFinite(next) && !closing) wakeTimer = setTimeout(pump, next - now).unref();
   }
@@ -161,12 +166,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   }
 
   async function pushBatch(lane: Lane, tasks: Task[]): Promise<PushResult[]> {
+    // Counted before the target lookup: a 'down' answer takes the attempt back, also
+    // for a target that is not configured (else attempts would go negative).
+    tasks.forEach((task) => registry.update(task, { status: 'pushing', attempts: task.attempts + 1 }));
     const target = options.getTarget(lane.name);
     if (!target) {
       const error = new StevedoreError('TARGET_DOWN', `target "${lane.name}" is not configured`);
       return tasks.map(() => ({ ok: false, error }));
     }
-    tasks.forEach((task) => registry.update(task, { status: 'pushing', attempts: task.attempts + 1 }));
     const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
     try {
@@ -198,8 +205,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   function retryOrFail(lane: Lane, task: Task, cause: StevedoreError, error: { code: string; message: string }): void {
     const kind = failureKind(cause);
     if (kind === 'down') {
-      lane.downStreak += 1;
-      lane.downUntil = Date.now() + backoffDelay(lane.downStreak, DOWN_BACKOFF);
+      // One down push pauses the target once, however many files it carried: the
+      // streak counts failed probes, not files (else a batch of 10 means 30 s at once).
+      if (Date.now() >= lane.downUntil) {
+        lane.downStreak += 1;
+        lane.downUntil = Date.now() + backoffDelay(lane.downStreak, DOWN_BACKOFF);
+      }
       registry.update(task, { status: 'retrying', attempts: task.attempts - 1, error });
       lane.ready.set(task.dest, task);
     } else if (kind === 'transient' && task.attempts < task.options.retry.attempts) {
@@ -212,7 +223,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       lane.retrying.set(task.dest, { task, timer });
     } else {
       const why = kind === 'permanent' ? error.message : `gave up after ${task.attempts} attempts: ${error.message}`;
-      registry.update(task, { status: 'failed', error: { code: error.code, message: why } });
+      // Set quietly: settle() reads it for the dead-letter reason, then announces `failed`.
+      task.error = { code: error.code, message: why };
       settle(task, 'failed');
     }
   }

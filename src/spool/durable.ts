@@ -31,3 +31,13 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
   }
   await fsyncDir(path.dirname(file));
 }
+
+/** fsyncs a file that was written and closed earlier. */
+export async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -59,11 +59,14 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
   async function writeBatch(batch: Waiter[]): Promise<void> {
     if (!handle) throw new StevedoreError('JOURNAL_CORRUPT', 'the journal is not open');
     const entries = batch.flatMap((w) => w.entries);
-    if (entries.some((e) => e.op === 'add')) await Promise.all(syncDirs.map(fsyncDir));
     const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+    const file = handle;
+    // The spool's new names and the journal lines are flushed side by side: both are
+    // durable before anyone is told "accepted", and a record whose file did not make
+    // it is caught at recovery by its checksum.
+    const dirs = entries.some((e) => e.op === 'add') ? syncDirs.map(fsyncDir) : [];
     try {
-      await handle.write(text);
-      await handle.datasync();
+      await Promise.all([...dirs, file.write(text).then(() => file.datasync())]);
     } catch (error) {
       // A torn line would swallow the next good one: cut the file back first.
       await handle.truncate(size).catch(() => undefined);

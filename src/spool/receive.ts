@@ -1,6 +1,6 @@
 // Streams one incoming file into a new staged file: SHA-256 and the size limit are
-// applied while the bytes pass, the spool's free space is re-checked as it grows, and
-// the file is fsynced before this resolves. On any failure the partial file is removed.
+// applied while the bytes pass and the spool's free space is re-checked as it grows.
+// On any failure the partial file is removed.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
@@ -25,6 +25,9 @@ const FREE_CHECK_EVERY = 64 * 2 ** 20;
 const WRITE_BUFFER = 2 ** 20;
 
 export async function receive(spool: Spool, body: Readable, options: ReceiveOptions): Promise<Received> {
+  // A body destroyed before we got to it emits no further 'close': piping it would
+  // wait forever (a client gone while we were admitting it).
+  if (body.destroyed) throw clientAborted();
   const file = spool.newFile();
   const hash = createHash('sha256');
   let bytes = 0;
@@ -46,13 +49,15 @@ export async function receive(spool: Spool, body: Readable, options: ReceiveOpti
   // The body is piped in, not pipelined: a failure here must leave the request's
   // socket open so that the caller can still answer 413 or 422.
   const onClose = () => {
-    if (!body.readableEnded) meter.destroy(new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body'));
+    if (!body.readableEnded) meter.destroy(clientAborted());
   };
-  const onError = (error: Error) => meter.destroy(error);
+  // node:http reports a client gone mid-body (or cut by the idle timeout) as an
+  // "aborted" ECONNRESET error before 'close': the client's doing, not an internal error.
+  const onError = (error: Error) => meter.destroy(errnoCode(error) === 'ECONNRESET' ? clientAborted() : error);
   body.once('close', onClose).once('error', onError).pipe(meter);
   try {
-    // O_EXCL, and `flush` fsyncs before close: the pipeline resolves once it is on disk.
-    await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: WRITE_BUFFER }));
+    // O_EXCL; not fsynced here: the intake fsyncs it alongside the journal record.
+    await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER }));
     return { staged: file.name, bytes, sha256: hash.digest('hex') };
   } catch (error) {
     body.unpipe(meter);
@@ -72,6 +77,8 @@ export async function checkFree(spool: Spool, minFree: number, incoming = 0): Pr
     });
   }
 }
+
+const clientAborted = () => new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body');
 
 export const tooLarge = (maxBytes: number) =>
   new StevedoreError('TOO_LARGE', `the body is larger than max_body (${maxBytes} bytes)`, { details: { maxBytes } });

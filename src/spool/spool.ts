@@ -1,6 +1,7 @@
 // The staging area: every accepted file is written here under a random name before
 // its task is journaled, and stays until its push succeeded or it was dead-lettered.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -19,6 +20,8 @@ export interface Spool {
   /** Removes files no live task refers to (partial uploads from before a crash); returns how many. */
   sweep(keep: ReadonlySet<string>): Promise<number>;
   freeBytes(): Promise<number>;
+  /** True when the staged file has exactly these bytes (a crash can leave it short). */
+  verify(name: string, bytes: number, sha256: string): Promise<boolean>;
 }
 
 export function createSpool(dir: string): Spool {
@@ -41,6 +44,19 @@ export function createSpool(dir: string): Spool {
       const orphans = (await readdir(dir)).filter((name) => !keep.has(name));
       await Promise.all(orphans.map((name) => rm(filePath(name), { force: true, recursive: true })));
       return orphans.length;
+    },
+    async verify(name, bytes, sha256) {
+      const hash = createHash('sha256');
+      let size = 0;
+      try {
+        for await (const chunk of createReadStream(filePath(name)) as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          hash.update(chunk);
+        }
+      } catch {
+        return false;
+      }
+      return size === bytes && hash.digest('hex') === sha256;
     },
     async freeBytes() {
       const stats = await statfs(dir);

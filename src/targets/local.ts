@@ -48,6 +48,11 @@ type EnsureDir = (dir: string, mode: number) => Promise<string>;
 
 async function pushOne(item: PushItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
   signal.throwIfAborted();
+  // Ingest validates paths, but the target keeps its own promise never to write
+  // outside root: a `..` segment would climb out of it without any symlink.
+  if (item.dest.split('/').some((segment) => segment === '..' || segment === '.')) {
+    throw new StevedoreError('DEST_UNSAFE', `${item.dest}: "." and ".." segments are not allowed`);
+  }
   const parent = await ensure(path.posix.dirname(item.dest), item.dirMode);
   const final = path.join(parent, path.posix.basename(item.dest));
   const temp = path.join(parent, `.${path.posix.basename(item.dest).slice(0, 200)}.${randomBytes(6).toString('hex')}.stevedore-tmp`);

@@ -31,9 +31,15 @@ export interface StartOptions {
   dir?: string;
   env?: NodeJS.ProcessEnv;
   createTarget?: AgentOptions['createTarget'];
+  /** Extra keys inside the `queue: { shutdown_grace: 2s, … }` flow map, e.g. 'capacity: 1'. */
+  queue?: string;
+  /** http.min_free (default 1MiB). */
+  minFree?: string;
+  /** http.idle_timeout (default 2s). */
+  idleTimeout?: string;
 }
 
-export function testConfigYaml(dir: string, { http = '', extra = '' }: StartOptions = {}): string {
+export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s' }: StartOptions = {}): string {
   return `version: 1
 state_dir: ${path.join(dir, 'state')}
 log: { level: debug, format: json }
@@ -41,12 +47,12 @@ targets:
   box: { runtime: local, root: ${path.join(dir, 'box')} }
 defaults:
   retry: { attempts: 3, initial_delay: 10ms, max_delay: 50ms }
-queue: { shutdown_grace: 2s }
+queue: { shutdown_grace: 2s${queue ? `, ${queue}` : ''} }
 ${extra}
 http:
   listen: 127.0.0.1:0
-  idle_timeout: 2s
-  min_free: 1MiB
+  idle_timeout: ${idleTimeout}
+  min_free: ${minFree}
   routes:
     - { name: files, path: /drop/files, target: box, dest: /srv/files }
     - { name: secret, path: /drop/secret, target: box, dest: /srv/secret, token: s3cret-token }

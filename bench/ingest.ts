@@ -1,0 +1,100 @@
+// bench/ingest: (a) 1,000 uploads of 4 KiB at concurrency 16 into a real agent process
+// on the local target, beside the disk's fsync floor measured in the same run;
+// (b) one 1 GiB upload beside `dd … conv=fdatasync`, with the agent's peak RSS.
+// Run with `npm run bench` (builds first). Knobs: FILES, CONCURRENCY, BIG_MIB.
+import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { ddRate, fmt, fsyncFloor, percentile, startAgentProcess } from './lib.js';
+
+const FILES = Number(process.env.FILES ?? 1000);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
+const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
+
+// PUT one body; resolves with the status once the answer is complete.
+function put(url: string, body: Buffer | Readable, length: number, agent?: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'PUT', agent, headers: { 'content-length': length } }, (res) => {
+      res.resume().once('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', reject);
+    if (Buffer.isBuffer(body)) req.end(body);
+    else body.pipe(req);
+  });
+}
+
+async function countLanded(dir: string): Promise<number> {
+  return (await readdir(dir).catch(() => [])).length;
+}
+
+async function smallFiles(work: string) {
+  const floor = await fsyncFloor(path.join(work, 'floor'), FILES, 4096, CONCURRENCY);
+  const agentProc = await startAgentProcess(path.join(work, 'small'));
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const data = randomBytes(4096);
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < FILES) {
+        const i = next++;
+        const t0 = performance.now();
+        const status = await put(`${agentProc.url}/drop/f${i}.bin`, data, data.length, agent);
+        latencies.push(performance.now() - t0);
+        if (status !== 202) throw new Error(`upload ${i} answered ${status}`);
+      }
+    }),
+  );
+  const accepted = performance.now() - started;
+  const dest = path.join(agentProc.root, 'srv');
+  while ((await countLanded(dest)) < FILES) await new Promise((resolve) => setTimeout(resolve, 5));
+  const landed = performance.now() - started;
+  const rss = await agentProc.peakRssMb();
+  agent.destroy();
+  await agentProc.stop();
+  latencies.sort((a, b) => a - b);
+  return { floor, acceptRate: FILES / (accepted / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), landedRate: FILES / (landed / 1000), rss };
+}
+
+async function bigFile(work: string) {
+  const dd = await ddRate(path.join(work, 'dd.bin'), BIG_MIB);
+  const agentProc = await startAgentProcess(path.join(work, 'big'));
+  const chunk = randomBytes(2 ** 20);
+  const body = Readable.from((function* () {
+    for (let i = 0; i < BIG_MIB; i += 1) yield chunk;
+  })());
+  const started = performance.now();
+  const status = await put(`${agentProc.url}/drop/big.bin`, body, BIG_MIB * 2 ** 20);
+  const accepted = (performance.now() - started) / 1000;
+  if (status !== 202) throw new Error(`the big upload answered ${status}`);
+  const landedFile = path.join(agentProc.root, 'srv/big.bin');
+  while (!(await stat(landedFile).then((s) => s.size === BIG_MIB * 2 ** 20, () => false))) await new Promise((r) => setTimeout(r, 20));
+  const landed = (performance.now() - started) / 1000;
+  const rss = await agentProc.peakRssMb();
+  await agentProc.stop();
+  const mb = (BIG_MIB * 2 ** 20) / 1e6;
+  return { dd, rate: mb / accepted, landedRate: mb / landed, rss };
+}
+
+const work = await mkdtemp(path.join(tmpdir(), 'stevedore-bench-'));
+try {
+  const small = await smallFiles(work);
+  const big = await bigFile(work);
+  const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+  console.log(`\nbench/ingest — ${FILES} × 4 KiB at concurrency ${CONCURRENCY}; one ${BIG_MIB} MiB upload (Node ${process.version})`);
+  console.log(`  fsync floor (${CONCURRENCY} writers: create, write 4 KiB, fsync, close)  ${fmt(small.floor, 0)} files/s`);
+  console.log(`  accepted (202)                      ${fmt(small.acceptRate, 0)} req/s`);
+  console.log(`  accept latency p50 / p99            ${fmt(small.p50, 2)} / ${fmt(small.p99, 2)} ms   goal p99 ≤ 25 ms: ${mark(small.p99 <= 25)}`);
+  console.log(`  end to end (all landed)             ${fmt(small.landedRate, 0)} files/s = ${fmt(small.landedRate / small.floor, 2)}× floor   goal ≥ 0.5×: ${mark(small.landedRate >= 0.5 * small.floor)}`);
+  console.log(`  agent peak RSS (small files)        ${fmt(small.rss, 0)} MB`);
+  console.log(`  dd bs=1M conv=fdatasync             ${fmt(big.dd, 0)} MB/s`);
+  console.log(`  1 GiB upload, until 202             ${fmt(big.rate, 0)} MB/s = ${fmt(big.rate / big.dd, 2)}× dd   goal ≥ 0.8×: ${mark(big.rate >= 0.8 * big.dd)}`);
+  console.log(`  1 GiB upload, until landed          ${fmt(big.landedRate, 0)} MB/s`);
+  console.log(`  agent peak RSS (1 GiB upload)       ${fmt(big.rss, 0)} MB   goal ≤ 100 MB: ${mark(big.rss <= 100)}`);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,100 @@
+// Shared pieces of the benchmarks: a real agent process, the disk's own limits
+// measured in the same run, and small statistics.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+
+export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+export const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface AgentProcess {
+  url: string;
+  child: ChildProcess;
+  root: string;
+  /** Peak resident set size so far, in MB (VmHWM). */
+  peakRssMb(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Starts `node dist/cli.js run` on a local-target config in `dir`. */
+export async function startAgentProcess(dir: string, queueYaml = 'capacity: 5000, concurrency: 4, per_target: 2'): Promise<AgentProcess> {
+  const port = await freePort();
+  const root = path.join(dir, 'box');
+  const config = path.join(dir, 'stevedore.yaml');
+  await mkdir(dir, { recursive: true });
+  await writeFile(config, `version: 1
+state_dir: ${path.join(dir, 'state')}
+log: { level: warn, format: json }
+targets: { box: { runtime: local, root: ${root} } }
+queue: { ${queueYaml} }
+http:
+  listen: 127.0.0.1:${port}
+  min_free: 64MiB
+  max_body: 2GiB
+  routes: [{ name: bench, path: /drop, target: box, dest: /srv }]
+`);
+  const child = spawn(process.execPath, ['dist/cli.js', 'run', '-c', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i += 1) {
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (i > 200) throw new Error('the agent did not start');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return {
+    url,
+    child,
+    root,
+    async peakRssMb() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+    },
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** The disk's small-file floor: `writers` at once each create, write, fsync and close files. */
+export async function fsyncFloor(dir: string, files: number, size: number, writers = 16): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  const data = randomBytes(size);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (next < files) {
+        const handle = await open(path.join(dir, `f${next++}`), 'wx', 0o600);
+        await handle.write(data);
+        await handle.sync();
+        await handle.close();
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await rm(dir, { recursive: true, force: true });
+  return files / seconds;
+}
+
+/** `dd if=/dev/zero bs=1M count=N conv=fdatasync` → MB/s, timed here. */
+export async function ddRate(file: string, mib: number): Promise<number> {
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const dd = spawn('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fdatasync'], { stdio: 'ignore' });
+    dd.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`dd exited ${code}`))));
+  });
+  const seconds = (performance.now() - started) / 1000;
+  await rm(file, { force: true });
+  return (mib * 2 ** 20) / 1e6 / seconds;
+}

@@ -1,0 +1,410 @@
+// The CLI as users run it: compiled by tsc (tsconfig.build.json) and spawned with node.
+// It is built into a private temp dir, not ./dist, so concurrent builds and edits by
+// others cannot race with it; package.json and node_modules sit next to it as in a checkout.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const exampleFile = path.join(root, 'config.example.yaml');
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+
+let buildDir = '';
+let cliJs = '';
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Environment for the CLI without anything that would change which config it reads. */
+function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const dropped = new Set(['STEVEDORE_CONFIG', 'SANDBOX_TOKEN', 'LEGACY_TOKEN', 'FORCE_COLOR']);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !dropped.has(name)));
+  return { ...env, ...extra };
+}
+
+function start(args: string[], { env = cleanEnv(), cwd = root }: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcessWithoutNullStreams {
+  const child = spawn(process.execPath, [cliJs, ...args], { env, cwd, stdio: 'pipe' });
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return child;
+}
+
+function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 15_000): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`stevedore did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+const cli = (args: string[], options?: { env?: NodeJS.ProcessEnv; cwd?: string }) => finished(start(args, options));
+
+const lines = (text: string) => text.split('\n').filter((line) => line !== '');
+
+/** Asserts that stderr is only `FILE:LINE:COL: message` lines: no stack trace, no frames. */
+function expectOnlyProblemLines(stderr: string, file: string): string[] {
+  const printed = lines(stderr);
+  expect(printed.length).toBeGreaterThan(0);
+  for (const line of printed) {
+    expect(line.startsWith(`${file}:`), line).toBe(true);
+    expect(line.slice(file.length), line).toMatch(/^:\d+:\d+: \S/);
+    expect(line).not.toMatch(/^\s+at /);
+  }
+  expect(stderr).not.toMatch(/\n\s+at /);
+  expect(stderr).not.toMatch(/Error:/);
+  return printed;
+}
+
+beforeAll(async () => {
+  buildDir = await mkdtemp(path.join(tmpdir(), 'stevedore-cli-build-'));
+  const outDir = path.join(buildDir, 'dist');
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const build = await finished(
+    spawn(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'], { cwd: root, stdio: 'pipe' }),
+    60_000,
+  );
+  cliJs = path.join(outDir, 'cli.js');
+  // Type errors elsewhere are `tsc --noEmit`'s business; what matters here is that it emitted.
+  if (!existsSync(cliJs)) throw new Error(`tsc did not emit cli.js (exit ${build.code}):\n${build.stdout}${build.stderr}`);
+  await copyFile(path.join(root, 'package.json'), path.join(buildDir, 'package.json'));
+  await symlink(path.join(root, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
+}, 90_000);
+
+afterAll(async () => {
+  if (buildDir) await rm(buildDir, { recursive: true, force: true });
+});
+
+describe('--version and --help', () => {
+  it.each([{ args: ['--version'] }, { args: ['-v'] }, { args: ['run', '--version'] }])('$args prints package.json\'s version', async ({ args }) => {
+    const result = await cli(args);
+    expect(result).toMatchObject({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  });
+
+  it.each([{ args: ['--help'] }, { args: ['-h'] }, { args: [] }])('$args prints the overview of commands', async ({ args }) => {
+    const result = await cli(args);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^stevedore — /);
+    expect(result.stdout).toContain('Usage: stevedore <command> [options]');
+    for (const command of ['run [-c FILE]', 'validate [-c FILE]', 'schema']) expect(result.stdout).toContain(`  ${command}`);
+    expect(result.stdout).toContain('$STEVEDORE_CONFIG');
+  });
+
+  it.each([
+    ['run', 'Usage: stevedore run [-c FILE]'],
+    ['validate', 'Usage: stevedore validate [-c FILE]'],
+    ['schema', 'Usage: stevedore schema'],
+  ])('%s --help prints that command\'s usage', async (command, usage) => {
+    for (const flag of ['--help', '-h']) {
+      const result = await cli([command, flag]);
+      expect(result.code).toBe(0);
+      expect(result.stdout.split('\n')[0]).toBe(usage);
+      expect(result.stdout).not.toContain('Commands:');
+    }
+  });
+
+  it('an unknown command exits 2 and shows the help on stderr', async () => {
+    const result = await cli(['frobnicate']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.split('\n')[0]).toBe('stevedore: unknown command "frobnicate"');
+    expect(result.stderr).toContain('Usage: stevedore <command> [options]');
+  });
+
+  it('an unknown option or a missing option value is a usage error: exit 2, one line, no stack', async () => {
+    for (const args of [['validate', '--frobnicate'], ['validate', '-c']]) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stdout).toBe('');
+      const [first, ...rest] = lines(result.stderr);
+      expect(first).toMatch(/^stevedore: .*(frobnicate|'-c, --config <value>' argument missing)/);
+      expect(rest).toEqual(['Run "stevedore --help" for usage.']);
+    }
+  });
+});
+
+describe('validate', () => {
+  it('the example config is valid: one summary line per target, route and legacy rule', async () => {
+    const result = await cli(['validate', '-c', exampleFile]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(lines(result.stdout)).toEqual([
+      `${exampleFile}: valid`,
+      `target sandbox: local ${path.join(root, 'var/containers/sandbox')}`,
+      'route sandbox-files: 127.0.0.1:8080/drop/sandbox/… → sandbox:/srv/files (token)',
+      'legacy: POST /upload → sandbox:/srv/legacy/…',
+    ]);
+  });
+
+  it('summarizes every runtime, route and watch (validate does not start anything)', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'full.yaml');
+    await writeFile(
+      file,
+      [
+        'version: 1',
+        'targets:',
+        '  box: { runtime: local, root: ./box }',
+        '  web: { runtime: incus, container: "remote:web01" }',
+        '  app: { runtime: docker, container: app1 }',
+        'http:',
+        '  listen: 0.0.0.0:9000',
+        '  routes:',
+        '    - { name: open, path: /open, target: box, dest: /srv/open, token: "${OPEN_TOKEN}" }',
+        '    - { name: web, path: /drop/web, target: web, dest: /var/www, token: t }',
+        'watch:',
+        '  - { name: inbox, path: ./inbox, target: app, dest: /data, mode: mirror }',
+        '',
+      ].join('\n'),
+    );
+    const result = await cli(['validate', '-c', file], { env: cleanEnv({ OPEN_TOKEN: 'x' }) });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(lines(result.stdout)).toEqual([
+      `${file}: valid`,
+      `target box: local ${path.join(dir, 'box')}`,
+      'target web: incus remote:web01',
+      'target app: docker app1',
+      'route open: 0.0.0.0:9000/open/… → box:/srv/open (token)',
+      'route web: 0.0.0.0:9000/drop/web/… → web:/var/www (token)',
+      `watch inbox: ${path.join(dir, 'inbox')} (mirror) → app:/data`,
+    ]);
+  });
+
+  it('a broken config exits 2 with every problem as FILE:LINE:COL lines on stderr, and nothing else', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'broken.yaml');
+    await writeFile(
+      file,
+      [
+        'version: 2', //                                                        1
+        'targets:', //                                                          2
+        '  box: { runtime: local, root: ./box, colour: red }', //               3
+        'http:', //                                                             4
+        '  listen: 127.0.0.1:8080', //                                          5
+        '  max_body: huge', //                                                  6
+        '  routes:', //                                                         7
+        '    - { name: r, path: /r, target: nope, dest: /d, token: "${NO_SUCH_VAR}" }', // 8
+        '',
+      ].join('\n'),
+    );
+    const result = await cli(['validate', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(expectOnlyProblemLines(result.stderr, file)).toEqual([
+      `${file}:1:10: version: expected version: 1`,
+      `${file}:3:39: targets.box.colour: unknown key`,
+      `${file}:6:13: http.max_body: expected a size like "512KiB" or "2GiB", or a whole number of bytes`,
+      `${file}:8:36: http.routes.0.target: unknown target "nope" (targets: box)`,
+      `${file}:8:59: http.routes.0.token: environment variable NO_SUCH_VAR is not set (use \${NO_SUCH_VAR:-default} for a default)`,
+    ]);
+  });
+
+  it('a YAML syntax error exits 2 with positions, no stack trace', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'syntax.yaml');
+    await writeFile(file, 'version: 1\ntargets: { box: [\n  *alias\n');
+    const result = await cli(['validate', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expectOnlyProblemLines(result.stderr, file);
+  });
+
+  it('a missing file exits 2 with one clear line', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'nope.yaml');
+    const result = await cli(['validate', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(`${file}: cannot read the config file: ENOENT: no such file or directory, open '${file}'\n`);
+  });
+
+  it('-c falls back to $STEVEDORE_CONFIG, then ./stevedore.yaml', async () => {
+    const dir = await tempDir();
+    const fromEnv = path.join(dir, 'from-env.yaml');
+    const local = path.join(dir, 'stevedore.yaml');
+    const other = path.join(dir, 'other.yaml');
+    const config = 'version: 1\ntargets:\n  box: { runtime: local, root: ./box }\n';
+    await Promise.all([writeFile(fromEnv, config), writeFile(local, config), writeFile(other, config)]);
+
+    const viaEnv = await cli(['validate'], { cwd: dir, env: cleanEnv({ STEVEDORE_CONFIG: fromEnv }) });
+    expect(viaEnv.code).toBe(0);
+    expect(lines(viaEnv.stdout)[0]).toBe(`${fromEnv}: valid`);
+
+    const flagWins = await cli(['validate', '-c', other], { cwd: dir, env: cleanEnv({ STEVEDORE_CONFIG: fromEnv }) });
+    expect(lines(flagWins.stdout)[0]).toBe(`${other}: valid`);
+
+    const longFlag = await cli(['validate', `--config=${other}`], { cwd: dir });
+    expect(lines(longFlag.stdout)[0]).toBe(`${other}: valid`);
+
+    for (const env of [cleanEnv(), cleanEnv({ STEVEDORE_CONFIG: '' })]) {
+      const viaCwd = await cli(['validate'], { cwd: dir, env });
+      expect(viaCwd.code).toBe(0);
+      expect(lines(viaCwd.stdout)[0]).toBe(`${local}: valid`);
+    }
+
+    const nowhere = await cli(['validate'], { cwd: path.join(dir, '..'), env: cleanEnv({ STEVEDORE_CONFIG: path.join(dir, 'missing.yaml') }) });
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/missing\.yaml: cannot read the config file: ENOENT/);
+  });
+});
+
+describe('schema', () => {
+  it('prints a JSON Schema that rejects unknown keys', async () => {
+    const result = await cli(['schema']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    type Schema = { $schema?: string; type?: string; required?: string[]; additionalProperties?: unknown; properties: Record<string, Schema> };
+    const schema = JSON.parse(result.stdout) as Schema;
+    expect(schema.$schema).toMatch(/json-schema\.org/);
+    expect(schema.type).toBe('object');
+    expect(schema.additionalProperties).toBe(false);
+    expect(Object.keys(schema.properties).sort()).toEqual(['defaults', 'http', 'log', 'queue', 'state_dir', 'targets', 'version', 'watch']);
+    expect(schema.required).toEqual(expect.arrayContaining(['version', 'targets']));
+    expect(schema.properties.targets).toBeDefined();
+    // nested sections are closed too, so editors flag typos there as well
+    for (const section of ['log', 'defaults', 'queue', 'http'] as const) {
+      expect(schema.properties[section]?.additionalProperties, section).toBe(false);
+    }
+    // the input side: durations and sizes are the strings a user writes
+    expect(JSON.stringify(schema.properties.http)).toContain('"idle_timeout":{"default":"60s"');
+  });
+});
+
+describe('run', () => {
+  async function writeRunConfig(dir: string, extra = ''): Promise<string> {
+    const file = path.join(dir, 'stevedore.yaml');
+    await writeFile(
+      file,
+      [
+        'version: 1',
+        'state_dir: ./state', // relative to the config file, not to the cwd
+        'log: { level: info, format: auto }', // stdout is a pipe: auto means JSON lines
+        'targets:',
+        '  box: { runtime: local, root: ./box }',
+        'queue: { shutdown_grace: 2s }',
+        'http:',
+        '  listen: 127.0.0.1:0',
+        '  min_free: 1MiB',
+        '  routes:',
+        '    - { name: files, path: /drop/files, target: box, dest: /srv/files }',
+        extra,
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  /** Collects stdout as parsed JSON log lines; `listening` resolves with the bound address. */
+  function watchLogs(child: ChildProcessWithoutNullStreams) {
+    const logs: Record<string, unknown>[] = [];
+    const raw: string[] = [];
+    let buffered = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      const complete = buffered.split('\n');
+      buffered = complete.pop() ?? '';
+      for (const line of complete) {
+        raw.push(line);
+        logs.push(JSON.parse(line) as Record<string, unknown>); // throws (and fails the test) on a non-JSON line
+      }
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    return { logs, raw, stderr: () => stderr, exited };
+  }
+
+  // `listen: 127.0.0.1:0` lets the OS pick a free port (no race with other tests); the
+  // agent logs the address it bound, so the port is read from that log line.
+  async function listeningUrl(logs: Record<string, unknown>[], stderr: () => string): Promise<string> {
+    const bound = (log: Record<string, unknown>) => typeof log.address === 'string' && /^127\.0\.0\.1:[1-9]\d*$/.test(log.address);
+    const line = await waitFor(() => logs.find(bound), { timeoutMs: 10_000, what: `a log line with the bound address (stderr: ${stderr()})` });
+    return `http://${String(line.address)}`;
+  }
+
+  it('accepts an upload, pushes it, and on SIGTERM drains and exits 0 with JSON log lines', async () => {
+    const dir = await tempDir();
+    const file = await writeRunConfig(dir);
+    const child = start(['run', '-c', file], { cwd: tmpdir() });
+    const { logs, raw, stderr, exited } = watchLogs(child);
+    const url = await listeningUrl(logs, stderr);
+
+    const response = await fetch(`${url}/drop/files/hello/world.txt`, { method: 'PUT', body: 'hello from the cli test\n' });
+    expect(response.status).toBe(202);
+    const task = (await response.json()) as { id: string; dest: string };
+    expect(task.dest).toBe('/srv/files/hello/world.txt');
+    const landed = path.join(dir, 'box', 'srv', 'files', 'hello', 'world.txt');
+    await waitFor(async () => (await readFile(landed, 'utf8').catch(() => '')) === 'hello from the cli test\n', { what: landed });
+    expect(existsSync(path.join(dir, 'state'))).toBe(true); // state_dir resolved against the config file
+
+    const stopAt = Date.now();
+    child.kill('SIGTERM');
+    const exit = await Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit 5 s after SIGTERM')), 5000))]);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - stopAt).toBeLessThan(5000);
+    expect(stderr()).toBe('');
+    expect(raw.length).toBeGreaterThan(3);
+    for (const log of logs) expect(log).toMatchObject({ level: expect.any(Number), time: expect.any(Number), pid: child.pid, msg: expect.any(String) });
+    const messages = logs.map((log) => log.msg);
+    expect(logs).toContainEqual(expect.objectContaining({ msg: 'stopping: draining in-flight pushes', signal: 'SIGTERM' }));
+    expect(messages.at(-1)).toMatch(/^stopped/);
+  });
+
+  it('SIGINT stops it the same way', async () => {
+    const dir = await tempDir();
+    const child = start(['run', '-c', await writeRunConfig(dir)]);
+    const { logs, stderr, exited } = watchLogs(child);
+    await listeningUrl(logs, stderr);
+    child.kill('SIGINT');
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(logs).toContainEqual(expect.objectContaining({ msg: 'stopping: draining in-flight pushes', signal: 'SIGINT' }));
+  });
+
+  it('an invalid config exits 2 before anything starts, with FILE:LINE:COL lines only', async () => {
+    const dir = await tempDir();
+    const file = await writeRunConfig(dir, 'watch: true');
+    const result = await cli(['run', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe(''); // no logger yet: nothing logged
+    expect(expectOnlyProblemLines(result.stderr, file)).toEqual([`${file}:12:8: watch: Invalid input: expected array, received boolean`]);
+    expect(existsSync(path.join(dir, 'state'))).toBe(false);
+  });
+
+  it('a runtime that is not supported yet exits 1 with a one-line fatal message', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'docker.yaml');
+    await mkdir(path.join(dir, 'elsewhere'));
+    await writeFile(file, 'version: 1\nstate_dir: ./state\ntargets:\n  web: { runtime: docker, container: web01 }\n');
+    const result = await cli(['run', '-c', file], { cwd: path.join(dir, 'elsewhere') });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('');
+    const logs = lines(result.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const fatal = logs.filter((log) => log.level === 60);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toMatchObject({ code: 'NOT_SUPPORTED', msg: expect.stringMatching(/^cannot start: target "web": runtime docker is not supported/) });
+    expect(String(fatal[0]?.msg)).not.toContain('\n');
+    expect(JSON.stringify(fatal[0])).not.toContain('stack'); // a known condition, not a crash
+  });
+});

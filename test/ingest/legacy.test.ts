@@ -1,0 +1,144 @@
+// POST /upload, the original design's protocol: X-File-Path names the absolute path in
+// the container, X-Container-Name the container (for a local target: its name, `box`),
+// allowed only where an http.legacy rule says so.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startAgent, type TestAgent } from '../helpers/agent.js';
+import { expectError, expectNoTrace, json, open, send } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+
+const LEGACY = '  legacy:\n    - { target: box, path_prefix: /var/legacy, token: legacy-token }';
+const TWO_RULES = `${LEGACY}\n    - { target: box, path_prefix: /opt/other, token: other-token }`;
+const AUTH = 'Bearer legacy-token';
+
+function legacyUpload(t: TestAgent, headers: Record<string, string>, body = 'legacy body') {
+  return send(t.url, '/upload', { method: 'POST', headers, body });
+}
+
+const as = (filePath: string, container = 'box', authorization = AUTH) => ({
+  authorization,
+  'x-container-name': container,
+  'x-file-path': filePath,
+});
+
+describe('POST /upload allowed by http.legacy', () => {
+  it('composes with the helper config: the rule is loaded', async () => {
+    const t = await startAgent({ http: LEGACY });
+    expect(t.config.http?.legacy).toEqual([{ target: 'box', path_prefix: '/var/legacy', token: 'legacy-token' }]);
+  });
+
+  it('answers 202 with the task and lands the file at that absolute path', async () => {
+    const t = await startAgent({ http: LEGACY });
+    const answer = await legacyUpload(t, as('/var/legacy/sub/app.conf'), 'key = value\n');
+    expect(answer.status).toBe(202);
+    const task = json(answer);
+    expect(task).toMatchObject({ route: 'legacy', target: 'box', dest: '/var/legacy/sub/app.conf', bytes: 12 });
+    expect(answer.headers.location).toBe(`/tasks/${String(task.id)}`);
+    const landed = path.join(t.root, 'var/legacy/sub/app.conf');
+    await waitFor(() => readFile(landed, 'utf8').then((text) => text === 'key = value\n', () => false), { what: 'the file to land' });
+  });
+
+  it('reads X-File-Path as UTF-8 (node hands header bytes over as latin1)', async () => {
+    const t = await startAgent({ http: LEGACY });
+    const latin1 = Buffer.from('/var/legacy/café ☕.txt', 'utf8').toString('latin1');
+    const answer = await legacyUpload(t, as(latin1));
+    expect(answer.status).toBe(202);
+    expect(json(answer).dest).toBe('/var/legacy/café ☕.txt');
+  });
+
+  it('waits for the push with Prefer: wait like any upload', async () => {
+    const t = await startAgent({ http: LEGACY });
+    const answer = await legacyUpload(t, { ...as('/var/legacy/now.txt'), prefer: 'wait=5' }, 'now');
+    expect(answer.status).toBe(200);
+    expect(json(answer).status).toBe('done');
+    expect(await readFile(path.join(t.root, 'var/legacy/now.txt'), 'utf8')).toBe('now');
+  });
+});
+
+describe('POST /upload refused', () => {
+  const forbidden: [string, Record<string, string>][] = [
+    ['another container', as('/var/legacy/a.txt', 'web-1')],
+    ['a container name differing only in case', as('/var/legacy/a.txt', 'BOX')],
+    ['a path outside the prefix', as('/etc/passwd')],
+    ['a sibling sharing the prefix as a string', as('/var/legacy2/x')],
+    ['the prefix itself', as('/var/legacy')],
+    ['the prefix with a trailing slash', as('/var/legacy/')],
+    ['the parent of the prefix', as('/var')],
+    ['the root', as('/')],
+  ];
+
+  it.each(forbidden)('%s → 403 FORBIDDEN', async (_label, headers) => {
+    const t = await startAgent({ http: LEGACY });
+    expectError(await legacyUpload(t, headers), 403, 'FORBIDDEN');
+    await expectNoTrace(t);
+  });
+
+  const unauthorized: [string, string | undefined][] = [
+    ['no token', undefined],
+    ['a wrong token', 'Bearer nope'],
+    ['a route token', 'Bearer s3cret-token'],
+    ['the token without Bearer', 'legacy-token'],
+  ];
+
+  it.each(unauthorized)('%s → 401 UNAUTHORIZED with WWW-Authenticate', async (_label, authorization) => {
+    const t = await startAgent({ http: LEGACY });
+    const { authorization: _drop, ...rest } = as('/var/legacy/a.txt');
+    const answer = await legacyUpload(t, authorization === undefined ? rest : { ...rest, authorization });
+    expectError(answer, 401, 'UNAUTHORIZED');
+    expect(answer.headers['www-authenticate']).toBe('Bearer');
+    await expectNoTrace(t);
+  });
+
+  it("refuses one rule's token for another rule's prefix with 403, and allows each in its own", async () => {
+    const t = await startAgent({ http: TWO_RULES });
+    expectError(await legacyUpload(t, as('/opt/other/x.txt')), 403, 'FORBIDDEN');
+    expectError(await legacyUpload(t, as('/var/legacy/x.txt', 'box', 'Bearer other-token')), 403, 'FORBIDDEN');
+    expect((await legacyUpload(t, as('/opt/other/x.txt', 'box', 'Bearer other-token'))).status).toBe(202);
+    expect((await legacyUpload(t, as('/var/legacy/x.txt'))).status).toBe(202);
+  });
+
+  const badPaths: [string, string][] = [
+    ['a relative path', 'var/legacy/a.txt'],
+    ['a bare name', 'a.txt'],
+    ['a parent reference under the prefix', '/var/legacy/../../etc/passwd'],
+    ['a dot segment', '/var/legacy/./a.txt'],
+    ['an empty segment', '/var/legacy//a.txt'],
+    ['a backslash', '/var/legacy/a\\b.txt'],
+  ];
+
+  it.each(badPaths)('%s → 400 BAD_PATH', async (_label, filePath) => {
+    const t = await startAgent({ http: LEGACY });
+    expectError(await legacyUpload(t, as(filePath)), 400, 'BAD_PATH');
+    await expectNoTrace(t);
+  });
+
+  it.each([['x-file-path'], ['x-container-name']])('a missing %s header → 400 BAD_REQUEST', async (header) => {
+    const t = await startAgent({ http: LEGACY });
+    const headers = Object.fromEntries(Object.entries(as('/var/legacy/a.txt')).filter(([name]) => name !== header));
+    expectError(await legacyUpload(t, headers), 400, 'BAD_REQUEST');
+    await expectNoTrace(t);
+  });
+
+  it('answers before reading the body when refused', async () => {
+    const t = await startAgent({ http: LEGACY });
+    const upload = open(t.url, '/upload', { method: 'POST', headers: { ...as('/etc/shadow'), 'content-length': 1_000_000 } });
+    const answer = await upload.answer;
+    upload.req.destroy();
+    expectError(answer, 403, 'FORBIDDEN');
+    expect(answer.headers.connection).toBe('close');
+  });
+
+  it('answers 404 when http.legacy is not configured at all', async () => {
+    const t = await startAgent();
+    expectError(await legacyUpload(t, as('/var/legacy/a.txt')), 404, 'NOT_FOUND');
+    await expectNoTrace(t);
+  });
+
+  it('answers a GET /upload with 405 Allow: POST', async () => {
+    const t = await startAgent({ http: LEGACY });
+    const answer = await send(t.url, '/upload', { method: 'GET' });
+    expectError(answer, 405, 'METHOD_NOT_ALLOWED');
+    expect(answer.headers.allow).toBe('POST');
+  });
+});

@@ -1,0 +1,158 @@
+import { lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createLocalTarget } from '../../src/targets/local.js';
+import type { PushItem, PushResult } from '../../src/targets/target.js';
+import { tempDir } from '../helpers/temp.js';
+
+const never = new AbortController().signal;
+const isRoot = process.getuid?.() === 0;
+
+interface Setup {
+  root: string;
+  /** Writes `data` to a fresh source file and returns a push item for `dest`. */
+  item(dest: string, data: string | Buffer, options?: Partial<PushItem>): Promise<PushItem>;
+  push(items: PushItem[], signal?: AbortSignal): Promise<PushResult[]>;
+}
+
+async function setup(): Promise<Setup> {
+  const base = await tempDir();
+  const root = path.join(base, 'root');
+  const sources = path.join(base, 'sources');
+  await mkdir(sources);
+  const target = createLocalTarget({ name: 'box', root });
+  let n = 0;
+  return {
+    root,
+    async item(dest, data, options = {}) {
+      const source = path.join(sources, `${(n += 1)}.staged`);
+      await writeFile(source, data, { mode: 0o600 });
+      return { id: `task${n}`, source, dest, bytes: Buffer.byteLength(data), mode: 0o644, dirMode: 0o755, ...options };
+    },
+    push: (items, signal = never) => target.push(items, signal),
+  };
+}
+
+/** Every file and directory under `dir`, relative to it. */
+const walk = async (dir: string) => (await readdir(dir, { recursive: true })).map(String).sort();
+const codes = (results: PushResult[]) => results.map((r) => (r.ok ? 'ok' : r.error.code));
+
+describe('local target', () => {
+  it('lands a file atomically: a reader polling the destination never sees it half-written', async () => {
+    const s = await setup();
+    const size = 6 * 2 ** 20;
+    const [a, b] = [Buffer.alloc(size, 'a'), Buffer.alloc(size, 'b')];
+    const versions = [a, b];
+    const dest = path.join(s.root, 'srv/big.bin');
+    const [itemA, itemB] = [await s.item('/srv/big.bin', a), await s.item('/srv/big.bin', b)];
+    expect(codes(await s.push([itemA]))).toEqual(['ok']);
+
+    let writing = true;
+    let reads = 0;
+    const torn: number[] = [];
+    const reader = (async () => {
+      while (writing) {
+        const seen = await readFile(dest);
+        reads += 1;
+        if (!versions.some((v) => v.equals(seen))) torn.push(seen.length);
+      }
+    })();
+    for (let i = 1; i <= 8; i += 1) expect(codes(await s.push([i % 2 ? itemB : itemA]))).toEqual(['ok']);
+    writing = false;
+    await reader;
+    expect(torn).toEqual([]);
+    expect(reads).toBeGreaterThan(0);
+    expect((await readFile(dest)).equals(a)).toBe(true);
+  });
+
+  it('creates missing parent directories with dir_mode and applies the file mode exactly', async () => {
+    const s = await setup();
+    // Modes a umask of 022 would cut: they must be set explicitly, not just requested.
+    const results = await s.push([await s.item('/a/b/c/file.txt', 'x', { mode: 0o666, dirMode: 0o775 })]);
+    expect(codes(results)).toEqual(['ok']);
+    for (const dir of ['a', 'a/b', 'a/b/c']) expect((await stat(path.join(s.root, dir))).mode & 0o7777).toBe(0o775);
+    expect((await stat(path.join(s.root, 'a/b/c/file.txt'))).mode & 0o7777).toBe(0o666);
+  });
+
+  it.runIf(isRoot)('applies the owner (running as root)', async () => {
+    const s = await setup();
+    const results = await s.push([await s.item('/srv/owned.txt', 'x', { owner: { uid: 1234, gid: 1234 } })]);
+    expect(codes(results)).toEqual(['ok']);
+    const landed = await stat(path.join(s.root, 'srv/owned.txt'));
+    expect([landed.uid, landed.gid]).toEqual([1234, 1234]);
+  });
+
+  it('overwrites an existing file, taking the new content and mode', async () => {
+    const s = await setup();
+    await mkdir(path.join(s.root, 'srv'), { recursive: true });
+    await writeFile(path.join(s.root, 'srv/conf'), 'planted long old content', { mode: 0o777 });
+    expect(codes(await s.push([await s.item('/srv/conf', 'v1', { mode: 0o644 })]))).toEqual(['ok']);
+    expect(codes(await s.push([await s.item('/srv/conf', 'v2', { mode: 0o600 })]))).toEqual(['ok']);
+    expect(await readFile(path.join(s.root, 'srv/conf'), 'utf8')).toBe('v2');
+    expect((await stat(path.join(s.root, 'srv/conf'))).mode & 0o7777).toBe(0o600);
+  });
+
+  it('answers DEST_IS_DIR for a destination that is a directory, while the rest of the batch lands', async () => {
+    const s = await setup();
+    await mkdir(path.join(s.root, 'srv/taken'), { recursive: true });
+    await writeFile(path.join(s.root, 'srv/taken/inside'), 'keep me');
+    const items = [await s.item('/srv/one', '1'), await s.item('/srv/taken', 'x'), await s.item('/srv/two', '2')];
+    expect(codes(await s.push(items))).toEqual(['ok', 'DEST_IS_DIR', 'ok']);
+    expect(await readFile(path.join(s.root, 'srv/one'), 'utf8')).toBe('1');
+    expect(await readFile(path.join(s.root, 'srv/two'), 'utf8')).toBe('2');
+    expect(await readFile(path.join(s.root, 'srv/taken/inside'), 'utf8')).toBe('keep me');
+    expect((await walk(s.root)).filter((name) => name.includes('.stevedore-tmp'))).toEqual([]);
+  });
+
+  it('refuses a planted symlink that leads outside the root (DEST_UNSAFE) and writes nothing there', async () => {
+    const s = await setup();
+    const outside = await tempDir('stevedore-outside-');
+    await mkdir(s.root, { recursive: true });
+    await symlink(outside, path.join(s.root, 'srv'));
+    const items = [await s.item('/srv/x.txt', 'x'), await s.item('/srv/deep/y.txt', 'y'), await s.item('/ok.txt', 'fine')];
+    expect(codes(await s.push(items))).toEqual(['DEST_UNSAFE', 'DEST_UNSAFE', 'ok']);
+    expect(await walk(outside)).toEqual([]);
+  });
+
+  it('replaces a symlink at the destination itself instead of writing through it', async () => {
+    const s = await setup();
+    const outside = await tempDir('stevedore-outside-');
+    await writeFile(path.join(outside, 'victim'), 'untouched');
+    await mkdir(path.join(s.root, 'srv'), { recursive: true });
+    await symlink(path.join(outside, 'victim'), path.join(s.root, 'srv/file'));
+    expect(codes(await s.push([await s.item('/srv/file', 'new')]))).toEqual(['ok']);
+    expect(await readFile(path.join(outside, 'victim'), 'utf8')).toBe('untouched');
+    expect((await lstat(path.join(s.root, 'srv/file'))).isFile()).toBe(true);
+  });
+
+  it('refuses `..` and `.` segments, which would climb out of the root', async () => {
+    const s = await setup();
+    const items = [await s.item('/../escaped.txt', 'x'), await s.item('/srv/./../../escaped2.txt', 'x')];
+    expect(codes(await s.push(items))).toEqual(['DEST_UNSAFE', 'DEST_UNSAFE']);
+    expect((await walk(path.dirname(s.root))).filter((name) => name.includes('escaped'))).toEqual([]);
+  });
+
+  it('follows a symlink inside the root that leads elsewhere inside the root', async () => {
+    const s = await setup();
+    await mkdir(path.join(s.root, 'data/real'), { recursive: true });
+    await symlink('data/real', path.join(s.root, 'srv'));
+    expect(codes(await s.push([await s.item('/srv/sub/x.txt', 'x')]))).toEqual(['ok']);
+    expect(await readFile(path.join(s.root, 'data/real/sub/x.txt'), 'utf8')).toBe('x');
+  });
+
+  it('leaves no .stevedore-tmp files behind after cancelled or failed pushes', async () => {
+    const s = await setup();
+    const big = await s.item('/srv/big.bin', Buffer.alloc(32 * 2 ** 20, 'z'));
+    const missing = { ...(await s.item('/srv/missing', 'x')), source: path.join(s.root, '..', 'no-such-file') };
+    expect(codes(await s.push([big], AbortSignal.abort()))).toEqual(['PUSH_TIMEOUT']);
+    expect(codes(await s.push([missing]))).toEqual(['TARGET_IO']);
+    // Cancelled while copying: whichever step the abort hits, no temp file stays.
+    const controller = new AbortController();
+    const pushing = s.push([big], controller.signal);
+    setImmediate(() => controller.abort());
+    const [result] = await pushing;
+    if (result?.ok) expect((await stat(path.join(s.root, 'srv/big.bin'))).size).toBe(big.bytes);
+    else expect(await walk(path.join(s.root, 'srv'))).not.toContain('big.bin');
+    expect((await walk(s.root)).filter((name) => name.includes('.stevedore-tmp'))).toEqual([]);
+  });
+});
