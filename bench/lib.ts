@@ -43,7 +43,8 @@ http:
   max_body: 2GiB
   routes: [{ name: bench, path: /drop, target: box, dest: /srv }]
 `);
-  const child = spawn(process.execPath, ['dist/cli.js', 'run', '-c', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'run', '-c', config], { stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i += 1) {
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;

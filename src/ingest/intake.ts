@@ -5,7 +5,6 @@ import type { Readable } from 'node:stream';
 import { StevedoreError, errnoCode } from '../errors.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, newTaskId, type FileOptions, type Task, type TaskSource } from '../queue/task.js';
-import { fsyncFile } from '../spool/durable.js';
 import type { Journal } from '../spool/journal.js';
 import { checkFree, receive, type ReceiveOptions, type Received } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
@@ -24,7 +23,8 @@ export interface Intake {
   /** Takes `count` queue slots, or throws QUEUE_FULL / SHUTTING_DOWN / INSUFFICIENT_STORAGE. */
   admit(count: number, expectedBytes?: number): Promise<void>;
   release(count: number): void;
-  receive(body: Readable, options: Omit<ReceiveOptions, 'minFree'>): Promise<Received>;
+  /** Stages a body; `declared` is its Content-Length when known. */
+  receive(body: Readable, options: Omit<ReceiveOptions, 'minFree'>, declared?: number): Promise<Received>;
   discard(received: Received): Promise<void>;
   /** Journals the files in one group commit, then queues them; spends their admitted slots. */
   commit(files: Accepted[]): Promise<Task[]>;
@@ -53,21 +53,25 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
       }
     },
     release: (count) => scheduler.release(count),
-    receive: (body, options) => receive(spool, body, { ...options, minFree }),
-    discard: (received) => spool.remove(received.staged),
+    receive: (body, options, declared) => receive(spool, body, { ...options, minFree }, declared),
+    async discard(received) {
+      await received.durable.catch(() => undefined);
+      await spool.remove(received.staged);
+    },
     async commit(files) {
       const now = new Date().toISOString();
       const tasks = files.map(({ received, ...rest }) =>
         newTask({ id: newTaskId(), ...rest, bytes: received.bytes, sha256: received.sha256, staged: received.staged, createdAt: now }),
       );
-      try {
-        // The staged files' data and the journal records reach the disk together.
-        await Promise.all([
-          ...files.map((f) => fsyncFile(spool.path(f.received.staged))),
-          journal.append(...tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) }))),
-        ]);
-      } catch (error) {
+      const records = tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) }));
+      // The journal lines and the staged files' data reach the disk side by side.
+      const [journaled, ...written] = await Promise.allSettled([journal.append(...records), ...files.map((f) => f.received.durable)]);
+      const failure = [journaled, ...written].find((r) => r.status === 'rejected');
+      if (failure) {
+        // If this cannot be written either, recovery finds the files missing and says so.
+        if (journaled?.status === 'fulfilled') await journal.append(...tasks.map((t) => ({ op: 'discard' as const, id: t.id }))).catch(() => undefined);
         await Promise.all(files.map((f) => spool.remove(f.received.staged)));
+        const error: unknown = failure.reason;
         if (errnoCode(error) !== 'ENOSPC') throw error;
         throw new StevedoreError('INSUFFICIENT_STORAGE', 'the journal could not be written: disk full', { cause: error });
       }

@@ -49,7 +49,7 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   if (uploading) ctx.uploading.add(uploading);
   try {
     continueBody(req, res);
-    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody });
+    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody }, length);
     if (digest && digest.hex !== received.sha256) {
       await ctx.intake.discard(received);
       throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the body (sha-256 ${received.sha256})`);

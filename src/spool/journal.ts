@@ -8,7 +8,8 @@ import { StevedoreError, errnoCode } from '../errors.js';
 import type { TaskRecord } from '../queue/task.js';
 import { fsyncDir, writeFileDurable } from './durable.js';
 
-export type JournalEntry = { op: 'add'; task: TaskRecord } | { op: 'done' | 'dead'; id: string };
+/** add: accepted; done: pushed; dead: moved to dead-letter; discard: never acknowledged. */
+export type JournalEntry = { op: 'add'; task: TaskRecord } | { op: 'done' | 'dead' | 'discard'; id: string };
 
 export interface JournalOptions {
   file: string;
@@ -138,7 +139,7 @@ function parseEntry(line: string): JournalEntry | undefined {
   try {
     const entry = JSON.parse(line) as JournalEntry;
     if (entry.op === 'add' && typeof entry.task?.id === 'string') return entry;
-    if ((entry.op === 'done' || entry.op === 'dead') && typeof entry.id === 'string') return entry;
+    if ((entry.op === 'done' || entry.op === 'dead' || entry.op === 'discard') && typeof entry.id === 'string') return entry;
   } catch {
     // fall through: reported by the caller with its line number
   }

@@ -3,9 +3,11 @@
 // On any failure the partial file is removed.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StevedoreError, errnoCode } from '../errors.js';
+import { fsyncFile } from './durable.js';
 import type { Spool } from './spool.js';
 
 export interface ReceiveOptions {
@@ -19,15 +21,57 @@ export interface Received {
   staged: string;
   bytes: number;
   sha256: string;
+  /**
+   * Settles when the staged file's bytes are on disk. The write and fsync run in the
+   * background so that the caller can journal the task at the same time; a crash in
+   * between is caught at recovery by the checksum. Always awaited (commit or discard).
+   */
+  durable: Promise<void>;
 }
 
 const FREE_CHECK_EVERY = 64 * 2 ** 20;
 const WRITE_BUFFER = 2 ** 20;
+/** Bodies declared at most this long are gathered in memory and written in one call. */
+export const SMALL_BODY = 256 * 2 ** 10;
 
-export async function receive(spool: Spool, body: Readable, options: ReceiveOptions): Promise<Received> {
+export async function receive(spool: Spool, body: Readable, options: ReceiveOptions, declared?: number): Promise<Received> {
   // A body destroyed before we got to it emits no further 'close': piping it would
   // wait forever (a client gone while we were admitting it).
   if (body.destroyed) throw clientAborted();
+  if (declared !== undefined && declared <= SMALL_BODY && declared <= options.maxBytes) return receiveSmall(spool, body);
+  return receiveStream(spool, body, options);
+}
+
+// Small files are where per-file overhead dominates: no stream machinery, and one
+// writeFile (open, write, fsync, close) that runs while the task is journaled.
+async function receiveSmall(spool: Spool, body: Readable): Promise<Received> {
+  const data = await gather(body);
+  const file = spool.newFile();
+  const durable = writeFile(file.path, data, { flag: 'wx', mode: 0o600, flush: true }).catch(async (error: unknown) => {
+    await spool.remove(file.name);
+    throw errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT' ? noSpace(error) : error;
+  });
+  durable.catch(() => undefined); // awaited by commit or discard; never an unhandled rejection
+  return { staged: file.name, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'), durable };
+}
+
+// Collects a body whose length node:http already bounds by its Content-Length.
+function gather(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer) => chunks.push(chunk);
+    const onEnd = () => settle(() => resolve(Buffer.concat(chunks)));
+    const onClose = () => settle(() => reject(clientAborted()));
+    const onError = (error: Error) => settle(() => reject(errnoCode(error) === 'ECONNRESET' ? clientAborted() : error));
+    const settle = (then: () => void) => {
+      body.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
+      then();
+    };
+    body.on('data', onData).once('end', onEnd).once('close', onClose).once('error', onError);
+  });
+}
+
+async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptions): Promise<Received> {
   const file = spool.newFile();
   const hash = createHash('sha256');
   let bytes = 0;
@@ -56,9 +100,10 @@ export async function receive(spool: Spool, body: Readable, options: ReceiveOpti
   const onError = (error: Error) => meter.destroy(errnoCode(error) === 'ECONNRESET' ? clientAborted() : error);
   body.once('close', onClose).once('error', onError).pipe(meter);
   try {
-    // O_EXCL; not fsynced here: the intake fsyncs it alongside the journal record.
     await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER }));
-    return { staged: file.name, bytes, sha256: hash.digest('hex') };
+    const durable = fsyncFile(file.path);
+    durable.catch(() => undefined); // awaited by commit or discard
+    return { staged: file.name, bytes, sha256: hash.digest('hex'), durable };
   } catch (error) {
     body.unpipe(meter);
     await spool.remove(file.name);

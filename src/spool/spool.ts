@@ -26,6 +26,7 @@ export interface Spool {
 
 export function createSpool(dir: string): Spool {
   const filePath = (name: string) => path.join(dir, name);
+  let free: { at: number; value: Promise<number> } = { at: 0, value: Promise.resolve(0) };
   return {
     dir,
     async init() {
@@ -58,9 +59,14 @@ export function createSpool(dir: string): Spool {
       }
       return size === bytes && hash.digest('hex') === sha256;
     },
+    // Asked before every upload: a fresh reading at most every 100 ms is plenty for a
+    // margin check (receive re-checks while large bodies grow).
     async freeBytes() {
-      const stats = await statfs(dir);
-      return stats.bavail * stats.bsize;
+      if (Date.now() - free.at > 100) free = { at: Date.now(), value: statfs(dir).then((s) => s.bavail * s.bsize) };
+      return free.value.catch((error: unknown) => {
+        free.at = 0;
+        throw error;
+      });
     },
   };
 }

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SMALL_BODY } from '../../src/spool/receive.js';
 import { describe, expect, it } from 'vitest';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { expectError, fromFetch, journalEntries, json, open, queuedCount, send, spoolFiles, type Answer } from '../helpers/http.js';
@@ -97,8 +98,9 @@ describe('Idempotency-Key', () => {
 
   it('answers 409 IDEMPOTENCY_CONFLICT while the first request with the key is still being received', async () => {
     const t = await startAgent();
-    const slow = open(t.url, '/drop/files/slow.txt', { headers: { 'idempotency-key': 'busy', 'content-length': 10 } });
-    slow.req.write('12345');
+    // Over SMALL_BODY, so the first body is visibly staged while it arrives.
+    const slow = open(t.url, '/drop/files/slow.txt', { headers: { 'idempotency-key': 'busy', 'content-length': SMALL_BODY + 5 } });
+    slow.req.write(Buffer.alloc(SMALL_BODY, 1));
     await waitFor(async () => (await spoolFiles(t)).length === 1, { what: 'the first body to be staged' });
     expectError(await put(t.url, 'slow.txt', '1234567890', { 'idempotency-key': 'busy' }), 409, 'IDEMPOTENCY_CONFLICT');
     slow.req.end('67890');

@@ -14,7 +14,7 @@ import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { expectNoTrace, fromFetch, json, open, settled, spoolFiles } from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
-import { receive } from '../../src/spool/receive.js';
+import { SMALL_BODY, receive } from '../../src/spool/receive.js';
 import { createSpool } from '../../src/spool/spool.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -63,6 +63,17 @@ describe('a client that goes away mid-body', () => {
     await expectDropped(t);
   });
 
+  it('destroys the socket in the middle of a small body (gathered in memory, never staged)', async () => {
+    const t = await startAgent();
+    const upload = open(t.url, '/drop/files/small-cut.bin', { headers: { 'content-length': 4096 } });
+    upload.req.write(randomBytes(1000));
+    await sleep(100);
+    upload.req.destroy();
+    expect(await settled(upload)).toBeUndefined();
+    await expectDropped(t);
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+  });
+
   it('destroys the socket in the middle of a chunked body', async () => {
     const t = await startAgent();
     const upload = open(t.url, '/drop/files/cut.bin');
@@ -81,7 +92,8 @@ describe('a client that goes away mid-body', () => {
     socket.on('data', (chunk: Buffer) => received.push(chunk));
     const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.on('error', () => undefined);
-    socket.write('PUT /drop/files/liar.bin HTTP/1.1\r\nHost: agent\r\nContent-Length: 100000\r\n\r\n');
+    // Over SMALL_BODY, so that the body streams into the spool as it arrives.
+    socket.write(`PUT /drop/files/liar.bin HTTP/1.1\r\nHost: agent\r\nContent-Length: ${SMALL_BODY + 100_000}\r\n\r\n`);
     socket.write(Buffer.alloc(1000, 7));
     await stagedOne(t);
     socket.end();
@@ -107,7 +119,7 @@ describe('receive(), under every upload', () => {
 describe('idle_timeout (1s here)', () => {
   it('cuts a body that stalls and removes the partial file', async () => {
     const t = await startAgent({ idleTimeout: '1s' });
-    const upload = open(t.url, '/drop/files/stalled.bin', { headers: { 'content-length': 10_000 } });
+    const upload = open(t.url, '/drop/files/stalled.bin', { headers: { 'content-length': SMALL_BODY + 10_000 } });
     upload.req.write(Buffer.alloc(1000, 1));
     await stagedOne(t);
     // The client now says nothing: the agent must end the request on its own.
