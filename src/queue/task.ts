@@ -1,6 +1,6 @@
 // A task is one file bound for one destination in one target. `TaskRecord` is what
 // the journal keeps (enough to push again after a crash); `Task` adds live state.
-import { randomBytes } from 'node:crypto';
+import { randomSlice } from '../random.js';
 
 export type TaskStatus = 'queued' | 'pushing' | 'retrying' | 'done' | 'failed';
 export type TaskSource = 'http' | 'watch' | 'cli';
@@ -54,7 +54,7 @@ export interface Task extends TaskRecord {
 export function newTaskId(now = Date.now()): string {
   const time = Buffer.alloc(6);
   time.writeUIntBE(now, 0, 6);
-  return Buffer.concat([time, randomBytes(10)]).toString('base64url');
+  return Buffer.concat([time, randomSlice(10)]).toString('base64url');
 }
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;

@@ -1,6 +1,7 @@
 // The staging area: every accepted file is written here under a random name before
 // its task is journaled, and stays until its push succeeded or it was dead-lettered.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomName } from '../random.js';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
@@ -34,7 +35,7 @@ export function createSpool(dir: string): Spool {
       await chmod(dir, 0o700);
     },
     newFile() {
-      const name = `${randomBytes(12).toString('base64url')}.staged`;
+      const name = `${randomName(12)}.staged`;
       return { name, path: filePath(name) };
     },
     path: filePath,

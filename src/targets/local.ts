@@ -1,11 +1,11 @@
 // The `local` target: a host directory standing in for a container's filesystem.
-// Each file lands atomically (temp name beside the destination, fsync, rename), and
+// Each file lands atomically (temp name beside the destination, then rename), and
 // nothing is written outside `root`, even through a symlink planted inside it.
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, lstat, mkdir, open, realpath, rename, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
+import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
 import { failed, ok, type PushItem, type PushResult, type Target } from './target.js';
 
@@ -55,23 +55,44 @@ async function pushOne(item: PushItem, ensure: EnsureDir, signal: AbortSignal): 
   }
   const parent = await ensure(path.posix.dirname(item.dest), item.dirMode);
   const final = path.join(parent, path.posix.basename(item.dest));
-  const temp = path.join(parent, `.${path.posix.basename(item.dest).slice(0, 200)}.${randomBytes(6).toString('hex')}.stevedore-tmp`);
+  const temp = path.join(parent, `.${path.posix.basename(item.dest).slice(0, 200)}.${randomName(6)}.stevedore-tmp`);
   try {
-    await copyFile(item.source, temp, constants.COPYFILE_EXCL);
-    const handle = await open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
-    try {
-      if (item.owner) await handle.chown(item.owner.uid, item.owner.gid);
-      await handle.chmod(item.mode);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    if (!(await linkStaged(item, temp))) await copyStaged(item, temp);
     signal.throwIfAborted();
     await rename(temp, final);
     return parent;
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+// The staged file is complete and already fsynced, so on the same filesystem a hard
+// link lands it with no second copy and no second data flush; the rename and the
+// batch's directory fsync make the name durable. False when links cannot be used.
+async function linkStaged(item: PushItem, temp: string): Promise<boolean> {
+  try {
+    await link(item.source, temp);
+  } catch (error) {
+    if (LINK_UNSUPPORTED.has(errnoCode(error) ?? '')) return false;
+    throw error;
+  }
+  if (item.owner) await chown(temp, item.owner.uid, item.owner.gid);
+  await chmod(temp, item.mode);
+  return true;
+}
+
+const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
+
+async function copyStaged(item: PushItem, temp: string): Promise<void> {
+  await copyFile(item.source, temp, constants.COPYFILE_EXCL);
+  const handle = await open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
+  try {
+    if (item.owner) await handle.chown(item.owner.uid, item.owner.gid);
+    await handle.chmod(item.mode);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
