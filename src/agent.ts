@@ -60,7 +60,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);
       await Promise.all([spool.init(), deadLetter.init()]);
-      await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, logger });
+      await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger });
       if (!config.http) return undefined;
       http = createHttpServer(httpOptions(config, { scheduler, registry, logger, spool, journal, isClosing: () => closing }));
       const address = await http.listen();
@@ -141,10 +141,11 @@ interface RecoverArgs {
   deadLetter: DeadLetter;
   journal: Journal;
   scheduler: Scheduler;
+  registry: Registry;
   logger: Logger;
 }
 
-async function recover({ records, spool, deadLetter, journal, scheduler, logger }: RecoverArgs): Promise<void> {
+async function recover({ records, spool, deadLetter, journal, scheduler, registry, logger }: RecoverArgs): Promise<void> {
   const keep = new Set<string>();
   for (const record of records) {
     if (await spool.verify(record.staged, record.bytes, record.sha256)) {
@@ -153,7 +154,7 @@ async function recover({ records, spool, deadLetter, journal, scheduler, logger 
     } else if (await deadLetter.has(record.id)) {
       await journal.append({ op: 'dead', id: record.id });
     } else {
-      await deadLetterBroken(record, { spool, deadLetter, journal, logger });
+      await deadLetterBroken(record, { spool, deadLetter, journal, registry });
     }
   }
   const orphans = await spool.sweep(keep);
@@ -163,13 +164,13 @@ async function recover({ records, spool, deadLetter, journal, scheduler, logger 
 // A journaled file that is gone or does not match its checksum: cut by a crash before
 // it was acknowledged (its fsync runs beside the journal's), or damaged since. Either
 // way it is kept for a human in the dead-letter store, never silently dropped.
-async function deadLetterBroken(record: TaskRecord, { spool, deadLetter, journal, logger }: Omit<RecoverArgs, 'records' | 'scheduler'>): Promise<void> {
+async function deadLetterBroken(record: TaskRecord, { spool, deadLetter, journal, registry }: Omit<RecoverArgs, 'records' | 'scheduler' | 'logger'>): Promise<void> {
   const task = newTask(record);
   const present = await stat(spool.path(record.staged)).then(() => true, () => false);
   const code = present ? 'STAGED_CORRUPT' : 'STAGED_MISSING';
   const message = present ? 'the staged file does not match its checksum' : 'the staged file is missing from the spool';
   Object.assign(task, { status: 'failed', error: { code, message } });
-  logger.error({ taskId: task.id, target: task.target, dest: task.dest, code }, message);
   await deadLetter.put(task, spool.path(record.staged), message);
   await journal.append({ op: 'dead', id: record.id });
+  registry.add(task); // logs it, and GET /tasks/<id> can tell the client what happened
 }

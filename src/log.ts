@@ -1,6 +1,7 @@
 // The one logger factory: JSON lines for machines, pino-pretty on a terminal.
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type { PrettyOptions, PrettyStream } from 'pino-pretty';
 
 export interface LogOptions {
   level: string;
@@ -11,5 +12,10 @@ export function createLogger({ level, format }: LogOptions, stream: NodeJS.Writa
   const usePretty = format === 'pretty' || (format === 'auto' && 'isTTY' in stream && stream.isTTY === true);
   const options = { level, base: { pid: process.pid }, redact: ['token', '*.token', 'authorization', '*.authorization'] };
   if (!usePretty) return pino(options, stream);
-  return pino(options, pretty({ destination: stream, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+  return pino(options, loadPretty()({ destination: stream, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+}
+
+// pino-pretty and its dependencies cost ~10 MB of memory: loaded only for a terminal.
+function loadPretty(): (options: PrettyOptions) => PrettyStream {
+  return createRequire(import.meta.url)('pino-pretty') as (options: PrettyOptions) => PrettyStream;
 }

@@ -50,9 +50,12 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
   // Rewrites the file with only the live tasks (temp file, fsync, rename).
   async function compact(): Promise<void> {
     const text = [...live.values()].map((task) => `${JSON.stringify({ op: 'add', task })}\n`).join('');
-    await handle?.close();
+    // The old handle stays usable until the new file is in place: a failed
+    // compaction leaves the journal as it was.
     await writeFileDurable(file, text);
-    handle = await open(file, 'a', 0o600);
+    const next = await open(file, 'a', 0o600);
+    await handle?.close();
+    handle = next;
     size = Buffer.byteLength(text);
     appended = 0;
   }

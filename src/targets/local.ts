@@ -2,7 +2,7 @@
 // Each file lands atomically (temp name beside the destination, then rename), and
 // nothing is written outside `root`, even through a symlink planted inside it.
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, realpath, rename, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
@@ -63,9 +63,14 @@ async function pushOne(item: PushItem, ensure: EnsureDir, signal: AbortSignal): 
     return parent;
   } catch (error) {
     await rm(temp, { force: true });
-    throw error;
+    throw errnoCode(error) === 'ENOENT' && !(await exists(item.source)) ? stagedMissing(item, error) : error;
   }
 }
+
+const exists = (file: string) => stat(file).then(() => true, () => false);
+
+const stagedMissing = (item: PushItem, cause: unknown) =>
+  new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause });
 
 // The staged file is complete and already fsynced, so on the same filesystem a hard
 // link lands it with no second copy and no second data flush; the rename and the

@@ -143,9 +143,10 @@ describe('local target', () => {
   it('leaves no .stevedore-tmp files behind after cancelled or failed pushes', async () => {
     const s = await setup();
     const big = await s.item('/srv/big.bin', Buffer.alloc(32 * 2 ** 20, 'z'));
+    // A staged file that vanished is a permanent failure: retrying cannot bring it back.
     const missing = { ...(await s.item('/srv/missing', 'x')), source: path.join(s.root, '..', 'no-such-file') };
     expect(codes(await s.push([big], AbortSignal.abort()))).toEqual(['PUSH_TIMEOUT']);
-    expect(codes(await s.push([missing]))).toEqual(['TARGET_IO']);
+    expect(codes(await s.push([missing]))).toEqual(['STAGED_MISSING']);
     // Cancelled while copying: whichever step the abort hits, no temp file stays.
     const controller = new AbortController();
     const pushing = s.push([big], controller.signal);
