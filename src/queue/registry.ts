@@ -72,6 +72,7 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
 
 function logTask(logger: Logger, task: Task): void {
   const level = task.status === 'failed' ? 'error' : task.status === 'retrying' ? 'warn' : 'info';
+  if (!logger.isLevelEnabled(level)) return;
   logger[level](
     {
       taskId: task.id,
