@@ -127,12 +127,12 @@ interface SettleArgs {
 async function settleTask({ task, how, journal, spool, deadLetter }: SettleArgs): Promise<void> {
   if (how === 'failed') {
     // The scheduler announces `failed` only after this, but task.json must say it already.
-    await deadLetter.put({ ...task, status: 'failed' }, spool.path(task.staged), task.error?.message ?? 'failed');
+    await deadLetter.put({ ...task, status: 'failed' }, task.kind === 'put' ? spool.path(task.staged) : undefined, task.error?.message ?? 'failed');
     await journal.append({ op: 'dead', id: task.id });
     return;
   }
   await journal.append({ op: 'done', id: task.id });
-  await spool.remove(task.staged);
+  if (task.kind === 'put') await spool.remove(task.staged);
 }
 
 interface RecoverArgs {
@@ -148,7 +148,7 @@ interface RecoverArgs {
 async function recover({ records, spool, deadLetter, journal, scheduler, registry, logger }: RecoverArgs): Promise<void> {
   const keep = new Set<string>();
   for (const record of records) {
-    if (await spool.verify(record.staged, record.bytes, record.sha256)) {
+    if (record.kind === 'delete' || (await spool.verify(record.staged, record.bytes, record.sha256))) {
       keep.add(record.staged);
       scheduler.enqueue(newTask(record));
     } else if (await deadLetter.has(record.id)) {

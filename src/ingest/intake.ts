@@ -61,7 +61,7 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
     async commit(files) {
       const now = new Date().toISOString();
       const tasks = files.map(({ received, ...rest }) =>
-        newTask({ id: newTaskId(), ...rest, bytes: received.bytes, sha256: received.sha256, staged: received.staged, createdAt: now }),
+        newTask({ id: newTaskId(), kind: 'put', ...rest, bytes: received.bytes, sha256: received.sha256, staged: received.staged, createdAt: now }),
       );
       const records = tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) }));
       // The journal lines and the staged files' data reach the disk side by side.

@@ -267,8 +267,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 }
 
 function toItem(task: Task, source: string): PushItem {
+  if (task.kind === 'delete') return { op: 'delete', id: task.id, dest: task.dest };
   const { mode, dirMode, owner } = task.options;
-  return { id: task.id, source, dest: task.dest, bytes: task.bytes, mode, dirMode, owner };
+  return { op: 'put', id: task.id, source, dest: task.dest, bytes: task.bytes, mode, dirMode, owner };
 }
 
 const missingResult = () => new StevedoreError('TARGET_IO', 'the target returned no result for this file');

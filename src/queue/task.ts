@@ -20,8 +20,19 @@ export interface FileOptions {
   pushTimeout: number;
 }
 
+/** Where a watched file came from, so that its host file can follow the push. */
+export interface TaskOrigin {
+  watch: string;
+  /** Path relative to the watched directory. */
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
 export interface TaskRecord {
   id: string;
+  /** put: land the staged file at dest; delete: remove dest (mirrored deletes). */
+  kind: 'put' | 'delete';
   source: TaskSource;
   /** Route or watch name ("legacy" for POST /upload). */
   route: string;
@@ -34,6 +45,7 @@ export interface TaskRecord {
   createdAt: string;
   options: FileOptions;
   idempotencyKey?: string;
+  origin?: TaskOrigin;
 }
 
 export interface TaskError {
@@ -69,6 +81,7 @@ export const isFinished = (task: Task) => task.status === 'done' || task.status 
 export function taskJson(task: Task): Record<string, unknown> {
   return {
     id: task.id,
+    ...(task.kind === 'delete' ? { kind: 'delete' } : {}),
     route: task.route,
     target: task.target,
     dest: task.dest,

@@ -10,8 +10,11 @@ import { fsyncDir, writeFileDurable } from './durable.js';
 export interface DeadLetter {
   readonly dir: string;
   init(): Promise<void>;
-  /** Moves the staged file in and writes the reason; after it resolves, the file is safe here. */
-  put(task: Task, stagedPath: string, reason: string): Promise<void>;
+  /**
+   * Moves the staged file in (none for a delete task) and writes the reason; after it
+   * resolves, the file is safe here.
+   */
+  put(task: Task, stagedPath: string | undefined, reason: string): Promise<void>;
   /** True when `id` already has its data here (a crash between move and journal). */
   has(id: string): Promise<boolean>;
 }
@@ -26,9 +29,11 @@ export function createDeadLetter(dir: string): DeadLetter {
     async put(task, stagedPath, reason) {
       const target = entryDir(task.id);
       await mkdir(target, { recursive: true, mode: 0o700 });
-      await rename(stagedPath, path.join(target, 'data')).catch((error: unknown) => {
-        if (errnoCode(error) !== 'ENOENT') throw error;
-      });
+      if (stagedPath !== undefined) {
+        await rename(stagedPath, path.join(target, 'data')).catch((error: unknown) => {
+          if (errnoCode(error) !== 'ENOENT') throw error;
+        });
+      }
       await writeFileDurable(path.join(target, 'task.json'), `${JSON.stringify({ ...taskJson(task), reason }, null, 2)}\n`);
       await writeFileDurable(path.join(target, 'reason.txt'), `${reason}\n`);
       await fsyncDir(dir);

@@ -26,7 +26,11 @@ export interface Spool {
 }
 
 export function createSpool(dir: string): Spool {
-  const filePath = (name: string) => path.join(dir, name);
+  // Staged names are ours (random, flat): anything else is a bug, never a path to follow.
+  const filePath = (name: string) => {
+    if (!/^[\w-]+\.staged$/.test(name)) throw new Error(`not a staged file name: ${JSON.stringify(name)}`);
+    return path.join(dir, name);
+  };
   let free: { at: number; value: Promise<number> } = { at: 0, value: Promise.resolve(0) };
   return {
     dir,
@@ -44,7 +48,7 @@ export function createSpool(dir: string): Spool {
     },
     async sweep(keep) {
       const orphans = (await readdir(dir)).filter((name) => !keep.has(name));
-      await Promise.all(orphans.map((name) => rm(filePath(name), { force: true, recursive: true })));
+      await Promise.all(orphans.map((name) => rm(path.join(dir, name), { force: true, recursive: true })));
       return orphans.length;
     },
     async verify(name, bytes, sha256) {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
-import { failed, ok, type PushItem, type PushResult, type Target } from './target.js';
+import { failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
   name: string;
@@ -21,39 +21,47 @@ export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
     async push(items, signal) {
       await mkdir(root, { recursive: true, mode: 0o755 });
       const rootReal = await realpath(root);
-      const dirs = new Map<string, Promise<string>>();
-      const ensure = (dir: string, mode: number) => {
-        let real = dirs.get(dir);
-        if (!real) dirs.set(dir, (real = ensureDir(rootReal, dir, mode)));
+      const dirs = new Map<string, Promise<string | undefined>>();
+      const ensure: EnsureDir = (dir, mode) => {
+        const key = `${mode ?? 'find'}:${dir}`;
+        let real = dirs.get(key);
+        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, mode)));
         return real;
       };
       const landed = new Set<string>();
       const land = async (item: PushItem): Promise<PushResult> => {
         try {
-          landed.add(await pushOne(item, ensure, signal));
+          checkDest(item.dest);
+          signal.throwIfAborted();
+          const parent = item.op === 'put' ? await putOne(item, ensure, signal) : await deleteOne(item, ensure);
+          if (parent) landed.add(parent);
           return ok;
         } catch (error) {
           return toResult(error);
         }
       };
       const results = await Promise.all(items.map(land));
-      // One directory fsync per parent makes every rename in the batch durable.
+      // One directory fsync per parent makes every rename (and removal) in the batch durable.
       await Promise.all([...landed].map((dir) => fsyncDir(dir).catch(() => undefined)));
       return results;
     },
   };
 }
 
-type EnsureDir = (dir: string, mode: number) => Promise<string>;
+/** Resolves a container directory inside root; creates what is missing when given a mode. */
+type EnsureDir = (dir: string, mode: number | undefined) => Promise<string | undefined>;
 
-async function pushOne(item: PushItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
-  signal.throwIfAborted();
-  // Ingest validates paths, but the target keeps its own promise never to write
-  // outside root: a `..` segment would climb out of it without any symlink.
-  if (item.dest.split('/').some((segment) => segment === '..' || segment === '.')) {
-    throw new StevedoreError('DEST_UNSAFE', `${item.dest}: "." and ".." segments are not allowed`);
+// Ingest validates paths, but the target keeps its own promise never to write
+// outside root: a `..` segment would climb out of it without any symlink.
+function checkDest(dest: string): void {
+  if (dest.split('/').some((segment) => segment === '..' || segment === '.')) {
+    throw new StevedoreError('DEST_UNSAFE', `${dest}: "." and ".." segments are not allowed`);
   }
-  const parent = await ensure(path.posix.dirname(item.dest), item.dirMode);
+  if (!dest.startsWith('/') || dest === '/') throw new StevedoreError('DEST_UNSAFE', `${dest}: not a path under the root`);
+}
+
+async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
+  const parent = (await ensure(path.posix.dirname(item.dest), item.dirMode)) as string;
   const final = path.join(parent, path.posix.basename(item.dest));
   const temp = path.join(parent, `.${path.posix.basename(item.dest).slice(0, 200)}.${randomName(6)}.stevedore-tmp`);
   try {
@@ -67,15 +75,24 @@ async function pushOne(item: PushItem, ensure: EnsureDir, signal: AbortSignal): 
   }
 }
 
+// rm does not follow a symlink at `dest` itself, and the walk to its parent refuses
+// any that leads outside root; a destination already gone is a success.
+async function deleteOne(item: DeleteItem, ensure: EnsureDir): Promise<string | undefined> {
+  const parent = await ensure(path.posix.dirname(item.dest), undefined);
+  if (parent === undefined) return undefined;
+  await rm(path.join(parent, path.posix.basename(item.dest)), { recursive: true, force: true });
+  return parent;
+}
+
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
-const stagedMissing = (item: PushItem, cause: unknown) =>
+const stagedMissing = (item: PutItem, cause: unknown) =>
   new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause });
 
 // The staged file is complete and already fsynced, so on the same filesystem a hard
 // link lands it with no second copy and no second data flush; the rename and the
 // batch's directory fsync make the name durable. False when links cannot be used.
-async function linkStaged(item: PushItem, temp: string): Promise<boolean> {
+async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
   try {
     await link(item.source, temp);
   } catch (error) {
@@ -89,7 +106,7 @@ async function linkStaged(item: PushItem, temp: string): Promise<boolean> {
 
 const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
 
-async function copyStaged(item: PushItem, temp: string): Promise<void> {
+async function copyStaged(item: PutItem, temp: string): Promise<void> {
   await copyFile(item.source, temp, constants.COPYFILE_EXCL);
   const handle = await open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
   try {
@@ -102,8 +119,9 @@ async function copyStaged(item: PushItem, temp: string): Promise<void> {
 }
 
 // Walks `dir` from the root one component at a time, creating what is missing with
-// `mode` and refusing any component (a planted symlink) that resolves outside root.
-async function ensureDir(rootReal: string, dir: string, mode: number): Promise<string> {
+// `mode` (or answering undefined when there is no mode) and refusing any component
+// (a planted symlink) that resolves outside root.
+async function ensureDir(rootReal: string, dir: string, mode: number | undefined): Promise<string | undefined> {
   let current = rootReal;
   for (const segment of dir.split('/').filter(Boolean)) {
     const next = path.join(current, segment);
@@ -112,6 +130,7 @@ async function ensureDir(rootReal: string, dir: string, mode: number): Promise<s
       throw error;
     });
     if (!stats) {
+      if (mode === undefined) return undefined;
       await mkdir(next, { mode }).catch((error: unknown) => {
         if (errnoCode(error) !== 'EEXIST') throw error;
       });

@@ -3,18 +3,30 @@
 // move many small files in one archive stream, so one call per file is not the unit.
 import { StevedoreError, type ErrorCode } from '../errors.js';
 
-export interface PushItem {
+interface ItemBase {
   /** Task id, for logs. */
   id: string;
-  /** Host path of the staged file. */
-  source: string;
   /** Absolute path inside the container. */
   dest: string;
+}
+
+/** Land a staged file at `dest`. */
+export interface PutItem extends ItemBase {
+  op: 'put';
+  /** Host path of the staged file. */
+  source: string;
   bytes: number;
   mode: number;
   dirMode: number;
   owner?: { uid: number; gid: number };
 }
+
+/** Remove `dest` (a file, or a directory with everything under it); gone already is fine. */
+export interface DeleteItem extends ItemBase {
+  op: 'delete';
+}
+
+export type PushItem = PutItem | DeleteItem;
 
 export type PushResult = { ok: true } | { ok: false; error: StevedoreError };
 

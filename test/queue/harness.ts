@@ -76,6 +76,7 @@ export function makeTask(dest: string, { target = 'box', bytes = 1, attempts = 3
   const id = newTaskId();
   return newTask({
     id,
+    kind: 'put',
     source: 'http',
     route: 'test',
     target,

@@ -17,6 +17,7 @@ let seq = 0;
 function record(id = `task-${(seq += 1)}`): TaskRecord {
   return {
     id,
+    kind: 'put',
     source: 'http',
     route: 'files',
     target: 'box',

@@ -2,7 +2,7 @@ import { lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLocalTarget } from '../../src/targets/local.js';
-import type { PushItem, PushResult } from '../../src/targets/target.js';
+import type { PushItem, PushResult, PutItem } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 
 const never = new AbortController().signal;
@@ -11,7 +11,7 @@ const isRoot = process.getuid?.() === 0;
 interface Setup {
   root: string;
   /** Writes `data` to a fresh source file and returns a push item for `dest`. */
-  item(dest: string, data: string | Buffer, options?: Partial<PushItem>): Promise<PushItem>;
+  item(dest: string, data: string | Buffer, options?: Partial<PutItem>): Promise<PutItem>;
   push(items: PushItem[], signal?: AbortSignal): Promise<PushResult[]>;
 }
 
@@ -27,7 +27,7 @@ async function setup(): Promise<Setup> {
     async item(dest, data, options = {}) {
       const source = path.join(sources, `${(n += 1)}.staged`);
       await writeFile(source, data, { mode: 0o600 });
-      return { id: `task${n}`, source, dest, bytes: Buffer.byteLength(data), mode: 0o644, dirMode: 0o755, ...options };
+      return { op: 'put' as const, id: `task${n}`, source, dest, bytes: Buffer.byteLength(data), mode: 0o644, dirMode: 0o755, ...options };
     },
     push: (items, signal = never) => target.push(items, signal),
   };
