@@ -160,6 +160,7 @@ describe('validate', () => {
   it('summarizes every runtime, route and watch (validate does not start anything)', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'full.yaml');
+    await mkdir(path.join(dir, 'inbox')); // a watched directory must exist
     await writeFile(
       file,
       [

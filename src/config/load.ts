@@ -1,5 +1,6 @@
 // YAML text → ${VAR} interpolation → zod validation → frozen Config. Every problem is
 // collected and reported at once as `FILE:LINE:COL: key: message`.
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, isAlias, isMap, isNode, isPair, isScalar, isSeq, parse, parseDocument, visit, type Document, type Node } from 'yaml';
@@ -32,10 +33,15 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   } catch (error) {
     throw new StevedoreError('CONFIG_UNREADABLE', `${file}: cannot read the config file: ${errorMessage(error)}`, { cause: error });
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, env, { checkHostPaths: true });
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export interface ParseOptions {
+  /** Also check that host directories the config names (watched folders) exist. */
+  checkHostPaths?: boolean;
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, { checkHostPaths = false }: ParseOptions = {}): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => lineCounter.linePos(offset);
@@ -54,7 +60,26 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const result = configSchema.safeParse(data, { error: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined) });
   if (!result.success) problems.push(...result.error.issues.flatMap((issue) => locateIssue(doc, issue, at)));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems.sort(byPosition));
-  return deepFreeze({ ...resolvePaths(result.data, path.dirname(path.resolve(file))), file: path.resolve(file) });
+  const config = resolvePaths(result.data, path.dirname(path.resolve(file)));
+  problems.push(...checkWatchPaths(config, checkHostPaths).map(({ path: keyPath, message }) => ({ ...at(findOffset(doc, keyPath)), key: keyPath.join('.'), message })));
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return deepFreeze({ ...config, file: path.resolve(file) });
+}
+
+// A watched directory must exist at start; a drop watch's after_push must lie outside
+// it (a moved file would be seen, and pushed, again).
+function checkWatchPaths(config: ParsedConfig, checkHostPaths: boolean): { path: (string | number)[]; message: string }[] {
+  return config.watch.flatMap((watch, i) => {
+    const problems: { path: (string | number)[]; message: string }[] = [];
+    if (checkHostPaths) {
+      const stats = statSync(watch.path, { throwIfNoEntry: false });
+      if (!stats) problems.push({ path: ['watch', i, 'path'], message: `${watch.path} does not exist` });
+      else if (!stats.isDirectory()) problems.push({ path: ['watch', i, 'path'], message: `${watch.path} is not a directory` });
+    }
+    const inside = watch.after_push !== null && !path.relative(watch.path, watch.after_push).startsWith('..');
+    if (inside) problems.push({ path: ['watch', i, 'after_push'], message: `must not be inside the watched directory ${watch.path}` });
+    return problems;
+  });
 }
 
 // Valid YAML that still cannot be a config, caught before toJS() (which would throw, or

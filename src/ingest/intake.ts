@@ -4,19 +4,21 @@
 import type { Readable } from 'node:stream';
 import { StevedoreError, errnoCode } from '../errors.js';
 import type { Scheduler } from '../queue/scheduler.js';
-import { newTask, newTaskId, type FileOptions, type Task, type TaskSource } from '../queue/task.js';
+import { newTask, newTaskId, type FileOptions, type Task, type TaskOrigin, type TaskSource } from '../queue/task.js';
 import type { Journal } from '../spool/journal.js';
 import { checkFree, receive, type ReceiveOptions, type Received } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
 
 export interface Accepted {
-  received: Received;
+  /** The staged file; none for a delete (a mirrored host delete). */
+  received?: Received;
   source: TaskSource;
   route: string;
   target: string;
   dest: string;
   options: FileOptions;
   idempotencyKey?: string;
+  origin?: TaskOrigin;
 }
 
 export interface Intake {
@@ -61,16 +63,25 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
     async commit(files) {
       const now = new Date().toISOString();
       const tasks = files.map(({ received, ...rest }) =>
-        newTask({ id: newTaskId(), kind: 'put', ...rest, bytes: received.bytes, sha256: received.sha256, staged: received.staged, createdAt: now }),
+        newTask({
+          id: newTaskId(),
+          kind: received ? 'put' : 'delete',
+          ...rest,
+          bytes: received?.bytes ?? 0,
+          sha256: received?.sha256 ?? '',
+          staged: received?.staged ?? '',
+          createdAt: now,
+        }),
       );
+      const staged = files.flatMap((f) => (f.received ? [f.received] : []));
       const records = tasks.map((task) => ({ op: 'add' as const, task: recordOf(task) }));
       // The journal lines and the staged files' data reach the disk side by side.
-      const [journaled, ...written] = await Promise.allSettled([journal.append(...records), ...files.map((f) => f.received.durable)]);
+      const [journaled, ...written] = await Promise.allSettled([journal.append(...records), ...staged.map((r) => r.durable)]);
       const failure = [journaled, ...written].find((r) => r.status === 'rejected');
       if (failure) {
         // If this cannot be written either, recovery finds the files missing and says so.
         if (journaled?.status === 'fulfilled') await journal.append(...tasks.map((t) => ({ op: 'discard' as const, id: t.id }))).catch(() => undefined);
-        await Promise.all(files.map((f) => spool.remove(f.received.staged)));
+        await Promise.all(staged.map((r) => spool.remove(r.staged)));
         const error: unknown = failure.reason;
         if (errnoCode(error) !== 'ENOSPC') throw error;
         throw new StevedoreError('INSUFFICIENT_STORAGE', 'the journal could not be written: disk full', { cause: error });

@@ -42,7 +42,7 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
   } finally {
     if (admitted > 0) {
       ctx.intake.release(admitted);
-      await Promise.all(accepted.map((a) => ctx.intake.discard(a.received)));
+      await Promise.all(accepted.map((a) => a.received && ctx.intake.discard(a.received)));
     }
   }
 }

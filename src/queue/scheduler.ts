@@ -177,7 +177,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
     try {
-      return await target.push(tasks.map((task) => toItem(task, options.sourcePath(task))), signal);
+      return await target.push(tasks.map((task) => toItem(task, options.sourcePath)), signal);
     } catch (error) {
       const wrapped = new StevedoreError('TARGET_IO', `push to ${lane.name} failed: ${errorMessage(error)}`, { cause: error });
       return tasks.map(() => ({ ok: false, error: wrapped }));
@@ -266,10 +266,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   };
 }
 
-function toItem(task: Task, source: string): PushItem {
+function toItem(task: Task, sourcePath: (task: Task) => string): PushItem {
   if (task.kind === 'delete') return { op: 'delete', id: task.id, dest: task.dest };
   const { mode, dirMode, owner } = task.options;
-  return { op: 'put', id: task.id, source, dest: task.dest, bytes: task.bytes, mode, dirMode, owner };
+  return { op: 'put', id: task.id, source: sourcePath(task), dest: task.dest, bytes: task.bytes, mode, dirMode, owner };
 }
 
 const missingResult = () => new StevedoreError('TARGET_IO', 'the target returned no result for this file');

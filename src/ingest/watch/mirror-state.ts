@@ -1,0 +1,77 @@
+// What a mirrored directory looked like at its last successful pushes: relative path →
+// size, mtime, sha256, in state_dir/watch/<name>.json. On start it tells what changed
+// while the agent was away, so a restart does not push the whole tree again. Written
+// atomically, at most once a second, and on close; a crash costs a few re-pushes.
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { errnoCode } from '../../errors.js';
+import { writeFileDurable } from '../../spool/durable.js';
+
+export interface FileState {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+export interface MirrorState {
+  load(): Promise<void>;
+  get(rel: string): FileState | undefined;
+  set(rel: string, state: FileState): void;
+  remove(rel: string): void;
+  /** Forgets everything under directory `rel`. */
+  removeTree(rel: string): void;
+  paths(): IterableIterator<string>;
+  save(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SAVE_DELAY = 1000;
+
+export function createMirrorState(file: string): MirrorState {
+  let files = new Map<string, FileState>();
+  let timer: NodeJS.Timeout | undefined;
+  let saving = Promise.resolve();
+
+  const save = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const text = JSON.stringify({ version: 1, files: Object.fromEntries(files) });
+    saving = saving.then(async () => {
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      await writeFileDurable(file, text);
+    });
+    return saving;
+  };
+  const changed = () => {
+    timer ??= setTimeout(() => void save().catch(() => undefined), SAVE_DELAY);
+  };
+
+  return {
+    async load() {
+      const text = await readFile(file, 'utf8').catch((error: unknown) => {
+        if (errnoCode(error) === 'ENOENT') return undefined;
+        throw error;
+      });
+      const parsed = text === undefined ? undefined : (JSON.parse(text) as { files?: Record<string, FileState> });
+      files = new Map(Object.entries(parsed?.files ?? {}));
+    },
+    get: (rel) => files.get(rel),
+    set(rel, state) {
+      files.set(rel, state);
+      changed();
+    },
+    remove(rel) {
+      if (files.delete(rel)) changed();
+    },
+    removeTree(rel) {
+      for (const key of files.keys()) if (key.startsWith(`${rel}/`)) files.delete(key);
+      changed();
+    },
+    paths: () => files.keys(),
+    save,
+    async close() {
+      if (timer) await save();
+      await saving;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+// Readiness: a file is ready once its size and mtime have held for `settleMs`. A write
+// moves the mtime, so a file whose last write is older than settle is ready at once
+// (a finished file renamed into place); one still being written is looked at again
+// when settle has passed since its last write. A file whose size and mtime simply did
+// not change across a whole settle period is ready too (an mtime in the future).
+import type { Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
+
+export interface Settler {
+  /** Something happened to `file` (absolute path): watch it until it settles. */
+  touch(file: string, stats?: Stats): void;
+  forget(file: string): void;
+  readonly pending: number;
+  close(): void;
+}
+
+interface Watched {
+  timer?: NodeJS.Timeout;
+  size: number;
+  mtimeMs: number;
+  since: number;
+}
+
+export function createSettler(settleMs: number, onReady: (file: string, stats: Stats) => void): Settler {
+  const files = new Map<string, Watched>();
+
+  const check = async (file: string, known?: Stats) => {
+    const stats = known ?? (await stat(file).catch(() => undefined));
+    const watched = files.get(file);
+    if (!watched) return; // forgotten meanwhile
+    if (!stats?.isFile()) return void files.delete(file);
+    const now = Date.now();
+    const same = stats.size === watched.size && stats.mtimeMs === watched.mtimeMs;
+    if (!same) Object.assign(watched, { size: stats.size, mtimeMs: stats.mtimeMs, since: now });
+    const held = Math.max(now - stats.mtimeMs, same ? now - watched.since : 0);
+    if (held >= settleMs) {
+      files.delete(file);
+      onReady(file, stats);
+    } else {
+      // +2 ms: mtime and Date.now() round differently; never look a hair too early.
+      watched.timer = setTimeout(() => void check(file), settleMs - held + 2);
+    }
+  };
+
+  return {
+    touch(file, stats) {
+      clearTimeout(files.get(file)?.timer);
+      files.set(file, { size: -1, mtimeMs: -1, since: Date.now() });
+      void check(file, stats);
+    },
+    forget(file) {
+      clearTimeout(files.get(file)?.timer);
+      files.delete(file);
+    },
+    get pending() {
+      return files.size;
+    },
+    close() {
+      files.forEach((watched) => clearTimeout(watched.timer));
+      files.clear();
+    },
+  };
+}

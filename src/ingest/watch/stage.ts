@@ -1,0 +1,55 @@
+// Stages one settled host file through the intake, as an upload would be: admitted,
+// copied into the spool with its checksum, journaled, queued.
+import { createReadStream, type Stats } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { errnoCode, errorMessage, isStevedoreError } from '../../errors.js';
+import type { Accepted, Intake } from '../intake.js';
+
+/** queued; skipped (gone, or not ours to push); later (no room now); changed (written to while copied). */
+export type StageOutcome = 'queued' | 'skipped' | 'later' | 'changed';
+
+export interface StageArgs {
+  file: string;
+  /** The watched directory, symlinks resolved. */
+  root: string;
+  stats: Stats;
+  intake: Intake;
+  log: Logger;
+  accepted: Omit<Accepted, 'received'>;
+}
+
+export async function stageFile({ file, root, stats, intake, log, accepted }: StageArgs): Promise<StageOutcome> {
+  const real = await realpath(file).catch(() => undefined);
+  if (real === undefined) return 'skipped';
+  if (real !== root && !real.startsWith(`${root}${path.sep}`)) {
+    log.warn({ path: file, resolves: real }, 'skipping a symlink that leads outside the watched directory');
+    return 'skipped';
+  }
+  try {
+    await intake.admit(1, stats.size);
+  } catch (error) {
+    if (isStevedoreError(error, 'SHUTTING_DOWN')) return 'skipped';
+    log.debug({ path: file, reason: errorMessage(error) }, 'no room to stage a watched file yet');
+    return 'later';
+  }
+  let committed = false;
+  try {
+    const received = await intake.receive(createReadStream(real), { maxBytes: Number.MAX_SAFE_INTEGER }, stats.size);
+    const after = await stat(real).catch(() => undefined);
+    if (after?.size !== received.bytes || after.mtimeMs !== stats.mtimeMs) {
+      await intake.discard(received);
+      return after ? 'changed' : 'skipped';
+    }
+    await intake.commit([{ ...accepted, received }]);
+    committed = true;
+    return 'queued';
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return 'skipped';
+    log.error({ path: file, err: error }, 'could not stage a watched file; trying again shortly');
+    return 'later';
+  } finally {
+    if (!committed) intake.release(1);
+  }
+}

@@ -1,0 +1,241 @@
+// One watched directory (SPEC §2, §5) on chokidar: files that settle are staged and
+// queued through the same intake as HTTP uploads. drop: the host file goes (or moves
+// to after_push) once its push succeeded. mirror: the container follows the
+// directory, host files are never touched, deletes follow with `delete: true`.
+import type { Stats } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import fastq from 'fastq';
+import type { Logger } from 'pino';
+import { StevedoreError, errorMessage } from '../../errors.js';
+import type { Settlement } from '../../queue/scheduler.js';
+import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
+import type { Intake } from '../intake.js';
+import { checkRelativePath, joinDest } from '../paths.js';
+import { afterDrop } from './drop.js';
+import { watchErrorMessage } from './errors.js';
+import { createIgnore } from './filter.js';
+import { createMirrorState, type MirrorState } from './mirror-state.js';
+import { createSettler } from './settle.js';
+import { stageFile } from './stage.js';
+
+export interface WatchConfig {
+  name: string;
+  path: string;
+  target: string;
+  dest: string;
+  mode: 'drop' | 'mirror';
+  ignore: readonly string[];
+  settle: number;
+  initial: boolean;
+  delete: boolean;
+  after_push: string | null;
+  poll: boolean;
+}
+
+export interface WatchOptions {
+  config: WatchConfig;
+  options: FileOptions;
+  intake: Intake;
+  /** Where mirror state files live (state_dir/watch). */
+  stateDir: string;
+  logger: Logger;
+}
+
+export type WatchState = 'starting' | 'watching' | 'missing' | 'failed' | 'stopped';
+
+export interface WatchStatus {
+  name: string;
+  path: string;
+  mode: 'drop' | 'mirror';
+  state: WatchState;
+  since: string;
+  pending: number;
+  error?: string;
+}
+
+export interface Watch {
+  readonly name: string;
+  /** Resolves once the initial scan is done (and drop/mirror start-up work is queued). */
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Tasks recovered from the journal: their files are queued already. */
+  adopt(origins: readonly TaskOrigin[]): void;
+  /** A push of one of this watch's files is over. */
+  settled(task: Task, how: Settlement): Promise<void>;
+  status(): WatchStatus;
+}
+
+const RETRY_LATER = 1000;
+const ROOT_CHECK = 1000;
+const STAGING = 8;
+
+export function createWatch({ config, options, intake, stateDir, logger }: WatchOptions): Watch {
+  const log = logger.child({ watch: config.name });
+  const root = path.resolve(config.path);
+  const mirror: MirrorState | undefined = config.mode === 'mirror' ? createMirrorState(path.join(stateDir, `${config.name}.json`)) : undefined;
+  const queued = new Map<string, { size: number; mtimeMs: number }>();
+  const stager = fastq.promise(stageOne, STAGING);
+  const settler = createSettler(config.settle, (file, stats) => void stager.push({ file, stats }));
+  let watcher: FSWatcher | undefined;
+  let rootTimer: NodeJS.Timeout | undefined;
+  let current: Pick<WatchStatus, 'state' | 'since' | 'error'> = { state: 'starting', since: new Date().toISOString() };
+  let closed = false;
+
+  const relOf = (file: string) => path.relative(root, file).split(path.sep).join('/');
+  const setState = (state: WatchState, error?: string) => {
+    if (current.state !== state || current.error !== error) current = { state, since: new Date().toISOString(), ...(error ? { error } : {}) };
+  };
+  const later = (file: string) => {
+    if (!closed) setTimeout(() => !closed && settler.touch(file), RETRY_LATER).unref();
+  };
+
+  async function stageOne({ file, stats }: { file: string; stats: Stats }): Promise<void> {
+    const rel = relOf(file);
+    const known = queued.get(rel) ?? mirror?.get(rel);
+    if (known && known.size === stats.size && known.mtimeMs === stats.mtimeMs) return;
+    const dest = destFor(rel);
+    if (dest === undefined) return;
+    const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs };
+    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: { source: 'watch', route: config.name, target: config.target, dest, options, origin } });
+    if (outcome === 'queued') queued.set(rel, origin);
+    else if (outcome === 'later' || outcome === 'changed') later(file);
+  }
+
+  function destFor(rel: string): string | undefined {
+    try {
+      return joinDest(config.dest, checkRelativePath(rel));
+    } catch (error) {
+      log.warn({ path: rel, reason: errorMessage(error) }, 'skipping a file whose name cannot be a container path');
+      return undefined;
+    }
+  }
+
+  let rootReal: string | undefined;
+  const realRoot = async () => (rootReal ??= await realpath(root));
+
+  async function queueDelete(rel: string): Promise<void> {
+    const dest = destFor(rel);
+    if (dest === undefined || closed) return;
+    try {
+      await intake.admit(1);
+    } catch {
+      setTimeout(() => void queueDelete(rel), RETRY_LATER).unref();
+      return;
+    }
+    const origin = { watch: config.name, path: rel, size: -1, mtimeMs: -1 };
+    await intake.commit([{ source: 'watch', route: config.name, target: config.target, dest, options, origin }]).catch((error: unknown) => {
+      intake.release(1);
+      log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
+    });
+  }
+
+  function onFile(file: string, stats?: Stats, scan?: Set<string>): void {
+    scan?.add(relOf(file));
+    // A symlink's own stats say nothing of its target: let the settler stat through it.
+    settler.touch(file, stats?.isSymbolicLink() ? undefined : stats);
+  }
+
+  function onUnlink(file: string): void {
+    settler.forget(file);
+    if (file === root) return void goneMissing();
+    if (config.mode === 'mirror' && config.delete) void queueDelete(relOf(file));
+  }
+
+  async function startWatcher(): Promise<void> {
+    rootReal = undefined;
+    const scan = mirror && config.initial ? new Set<string>() : undefined;
+    const w = chokidarWatch(root, {
+      ignored: createIgnore(root, config.ignore),
+      ignoreInitial: !config.initial,
+      followSymlinks: false,
+      alwaysStat: true,
+      usePolling: config.poll,
+      interval: 500,
+      binaryInterval: 500,
+    });
+    watcher = w;
+    w.on('add', (file, stats) => onFile(file, stats, scan))
+      .on('change', (file, stats) => onFile(file, stats))
+      .on('unlink', onUnlink)
+      .on('unlinkDir', onUnlink)
+      .on('error', (error) => failed(error as Error));
+    await new Promise<void>((resolve) => w.once('ready', resolve));
+    if (scan) reconcileDeletes(scan);
+    if (current.state !== 'failed') setState('watching');
+  }
+
+  // Files the last run pushed that are gone now: deleted while the agent was away.
+  function reconcileDeletes(scan: Set<string>): void {
+    if (!mirror || !config.delete) return;
+    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void queueDelete(rel);
+  }
+
+  function failed(error: Error): void {
+    const message = watchErrorMessage(error, config);
+    if (current.error !== message) log.error({ err: error }, message);
+    setState('failed', message);
+  }
+
+  // The directory went away: stop watching it, say so in /readyz, and look for it
+  // again every second.
+  function goneMissing(): void {
+    if (current.state === 'missing' || closed) return;
+    log.warn({ path: root }, 'the watched directory disappeared; waiting for it to come back');
+    setState('missing');
+    settler.close();
+    void watcher?.close();
+    watcher = undefined;
+  }
+
+  async function checkRoot(): Promise<void> {
+    const present = await stat(root).then((s) => s.isDirectory(), () => false);
+    if (!present) return goneMissing();
+    if (current.state !== 'missing' || closed) return;
+    log.info({ path: root }, 'the watched directory is back');
+    setState('starting');
+    await startWatcher().catch((error: unknown) => failed(error as Error));
+  }
+
+  return {
+    name: config.name,
+    async start() {
+      const present = await stat(root).then((s) => s.isDirectory(), () => false);
+      if (!present) throw new StevedoreError('CONFIG_INVALID', `watch "${config.name}": ${root} is not an existing directory`);
+      await mirror?.load();
+      await startWatcher();
+      rootTimer = setInterval(() => void checkRoot(), ROOT_CHECK).unref();
+      log.info({ path: root, mode: config.mode, pending: settler.pending }, 'watching');
+    },
+    async close() {
+      closed = true;
+      clearInterval(rootTimer);
+      settler.close();
+      await watcher?.close();
+      stager.kill();
+      await stager.drained();
+      await mirror?.close();
+      setState('stopped');
+    },
+    adopt(origins) {
+      for (const origin of origins) queued.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs });
+    },
+    async settled(task, how) {
+      const origin = task.origin;
+      if (!origin) return;
+      const version = queued.get(origin.path);
+      if (version?.size === origin.size && version.mtimeMs === origin.mtimeMs) queued.delete(origin.path);
+      if (how !== 'done') return;
+      if (task.kind === 'delete') {
+        mirror?.remove(origin.path);
+        mirror?.removeTree(origin.path);
+      } else if (mirror) {
+        mirror.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs, sha256: task.sha256 });
+      } else {
+        await afterDrop({ root, afterPush: config.after_push, origin, log });
+      }
+    },
+    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() }),
+  };
+}
