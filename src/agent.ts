@@ -108,6 +108,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await Promise.all(watches.map((watch) => watch.close()));
       await http?.close(grace);
       await scheduler.close(Math.max(0, deadline - Date.now()));
+      // Pushes that finished while the queue drained updated mirror state after close().
+      await Promise.all(watches.map((watch) => watch.flush()));
       await journal.close();
       logger.info({ unfinished: journal.liveCount }, 'stopped; unfinished tasks stay in the journal');
     },

@@ -154,6 +154,7 @@ describe('validate', () => {
       `target sandbox: local ${path.join(root, 'var/containers/sandbox')}`,
       'route sandbox-files: 127.0.0.1:8080/drop/sandbox/… → sandbox:/srv/files (token)',
       'legacy: POST /upload → sandbox:/srv/legacy/…',
+      `watch sandbox-drop: ${path.join(root, 'var/drop')} (drop) → sandbox:/srv/dropped`,
     ]);
   });
 

@@ -76,10 +76,17 @@ function checkWatchPaths(config: ParsedConfig, checkHostPaths: boolean): { path:
       if (!stats) problems.push({ path: ['watch', i, 'path'], message: `${watch.path} does not exist` });
       else if (!stats.isDirectory()) problems.push({ path: ['watch', i, 'path'], message: `${watch.path} is not a directory` });
     }
-    const inside = watch.after_push !== null && !path.relative(watch.path, watch.after_push).startsWith('..');
-    if (inside) problems.push({ path: ['watch', i, 'after_push'], message: `must not be inside the watched directory ${watch.path}` });
+    // Either way round a moved file can come back into the watch and be pushed again.
+    const overlaps = watch.after_push !== null && (isWithin(watch.path, watch.after_push) || isWithin(watch.after_push, watch.path));
+    if (overlaps) problems.push({ path: ['watch', i, 'after_push'], message: `must not be inside, or contain, the watched directory ${watch.path}` });
     return problems;
   });
+}
+
+// `..` as a whole segment only: `in/..done` lies inside `in`.
+function isWithin(dir: string, candidate: string): boolean {
+  const rel = path.relative(dir, candidate);
+  return rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
 // Valid YAML that still cannot be a config, caught before toJS() (which would throw, or

@@ -70,7 +70,21 @@ describe('the example config', () => {
       routes: [{ name: 'sandbox-files', path: '/drop/sandbox', target: 'sandbox', dest: '/srv/files', token: 'change-me' }],
       legacy: [{ target: 'sandbox', path_prefix: '/srv/legacy', token: 'change-me-too' }],
     });
-    expect(config.watch).toEqual([]);
+    expect(config.watch).toEqual([
+      {
+        name: 'sandbox-drop',
+        path: path.join(path.dirname(config.file), 'var/drop'),
+        target: 'sandbox',
+        dest: '/srv/dropped',
+        mode: 'drop',
+        ignore: [],
+        settle: 300,
+        initial: true,
+        delete: false,
+        after_push: null,
+        poll: false,
+      },
+    ]);
   });
 
   it('takes tokens from the environment when set', () => {

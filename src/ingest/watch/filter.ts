@@ -11,7 +11,8 @@ export function createIgnore(root: string, globs: readonly string[]): (absolute:
   const matches = picomatch([...DEFAULT_IGNORES, ...globs], { dot: true });
   return (absolute) => {
     const rel = path.relative(root, absolute);
-    if (rel === '' || rel.startsWith('..')) return false;
+    // Outside is `..` as a whole segment: `..data` (Kubernetes' volume links) is a dotfile inside.
+    if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) return false;
     return matches(rel.split(path.sep).join('/'));
   };
 }

@@ -17,6 +17,7 @@ import { afterDrop } from './drop.js';
 import { watchErrorMessage } from './errors.js';
 import { createIgnore } from './filter.js';
 import { createMirrorState, type MirrorState } from './mirror-state.js';
+import { createRootGuard } from './root.js';
 import { createSettler } from './settle.js';
 import { stageFile } from './stage.js';
 
@@ -59,7 +60,10 @@ export interface Watch {
   readonly name: string;
   /** Resolves once the initial scan is done (and drop/mirror start-up work is queued). */
   start(): Promise<void>;
+  /** Stops watching and staging; pushes already queued may still settle after it. */
   close(): Promise<void>;
+  /** Saves what pushes that settled after close() taught the mirror state: call once the queue has drained. */
+  flush(): Promise<void>;
   /** Tasks recovered from the journal: their files are queued already. */
   adopt(origins: readonly TaskOrigin[]): void;
   /** A push of one of this watch's files is over. */
@@ -115,6 +119,18 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   let rootReal: string | undefined;
   const realRoot = async () => (rootReal ??= await realpath(root));
 
+  const guard = createRootGuard(root);
+
+  // A delete settles too: `rm -r` of the watched directory itself first unlinks every
+  // file in it, and must not empty the container. After settle, the file must still be
+  // gone and the directory still the same one.
+  async function settleDelete(rel: string): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, config.settle).unref());
+    if (closed || (await guard.check()) !== 'same') return;
+    if (await stat(path.join(root, rel)).then(() => true, () => false)) return;
+    await queueDelete(rel);
+  }
+
   async function queueDelete(rel: string): Promise<void> {
     const dest = destFor(rel);
     if (dest === undefined || closed) return;
@@ -133,22 +149,30 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
 
   function onFile(file: string, stats?: Stats, scan?: Set<string>): void {
     scan?.add(relOf(file));
-    // A symlink's own stats say nothing of its target: let the settler stat through it.
-    settler.touch(file, stats?.isSymbolicLink() ? undefined : stats);
+    if (stats?.isSymbolicLink()) {
+      // drop: removing a pushed link would leave its target behind, pushed twice.
+      if (config.mode === 'drop') return void log.debug({ path: relOf(file) }, 'skipping a symlink in a drop folder');
+      // mirror: its own stats say nothing of its target; let the settler stat through it.
+      return settler.touch(file);
+    }
+    settler.touch(file, stats);
   }
 
   function onUnlink(file: string): void {
     settler.forget(file);
     if (file === root) return void goneMissing();
-    if (config.mode === 'mirror' && config.delete) void queueDelete(relOf(file));
+    if (config.mode === 'mirror' && config.delete) void settleDelete(relOf(file));
   }
 
-  async function startWatcher(): Promise<void> {
+  // `initial` applies to the agent's start; a directory that came back is new, and
+  // everything in it is pushed whatever `initial` says.
+  async function startWatcher(initial: boolean): Promise<void> {
     rootReal = undefined;
-    const scan = mirror && config.initial ? new Set<string>() : undefined;
+    await guard.pin();
+    const scan = mirror && initial ? new Set<string>() : undefined;
     const w = chokidarWatch(root, {
       ignored: createIgnore(root, config.ignore),
-      ignoreInitial: !config.initial,
+      ignoreInitial: !initial,
       followSymlinks: false,
       alwaysStat: true,
       usePolling: config.poll,
@@ -184,18 +208,21 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     if (current.state === 'missing' || closed) return;
     log.warn({ path: root }, 'the watched directory disappeared; waiting for it to come back');
     setState('missing');
+    guard.release();
     settler.close();
     void watcher?.close();
     watcher = undefined;
   }
 
   async function checkRoot(): Promise<void> {
-    const present = await stat(root).then((s) => s.isDirectory(), () => false);
-    if (!present) return goneMissing();
-    if (current.state !== 'missing' || closed) return;
+    const now = await guard.check();
+    // Gone, or replaced between two looks: the old directory, which the watcher still
+    // holds, will never see a write again.
+    if (now === 'gone' || (now === 'replaced' && current.state !== 'starting')) goneMissing();
+    if (now === 'gone' || current.state !== 'missing' || closed) return;
     log.info({ path: root }, 'the watched directory is back');
     setState('starting');
-    await startWatcher().catch((error: unknown) => failed(error as Error));
+    await startWatcher(true).catch((error: unknown) => failed(error as Error));
   }
 
   return {
@@ -204,19 +231,25 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
       const present = await stat(root).then((s) => s.isDirectory(), () => false);
       if (!present) throw new StevedoreError('CONFIG_INVALID', `watch "${config.name}": ${root} is not an existing directory`);
       await mirror?.load();
-      await startWatcher();
+      await startWatcher(config.initial);
       rootTimer = setInterval(() => void checkRoot(), ROOT_CHECK).unref();
       log.info({ path: root, mode: config.mode, pending: settler.pending }, 'watching');
     },
     async close() {
       closed = true;
       clearInterval(rootTimer);
+      guard.release();
       settler.close();
       await watcher?.close();
       stager.kill();
       await stager.drained();
       await mirror?.close();
       setState('stopped');
+    },
+    async flush() {
+      // Without this, a push that finished during shutdown would be saved by a stray
+      // timer after the agent stopped, or not at all, and pushed again on the next start.
+      await mirror?.close();
     },
     adopt(origins) {
       for (const origin of origins) queued.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs });

@@ -1,0 +1,111 @@
+// Mirror mode: the container path follows the host directory. New and changed files are
+// pushed, host files are never touched, and with `delete: true` host deletes (a file, a
+// whole directory) and renames follow into the container.
+import { lstat, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { barrier, exists, landedPath, listTree, recorder, setup, startWatching, waitGone, waitLanded, writeTree } from './harness.js';
+
+/** What must not change about a host file: identity, times, size, content. */
+async function fingerprint(file: string) {
+  const stats = await lstat(file);
+  return { ino: stats.ino, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, mode: stats.mode, size: stats.size, content: await readFile(file, 'utf8') };
+}
+
+const boxTree = (t: { root: string }) => listTree(path.join(t.root, 'srv/in'));
+
+describe('mirror mode', () => {
+  it('pushes new and changed files and never touches the host files', async () => {
+    const s = await setup();
+    const host = (rel: string) => path.join(s.dir, rel);
+    await writeTree(s.dir, { 'a.txt': 'A', 'sub/b.txt': 'B' });
+    const a = await fingerprint(host('a.txt'));
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror' }, { createTarget: rec.createTarget });
+    await waitLanded(t, 'a.txt', 'A');
+    await waitLanded(t, 'sub/b.txt', 'B');
+
+    await writeTree(s.dir, { 'new/c.txt': 'C', 'sub/b.txt': 'B, changed' });
+    const [b, c] = await Promise.all([fingerprint(host('sub/b.txt')), fingerprint(host('new/c.txt'))]);
+    await waitLanded(t, 'new/c.txt', 'C');
+    await waitLanded(t, 'sub/b.txt', 'B, changed');
+    await barrier(t, s.dir);
+
+    expect([await fingerprint(host('a.txt')), await fingerprint(host('sub/b.txt')), await fingerprint(host('new/c.txt'))]).toEqual([a, b, c]);
+    expect(await listTree(s.dir)).toEqual(['a.txt', 'new/c.txt', 'sub/b.txt', 'zz-sentinel.txt']);
+    expect(rec.puts('a.txt').map((p) => p.content)).toEqual(['A']);
+    expect(rec.puts('sub/b.txt').map((p) => p.content)).toEqual(['B', 'B, changed']);
+    expect(rec.deletes()).toEqual([]);
+  });
+
+  it('with delete: true, a deleted file and a deleted directory (rm -r) are removed from the container', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'keep.txt': 'k', 'gone.txt': 'g', 'tree/a.txt': 'a', 'tree/deeper/b.txt': 'b', 'tree/deeper/c.txt': 'c' });
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror', delete: true }, { createTarget: rec.createTarget });
+    await waitLanded(t, 'tree/deeper/c.txt', 'c');
+    await waitLanded(t, 'gone.txt', 'g');
+    expect(await boxTree(t)).toEqual(['gone.txt', 'keep.txt', 'tree/a.txt', 'tree/deeper/b.txt', 'tree/deeper/c.txt']);
+
+    await unlink(path.join(s.dir, 'gone.txt'));
+    await waitGone(landedPath(t, 'gone.txt'));
+    await rm(path.join(s.dir, 'tree'), { recursive: true });
+    // the directory itself goes, not only the files in it
+    await waitGone(landedPath(t, 'tree'));
+    await barrier(t, s.dir);
+    expect(await boxTree(t)).toEqual(['keep.txt', 'zz-sentinel.txt']);
+    expect(rec.deletes()).toContain('/srv/in/gone.txt');
+    expect(rec.deletes().filter((d) => d.startsWith('/srv/in/tree')).length).toBeGreaterThan(0);
+    expect(rec.deletes().every((d) => d === '/srv/in/gone.txt' || d.startsWith('/srv/in/tree'))).toBe(true);
+  });
+
+  it('with delete: false, host deletes are not propagated', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'one.txt': '1', 'dir/two.txt': '2' });
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror', delete: false }, { createTarget: rec.createTarget });
+    await waitLanded(t, 'one.txt', '1');
+    await waitLanded(t, 'dir/two.txt', '2');
+    await unlink(path.join(s.dir, 'one.txt'));
+    await rm(path.join(s.dir, 'dir'), { recursive: true });
+    await barrier(t, s.dir);
+    expect(await boxTree(t)).toEqual(['dir/two.txt', 'one.txt', 'zz-sentinel.txt']);
+    expect(rec.deletes()).toEqual([]);
+  });
+
+  it('a rename inside the tree pushes the new name and (delete: true) removes the old one', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'old-name.txt': 'renamed content', 'd1/x.txt': 'x', 'd1/sub/y.txt': 'y' });
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror', delete: true }, { createTarget: rec.createTarget });
+    await waitLanded(t, 'old-name.txt', 'renamed content');
+    await waitLanded(t, 'd1/sub/y.txt', 'y');
+
+    await rename(path.join(s.dir, 'old-name.txt'), path.join(s.dir, 'new-name.txt'));
+    await waitLanded(t, 'new-name.txt', 'renamed content');
+    await waitGone(landedPath(t, 'old-name.txt'));
+
+    await rename(path.join(s.dir, 'd1'), path.join(s.dir, 'd2'));
+    await waitLanded(t, 'd2/x.txt', 'x');
+    await waitLanded(t, 'd2/sub/y.txt', 'y');
+    await waitGone(landedPath(t, 'd1'));
+    await barrier(t, s.dir);
+    expect(await boxTree(t)).toEqual(['d2/sub/y.txt', 'd2/x.txt', 'new-name.txt', 'zz-sentinel.txt']);
+    expect(rec.puts('new-name.txt')).toHaveLength(1);
+    expect(await exists(path.join(s.dir, 'new-name.txt'))).toBe(true);
+  });
+
+  it('an editor-style save (write a temp file, rename it over the original) pushes the new content, and delete: true does not remove it', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'doc.txt': 'version 1' });
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror', delete: true }, { createTarget: rec.createTarget });
+    await waitLanded(t, 'doc.txt', 'version 1');
+    await writeFile(path.join(s.dir, '.doc.txt.tmp'), 'version 2, saved');
+    await rename(path.join(s.dir, '.doc.txt.tmp'), path.join(s.dir, 'doc.txt'));
+    await waitLanded(t, 'doc.txt', 'version 2, saved');
+    await barrier(t, s.dir);
+    expect(await readFile(landedPath(t, 'doc.txt'), 'utf8')).toBe('version 2, saved');
+    expect(rec.puts('doc.txt').map((p) => p.content)).toEqual(['version 1', 'version 2, saved']);
+  });
+});

@@ -1,0 +1,175 @@
+// Safety: symlinks are not followed out of the watched root; a watched directory must
+// exist at start, may vanish and come back; after_push may not lie inside the watch.
+import { lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/config/load.js';
+import { tempDir } from '../../helpers/temp.js';
+import { waitFor } from '../../helpers/wait.js';
+import { barrier, exists, landedPath, listTree, recorder, setup, sleep, startWatching, waitLanded, writeTree } from './harness.js';
+
+const SKIPPED = 'skipping a symlink that leads outside the watched directory';
+
+describe('symlinks', () => {
+  it('a symlink to a file outside the watched directory is skipped and logged, present at start or made later', async () => {
+    const s = await setup();
+    const outside = await tempDir('stevedore-outside-');
+    const secret = path.join(outside, 'secret.txt');
+    await writeFile(secret, 'not yours');
+    const before = await stat(secret);
+    await symlink(secret, path.join(s.dir, 'at-start.txt'));
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror' }, { createTarget: rec.createTarget });
+    await mkdir(path.join(s.dir, 'sub'));
+    await symlink(secret, path.join(s.dir, 'sub/later.txt'));
+    await sleep(400);
+    await barrier(t, s.dir);
+
+    const skipped = t.logs.filter((l) => l.msg === SKIPPED);
+    expect(skipped.map((l) => l.path).sort()).toEqual([path.join(s.dir, 'at-start.txt'), path.join(s.dir, 'sub/later.txt')]);
+    expect(skipped.every((l) => l.resolves === secret && l.watch === 'in' && l.level === 40)).toBe(true);
+    expect(rec.pushes.map((p) => p.dest)).toEqual(['/srv/in/zz-sentinel.txt']);
+    expect(await listTree(path.join(t.root, 'srv/in'))).toEqual(['zz-sentinel.txt']);
+    // nothing was staged from it, and it is untouched
+    expect(t.logs.filter((l) => l.msg === 'task queued')).toHaveLength(1);
+    expect(await readFile(secret, 'utf8')).toBe('not yours');
+    expect((await stat(secret)).mtimeMs).toBe(before.mtimeMs);
+  });
+
+  it('a symlink to a directory outside is not followed: nothing under it is pushed', async () => {
+    const s = await setup();
+    const outside = await tempDir('stevedore-outside-');
+    await writeFile(path.join(outside, 'inner.txt'), 'outside');
+    await symlink(outside, path.join(s.dir, 'linked-dir'));
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror' }, { createTarget: rec.createTarget });
+    await writeFile(path.join(outside, 'added-later.txt'), 'outside too');
+    await sleep(400);
+    await barrier(t, s.dir);
+    expect(rec.pushes.map((p) => p.dest)).toEqual(['/srv/in/zz-sentinel.txt']);
+  });
+
+  it('a symlink to a file inside the watched directory is pushed as a copy of that file', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'real/data.txt': 'the data' });
+    await symlink(path.join(s.dir, 'real/data.txt'), path.join(s.dir, 'alias.txt'));
+    const rec = recorder();
+    const t = await startWatching(s, { mode: 'mirror' }, { createTarget: rec.createTarget });
+    await waitLanded(t, 'real/data.txt', 'the data');
+    await waitLanded(t, 'alias.txt', 'the data');
+    await barrier(t, s.dir);
+    // a regular file in the container, not a link
+    expect((await lstat(landedPath(t, 'alias.txt'))).isFile()).toBe(true);
+    expect(t.logs.some((l) => l.msg === SKIPPED)).toBe(false);
+  });
+});
+
+describe('names', () => {
+  it('a file whose name cannot be a container path is skipped with a warning and left in place', async () => {
+    const s = await setup();
+    const t = await startWatching(s);
+    await writeFile(path.join(s.dir, 'back\\slash.txt'), 'odd');
+    await sleep(400);
+    await barrier(t, s.dir);
+    const warning = t.logs.find((l) => l.msg === 'skipping a file whose name cannot be a container path');
+    expect(warning).toMatchObject({ path: 'back\\slash.txt', level: 40 });
+    expect(await listTree(s.dir)).toEqual(['back\\slash.txt']);
+    expect(t.logs.filter((l) => l.msg === 'task queued')).toHaveLength(1);
+  });
+});
+
+describe('the watched directory', () => {
+  it('disappearing while running: /readyz answers 503 naming it, the status says missing; back again, it is watched and files land', async () => {
+    const s = await setup();
+    const t = await startWatching(s);
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    expect(t.agent.watches[0]?.status()).toMatchObject({ name: 'in', state: 'watching', path: s.dir });
+
+    await rm(s.dir, { recursive: true });
+    const body = await waitFor(
+      async () => {
+        const res = await fetch(`${t.url}/readyz`);
+        return res.status === 503 ? ((await res.json()) as { problems: string[] }) : undefined;
+      },
+      { what: '/readyz to answer 503' },
+    );
+    expect(body.problems).toEqual([`watch in: ${s.dir} is missing`]);
+    expect(t.agent.watches[0]?.status().state).toBe('missing');
+    expect(t.logs.some((l) => l.msg === 'the watched directory disappeared; waiting for it to come back' && l.level === 40)).toBe(true);
+
+    await mkdir(path.join(s.dir, 'sub'), { recursive: true });
+    await waitFor(() => t.agent.watches[0]?.status().state === 'watching', { what: 'the watch to be back' });
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    await writeFile(path.join(s.dir, 'sub/after.txt'), 'after');
+    await waitLanded(t, 'sub/after.txt', 'after');
+    await waitFor(async () => !(await exists(path.join(s.dir, 'sub/after.txt'))), { what: 'the dropped file to go' });
+  });
+});
+
+describe('the watched directory, replaced', () => {
+  it('removed and made again at once (between two looks): the new directory is watched', async () => {
+    const s = await setup();
+    const t = await startWatching(s);
+    await rm(s.dir, { recursive: true });
+    await mkdir(s.dir); // on ext4 often with the very same inode number
+    await writeFile(path.join(s.dir, 'early.txt'), 'early');
+    await waitLanded(t, 'early.txt', 'early');
+    await waitFor(() => t.agent.watches[0]?.status().state === 'watching', { what: 'the watch to be watching' });
+    await writeFile(path.join(s.dir, 'later.txt'), 'later');
+    await waitLanded(t, 'later.txt', 'later');
+    expect(t.logs.some((l) => l.msg === 'the watched directory is back')).toBe(true);
+  });
+});
+
+describe('config checks (loadConfig)', () => {
+  /** Writes a config watching `watchPath` (with `more` keys) and returns its file. */
+  async function configFile(watchPath: string, more = ''): Promise<string> {
+    const dir = await tempDir();
+    const file = path.join(dir, 'stevedore.yaml');
+    const text = [
+      'version: 1', //                                                    1
+      `state_dir: ${path.join(dir, 'state')}`, //                         2
+      'targets:', //                                                      3
+      `  box: { runtime: local, root: ${path.join(dir, 'box')} }`, //     4
+      'watch:', //                                                        5
+      '  - name: in', //                                                  6
+      `    path: ${watchPath}`, //                                        7
+      '    target: box', //                                               8
+      '    dest: /srv/in', //                                             9
+      more, //                                                            10
+    ].join('\n');
+    await writeFile(file, `${text}\n`);
+    return file;
+  }
+
+  async function configError(file: string): Promise<ConfigError> {
+    const error = await loadConfig(file, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+
+  it('a watched directory that does not exist is a config error at watch.N.path', async () => {
+    const missing = path.join(await tempDir(), 'no-such-dir');
+    const file = await configFile(missing);
+    const error = await configError(file);
+    expect(error.message).toBe(`${file}:7:11: watch.0.path: ${missing} does not exist`);
+  });
+
+  it('after_push inside the watched directory is a config error; outside, or a sibling, is fine', async () => {
+    const base = await tempDir();
+    const watched = path.join(base, 'in');
+    await mkdir(watched);
+    for (const inside of [watched, path.join(watched, 'done'), path.join(watched, '..done')]) {
+      const file = await configFile(watched, `    after_push: ${inside}`);
+      const error = await configError(file);
+      expect(error.message).toBe(`${file}:10:17: watch.0.after_push: must not be inside, or contain, the watched directory ${watched}`);
+    }
+    for (const outside of [path.join(base, 'done'), path.join(base, 'in-done')]) {
+      const config = await loadConfig(await configFile(watched, `    after_push: ${outside}`), {});
+      expect(config.watch[0]?.after_push).toBe(outside);
+    }
+  });
+});
