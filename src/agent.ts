@@ -1,11 +1,13 @@
 // The composition root: config in, a running agent out. Nothing here does I/O until
 // start(); close() undoes start() in reverse.
-import { chmod, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import { fileOptionsFor } from './config/resolve.js';
+import { StevedoreError } from './errors.js';
 import { createHttpServer, type HttpOptions, type HttpServer } from './ingest/http.js';
 import { createIntake } from './ingest/intake.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
@@ -78,6 +80,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       if (w.state === 'missing' || w.state === 'failed') problems.push(w.error ?? `watch ${w.name}: ${w.path} is ${w.state}`);
     }
     if (closing) problems.push('shutting down');
+    await access(spool.dir, constants.W_OK).catch(() => problems.push(`the spool ${spool.dir} is not writable`));
     await checkFree(spool, minFree).catch((error: Error) => problems.push(error.message));
     return problems;
   };
@@ -87,10 +90,13 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     watches,
     async start() {
       for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target));
+      const withExec = config.watch.find((w) => w.exec !== undefined);
+      if (withExec) throw new StevedoreError('NOT_SUPPORTED', `watch "${withExec.name}": exec is not supported by this version yet`);
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);
       await Promise.all([spool.init(), deadLetter.init()]);
-      const requeued = await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger });
+      const known = (name: string) => targets.has(name);
+      const requeued = await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger, known });
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {
@@ -106,6 +112,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       const grace = config.queue.shutdown_grace;
       const deadline = Date.now() + grace;
       await Promise.all(watches.map((watch) => watch.close()));
+      registry.wakeAll(); // Prefer: wait requests answer 202 now instead of holding the grace
       await http?.close(grace);
       await scheduler.close(Math.max(0, deadline - Date.now()));
       // Pushes that finished while the queue drained updated mirror state after close().

@@ -71,13 +71,18 @@ async function main(argv: string[]): Promise<number> {
 async function run(config: Config): Promise<number> {
   const logger = createLogger(config.log);
   const agent = createAgent(config, { logger });
+  let stopping = false;
   const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping: draining in-flight pushes');
+      // A second signal (systemd and a terminal may both send one) must not cut the drain.
+      logger.info({ signal }, stopping ? 'already stopping' : 'stopping: draining in-flight pushes');
+      stopping = true;
       resolve();
     };
-    process.once('SIGINT', stop).once('SIGTERM', stop);
+    process.on('SIGINT', stop).on('SIGTERM', stop);
   });
+  // Node's default for SIGHUP is to die on the spot; reload is not in this version yet.
+  process.on('SIGHUP', () => logger.warn('SIGHUP: reloading the config is not supported by this version; still running on the old one'));
   try {
     await agent.start();
   } catch (error) {

@@ -35,6 +35,7 @@ export const errorStatus = {
   PERMISSION_DENIED: undefined,
   TARGET_IO: undefined,
   TARGET_DOWN: undefined,
+  TARGET_UNKNOWN: undefined,
   PUSH_TIMEOUT: undefined,
 } as const satisfies Record<string, number | undefined>;
 

@@ -4,6 +4,8 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { createAgent } from '../src/agent.js';
+import { parseConfig } from '../src/config/load.js';
 import type { TaskRecord } from '../src/queue/task.js';
 import { createJournal, type JournalEntry } from '../src/spool/journal.js';
 import { startAgent, type TestAgent } from './helpers/agent.js';
@@ -137,5 +139,23 @@ describe('crash recovery', () => {
     expect(await readFile(path.join(entry, 'data'), 'utf8')).toBe('twenty');
     expect(await spoolFiles(second)).toEqual([]);
     expect(await readdir(second.root).catch(() => [])).toEqual([]);
+  });
+});
+
+describe('recovery, config changed meanwhile', () => {
+  it('a journaled task for a target the config no longer has goes to dead-letter, not waiting forever', async () => {
+    const dir = await tempDir();
+    const [task] = await leaveUnfinished(dir, { 'orphan.txt': 'no target any more' });
+    const config = parseConfig(`version: 1\nstate_dir: ${path.join(dir, 'state')}\ntargets: { other: { runtime: local, root: ${path.join(dir, 'other')} } }\n`, path.join(dir, 'next.yaml'), {});
+    const agent = createAgent(config, { logger: pino({ level: 'silent' }) });
+    await agent.start();
+    try {
+      expect(agent.registry.get(String(task?.id))).toMatchObject({ status: 'failed', error: { code: 'TARGET_UNKNOWN' } });
+      const entry = path.join(dir, 'state/dead-letter', String(task?.id));
+      expect(await readFile(path.join(entry, 'data'), 'utf8')).toBe('no target any more');
+      expect(await readFile(path.join(entry, 'reason.txt'), 'utf8')).toBe('target "box" is no longer configured\n');
+    } finally {
+      await agent.close();
+    }
   });
 });

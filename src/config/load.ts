@@ -146,9 +146,11 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, at: (o: number) => {
   return problems;
 }
 
+// Only when the number reads back as the same text: "0123", "1e3" or a 20-digit token
+// stay strings (a token must never change on its way in).
 function plainScalar(text: string): unknown {
   const value: unknown = parse(text);
-  return typeof value === 'number' || typeof value === 'boolean' ? value : text;
+  return (typeof value === 'number' || typeof value === 'boolean') && String(value) === text ? value : text;
 }
 
 // "http.routes.0.token" for a node reached through `ancestors` (visit()'s path).

@@ -4,9 +4,12 @@ import { z } from 'zod';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
 import { LISTEN_PATTERN, checkCrossReferences } from './references.js';
 
+// Node timers hold at most 2^31-1 ms (~24.8 days); a longer one fires at once.
+const MAX_DURATION = 2 ** 31 - 1;
 const duration = z
   .string()
   .regex(DURATION_PATTERN, { error: 'expected a duration like "250ms", "5s", "2m" or "1h"' })
+  .refine((text) => (parseDuration(text) ?? 0) <= MAX_DURATION, { error: 'expected at most 596h (timers cannot hold longer)' })
   .transform((text) => parseDuration(text) ?? 0);
 
 const sizeError = 'expected a size like "512KiB" or "2GiB", or a whole number of bytes';

@@ -112,6 +112,8 @@ async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
   return postOnly(req, ['PUT', 'POST'], () => {
     const rawRel = path.slice(route.path.length + 1);
+    // decodeUrlPath forgives one leading "/", which here would be an empty segment.
+    if (rawRel.startsWith('/')) throw new StevedoreError('BAD_PATH', 'path segment 1 is empty ("//")');
     if (isMultipart(req)) {
       if (req.method !== 'POST') throw notAllowed(['POST'], 'multipart uploads use POST');
       return handleMultipart(ctx, req, res, route, rawRel === '' ? '' : decodeUrlPath(rawRel));

@@ -21,13 +21,20 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
   declaredLength(req, ctx.maxBody);
   const digest = expectedDigest(req.headers);
   const accepted: Accepted[] = [];
-  let admitted = 0;
+  // Room for the first part is taken before the body is read (SPEC §3); each further
+  // part takes its own as it comes.
+  await ctx.intake.admit(1);
+  let admitted = 1;
+  let parts = 0;
   try {
     continueBody(req, res);
     const bodySha = await parseParts(ctx, req, async (filename, stream) => {
       const rel = checkRelativePath(filename);
-      await ctx.intake.admit(1);
-      admitted += 1;
+      parts += 1;
+      if (parts > 1) {
+        await ctx.intake.admit(1);
+        admitted += 1;
+      }
       const received = await ctx.intake.receive(stream, { maxBytes: ctx.maxBody });
       const dest = joinDest(route.dest, dir === '' ? rel : `${dir}/${rel}`);
       accepted.push({ received, source: 'http', route: route.name, target: route.target, dest, options: route.options });

@@ -36,18 +36,21 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   const length = declaredLength(req, ctx.maxBody);
   const digest = expectedDigest(req.headers);
   const key = idempotencyKey(req);
-  if (key !== undefined) {
+  const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
+  if (key !== undefined && uploading !== undefined) {
     const earlier = ctx.registry.findByIdempotencyKey(to.route, key);
     if (earlier) return replayIdempotent(earlier, to.dest, res);
-    if (ctx.uploading.has(`${to.route}\0${key}`)) {
+    if (ctx.uploading.has(uploading)) {
       throw new StevedoreError('IDEMPOTENCY_CONFLICT', 'a request with this Idempotency-Key is still being received');
     }
+    // Claimed before the first await: a twin request arriving meanwhile must see it.
+    ctx.uploading.add(uploading);
   }
-  await ctx.intake.admit(1, length ?? 0);
+  let admitted = false;
   let committed = false;
-  const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
-  if (uploading) ctx.uploading.add(uploading);
   try {
+    await ctx.intake.admit(1, length ?? 0);
+    admitted = true;
     continueBody(req, res);
     const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody }, length);
     if (digest && digest.hex !== received.sha256) {
@@ -58,7 +61,7 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
     committed = true;
     await answerTasks(ctx, req, res, task ? [task] : [], false);
   } finally {
-    if (!committed) ctx.intake.release(1);
+    if (admitted && !committed) ctx.intake.release(1);
     if (uploading) ctx.uploading.delete(uploading);
   }
 }

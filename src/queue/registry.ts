@@ -12,6 +12,8 @@ export interface Registry {
   /** Resolves with the task once it is finished, or as it is after `ms`. */
   waitFor(id: string, ms: number): Promise<Task | undefined>;
   findByIdempotencyKey(route: string, key: string): Task | undefined;
+  /** Wakes every waiter with the task as it is now (shutdown must not wait for them). */
+  wakeAll(): void;
 }
 
 export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logger; keepFinished?: number }): Registry {
@@ -59,9 +61,16 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
           set.delete(wake);
           resolve(t);
         };
-        const timer = setTimeout(() => wake(task), ms);
+        const timer = setTimeout(() => wake(task), ms).unref();
         set.add(wake);
       });
+    },
+    wakeAll() {
+      for (const [id, set] of waiters) {
+        const task = tasks.get(id);
+        if (task) set.forEach((wake) => wake(task));
+      }
+      waiters.clear();
     },
     findByIdempotencyKey(route, key) {
       const id = idempotency.get(keyOf(route, key));

@@ -174,9 +174,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const error = new StevedoreError('TARGET_DOWN', `target "${lane.name}" is not configured`);
       return tasks.map(() => ({ ok: false, error }));
     }
-    const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
-    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
     try {
+      const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
+      const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
       return await target.push(tasks.map((task) => toItem(task, options.sourcePath)), signal);
     } catch (error) {
       const wrapped = new StevedoreError('TARGET_IO', `push to ${lane.name} failed: ${errorMessage(error)}`, { cause: error });

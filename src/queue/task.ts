@@ -27,6 +27,8 @@ export interface TaskOrigin {
   path: string;
   size: number;
   mtimeMs: number;
+  /** A mirrored directory delete (everything under `path`). */
+  dir?: boolean;
 }
 
 export interface TaskRecord {

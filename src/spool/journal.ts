@@ -70,7 +70,8 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
     // it is caught at recovery by its checksum.
     const dirs = entries.some((e) => e.op === 'add') ? syncDirs.map(fsyncDir) : [];
     try {
-      await Promise.all([...dirs, file.write(text).then(() => file.datasync())]);
+      // appendFile loops until every byte is written (a bare write may stop short).
+      await Promise.all([...dirs, file.appendFile(text).then(() => file.datasync())]);
     } catch (error) {
       // A torn line would swallow the next good one: cut the file back first.
       await handle.truncate(size).catch(() => undefined);

@@ -2,6 +2,7 @@
 // and queued again; spool files no task refers to (uploads cut by a crash) go.
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import type { ErrorCode } from '../errors.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, type TaskRecord } from '../queue/task.js';
@@ -17,21 +18,33 @@ export interface RecoverArgs {
   scheduler: Scheduler;
   registry: Registry;
   logger: Logger;
+  /** True for a target the config still has. */
+  known(target: string): boolean;
 }
 
 /** Resolves with the records queued again. */
-export async function recover({ records, spool, deadLetter, journal, scheduler, registry, logger }: RecoverArgs): Promise<TaskRecord[]> {
+export async function recover({ records, spool, deadLetter, journal, scheduler, registry, logger, known }: RecoverArgs): Promise<TaskRecord[]> {
   const keep = new Set<string>();
   const requeued: TaskRecord[] = [];
   for (const record of records) {
-    if (record.kind === 'delete' || (await spool.verify(record.staged, record.bytes, record.sha256))) {
+    if (!known(record.target)) {
+      // Else it would wait forever for a target that will never come back.
+      const message = `target "${record.target}" is no longer configured`;
+      await deadLetterAtStart(record, 'TARGET_UNKNOWN', message, { spool, deadLetter, journal, registry });
+    } else if (record.kind === 'delete' || (await spool.verify(record.staged, record.bytes, record.sha256))) {
       keep.add(record.staged);
       requeued.push(record);
       scheduler.enqueue(newTask(record));
     } else if (await deadLetter.has(record.id)) {
       await journal.append({ op: 'dead', id: record.id });
     } else {
-      await deadLetterBroken(record, { spool, deadLetter, journal, registry });
+      // Gone or not matching its checksum: cut by a crash before it was acknowledged (its
+      // fsync runs beside the journal's), or damaged since. Kept for a human either way.
+      const present = await stat(spool.path(record.staged)).then(() => true, () => false);
+      const [code, message] = present
+        ? (['STAGED_CORRUPT', 'the staged file does not match its checksum'] as const)
+        : (['STAGED_MISSING', 'the staged file is missing from the spool'] as const);
+      await deadLetterAtStart(record, code, message, { spool, deadLetter, journal, registry });
     }
   }
   const orphans = await spool.sweep(keep);
@@ -39,16 +52,12 @@ export async function recover({ records, spool, deadLetter, journal, scheduler, 
   return requeued;
 }
 
-// A journaled file that is gone or does not match its checksum: cut by a crash before
-// it was acknowledged (its fsync runs beside the journal's), or damaged since. Either
-// way it is kept for a human in the dead-letter store, never silently dropped.
-async function deadLetterBroken(record: TaskRecord, { spool, deadLetter, journal, registry }: Omit<RecoverArgs, 'records' | 'scheduler' | 'logger'>): Promise<void> {
+type StartArgs = Pick<RecoverArgs, 'spool' | 'deadLetter' | 'journal' | 'registry'>;
+
+async function deadLetterAtStart(record: TaskRecord, code: ErrorCode, message: string, { spool, deadLetter, journal, registry }: StartArgs): Promise<void> {
   const task = newTask(record);
-  const present = await stat(spool.path(record.staged)).then(() => true, () => false);
-  const code = present ? 'STAGED_CORRUPT' : 'STAGED_MISSING';
-  const message = present ? 'the staged file does not match its checksum' : 'the staged file is missing from the spool';
   Object.assign(task, { status: 'failed', error: { code, message } });
-  await deadLetter.put(task, spool.path(record.staged), message);
+  await deadLetter.put(task, record.kind === 'put' ? spool.path(record.staged) : undefined, message);
   await journal.append({ op: 'dead', id: record.id });
   registry.add(task); // logs it, and GET /tasks/<id> can tell the client what happened
 }

@@ -22,28 +22,37 @@ export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
       await mkdir(root, { recursive: true, mode: 0o755 });
       const rootReal = await realpath(root);
       const dirs = new Map<string, Promise<string | undefined>>();
+      // Directories whose entries changed in this batch: each parent of a landed file,
+      // and each parent of a directory made for one.
+      const changed = new Set<string>();
       const ensure: EnsureDir = (dir, mode) => {
         const key = `${mode ?? 'find'}:${dir}`;
         let real = dirs.get(key);
-        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, mode)));
+        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, mode, changed)));
         return real;
       };
-      const landed = new Set<string>();
       const land = async (item: PushItem): Promise<PushResult> => {
         try {
           checkDest(item.dest);
           signal.throwIfAborted();
           const parent = item.op === 'put' ? await putOne(item, ensure, signal) : await deleteOne(item, ensure);
-          if (parent) landed.add(parent);
+          if (parent) changed.add(parent);
           return ok;
         } catch (error) {
           return toResult(error);
         }
       };
-      const results = await Promise.all(items.map(land));
-      // One directory fsync per parent makes every rename (and removal) in the batch durable.
-      await Promise.all([...landed].map((dir) => fsyncDir(dir).catch(() => undefined)));
-      return results;
+      // Deletes first: a directory removed and a file put under it in one batch must
+      // end with the file there.
+      const deletes = await Promise.all(items.map((item) => (item.op === 'delete' ? land(item) : undefined)));
+      const results = await Promise.all(items.map((item, i) => deletes[i] ?? land(item)));
+      // One fsync per changed directory makes every rename (and removal) durable; until
+      // it has succeeded nothing may be reported landed.
+      const unsynced = await Promise.all([...changed].map((dir) => fsyncDir(dir).then(() => undefined, (error: unknown) => error)));
+      const failure = unsynced.find((error) => error !== undefined);
+      if (failure === undefined) return results;
+      const error = new StevedoreError('TARGET_IO', `could not fsync a directory: ${errorMessage(failure)}`, { cause: failure });
+      return results.map((result) => (result.ok ? failed(error) : result));
     },
   };
 }
@@ -63,11 +72,15 @@ function checkDest(dest: string): void {
 async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
   const parent = (await ensure(path.posix.dirname(item.dest), item.dirMode)) as string;
   const final = path.join(parent, path.posix.basename(item.dest));
-  const temp = path.join(parent, `.${path.posix.basename(item.dest).slice(0, 200)}.${randomName(6)}.stevedore-tmp`);
+  // A fixed-length name: a long destination name plus a suffix could pass NAME_MAX.
+  const temp = path.join(parent, `.stevedore-${randomName(9)}.tmp`);
   try {
     if (!(await linkStaged(item, temp))) await copyStaged(item, temp);
     signal.throwIfAborted();
     await rename(temp, final);
+    // Renaming one hard link onto another of the same inode (a re-push after a crash)
+    // succeeds and does nothing: the temp name would stay behind.
+    await rm(temp, { force: true });
     return parent;
   } catch (error) {
     await rm(temp, { force: true });
@@ -91,16 +104,19 @@ const stagedMissing = (item: PutItem, cause: unknown) =>
 
 // The staged file is complete and already fsynced, so on the same filesystem a hard
 // link lands it with no second copy and no second data flush; the rename and the
-// batch's directory fsync make the name durable. False when links cannot be used.
+// batch's directory fsync make the name durable. Owner and mode are set on the staged
+// name, inside the 0700 spool, before the inode appears in the target: a path-based
+// chmod in the target could be redirected by a symlink swapped in. False when links
+// cannot be used.
 async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
+  if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);
+  await chmod(item.source, item.mode);
   try {
     await link(item.source, temp);
   } catch (error) {
     if (LINK_UNSUPPORTED.has(errnoCode(error) ?? '')) return false;
     throw error;
   }
-  if (item.owner) await chown(temp, item.owner.uid, item.owner.gid);
-  await chmod(temp, item.mode);
   return true;
 }
 
@@ -121,7 +137,7 @@ async function copyStaged(item: PutItem, temp: string): Promise<void> {
 // Walks `dir` from the root one component at a time, creating what is missing with
 // `mode` (or answering undefined when there is no mode) and refusing any component
 // (a planted symlink) that resolves outside root.
-async function ensureDir(rootReal: string, dir: string, mode: number | undefined): Promise<string | undefined> {
+async function ensureDir(rootReal: string, dir: string, mode: number | undefined, changed: Set<string>): Promise<string | undefined> {
   let current = rootReal;
   for (const segment of dir.split('/').filter(Boolean)) {
     const next = path.join(current, segment);
@@ -138,6 +154,7 @@ async function ensureDir(rootReal: string, dir: string, mode: number | undefined
         await h.chmod(mode);
         await h.close();
       });
+      changed.add(current);
       current = next;
     } else if (stats.isSymbolicLink()) {
       current = await realpath(next);

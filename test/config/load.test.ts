@@ -250,6 +250,8 @@ describe('${VAR} interpolation', () => {
     expect(config.queue).toMatchObject({ capacity: 10, per_target: 3 });
     expect(config.http).toMatchObject({ listen: '127.0.0.1:8080', allow_anonymous: true });
     expect(token('${PIN}', { PIN: '123456' })).toBe('123456');
+    // A number only when it reads back the same: a token never changes on its way in.
+    for (const pin of ['0123', '12345678901234567890', '1e3', '0x1F']) expect(token('${PIN}', { PIN: pin })).toBe(pin);
     expect(token('"${TOKEN}"', { TOKEN: 'true' })).toBe('true');
   });
 
@@ -399,6 +401,11 @@ describe('schema problems, each at its own line:col', () => {
   it('a document that is not a map is one problem', () => {
     expect(problems('just a string\n')).toEqual(['x.yaml:1:1: Invalid input: expected object, received string']);
     expect(problems('- a\n- b\n')).toEqual(['x.yaml:1:1: Invalid input: expected object, received array']);
+  });
+
+  it('a duration longer than a timer can hold is refused', () => {
+    const text = yaml('version: 1', 'targets:', '  box: { runtime: local, root: /r }', 'defaults:', '  push_timeout: 600h');
+    expect(problems(text)).toEqual(['x.yaml:5:17: defaults.push_timeout: expected at most 596h (timers cannot hold longer)']);
   });
 
   it('bad durations, sizes and modes', () => {

@@ -157,3 +157,30 @@ describe('local target', () => {
     expect((await walk(s.root)).filter((name) => name.includes('.stevedore-tmp'))).toEqual([]);
   });
 });
+
+describe('local target edges', () => {
+  it('lands a name of 244 UTF-8 bytes (the temp name does not grow with it)', async () => {
+    const s = await setup();
+    const name = 'ж'.repeat(122); // 244 bytes, under NAME_MAX
+    expect(await s.push([await s.item(`/srv/${name}`, 'cyrillic')])).toEqual([{ ok: true }]);
+    expect(await readFile(path.join(s.root, 'srv', name), 'utf8')).toBe('cyrillic');
+  });
+
+  it('a re-push of an already landed staged file leaves no temp name behind', async () => {
+    const s = await setup();
+    const item = await s.item('/srv/again.txt', 'same inode');
+    expect(await s.push([item])).toEqual([{ ok: true }]);
+    // After a crash between landing and the journal's `done`, the same staged file goes again.
+    expect(await s.push([item])).toEqual([{ ok: true }]);
+    expect(await readdir(path.join(s.root, 'srv'))).toEqual(['again.txt']);
+  });
+
+  it('in one batch, a directory delete runs before a put under that directory', async () => {
+    const s = await setup();
+    await s.push([await s.item('/srv/d/old.txt', 'old')]);
+    const results = await s.push([await s.item('/srv/d/new.txt', 'new'), { op: 'delete', id: 'del', dest: '/srv/d' }]);
+    expect(results).toEqual([{ ok: true }, { ok: true }]);
+    expect(await readdir(path.join(s.root, 'srv/d'))).toEqual(['new.txt']);
+  });
+});
+

@@ -71,7 +71,8 @@ export interface Watch {
   status(): WatchStatus;
 }
 
-const RETRY_LATER = 1000;
+const RETRY_FIRST = 1000;
+const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
 const STAGING = 8;
 
@@ -81,7 +82,16 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   const mirror: MirrorState | undefined = config.mode === 'mirror' ? createMirrorState(path.join(stateDir, `${config.name}.json`)) : undefined;
   const queued = new Map<string, { size: number; mtimeMs: number }>();
   const stager = fastq.promise(stageOne, STAGING);
-  const settler = createSettler(config.settle, (file, stats) => void stager.push({ file, stats }));
+  // One file's versions are staged one after another: with several files staged at
+  // once, a slow older version could otherwise be queued after a newer one and win.
+  const chains = new Map<string, Promise<void>>();
+  const stageInOrder = (file: string, stats: Stats) => {
+    const next = (chains.get(file) ?? Promise.resolve()).then(() => stager.push({ file, stats })).catch(() => undefined);
+    chains.set(file, next);
+    void next.then(() => chains.get(file) === next && chains.delete(file));
+  };
+  const settler = createSettler(config.settle, stageInOrder);
+  const retries = new Map<string, number>();
   let watcher: FSWatcher | undefined;
   let rootTimer: NodeJS.Timeout | undefined;
   let current: Pick<WatchStatus, 'state' | 'since' | 'error'> = { state: 'starting', since: new Date().toISOString() };
@@ -91,11 +101,17 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   const setState = (state: WatchState, error?: string) => {
     if (current.state !== state || current.error !== error) current = { state, since: new Date().toISOString(), ...(error ? { error } : {}) };
   };
+  // No room in the queue, or a read that failed: look again, backing off per file so a
+  // tree larger than the queue or an unreadable file does not spin.
   const later = (file: string) => {
-    if (!closed) setTimeout(() => !closed && settler.touch(file), RETRY_LATER).unref();
+    if (closed) return;
+    const attempt = (retries.get(file) ?? 0) + 1;
+    retries.set(file, attempt);
+    setTimeout(() => !closed && settler.touch(file), Math.min(RETRY_MAX, RETRY_FIRST * 2 ** (attempt - 1))).unref();
   };
 
   async function stageOne({ file, stats }: { file: string; stats: Stats }): Promise<void> {
+    if (closed) return;
     const rel = relOf(file);
     const known = queued.get(rel) ?? mirror?.get(rel);
     if (known && known.size === stats.size && known.mtimeMs === stats.mtimeMs) return;
@@ -103,6 +119,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     if (dest === undefined) return;
     const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs };
     const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: { source: 'watch', route: config.name, target: config.target, dest, options, origin } });
+    if (outcome !== 'later') retries.delete(file);
     if (outcome === 'queued') queued.set(rel, origin);
     else if (outcome === 'later' || outcome === 'changed') later(file);
   }
@@ -124,23 +141,25 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   // A delete settles too: `rm -r` of the watched directory itself first unlinks every
   // file in it, and must not empty the container. After settle, the file must still be
   // gone and the directory still the same one.
-  async function settleDelete(rel: string): Promise<void> {
+  async function settleDelete(rel: string, dir: boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, config.settle).unref());
     if (closed || (await guard.check()) !== 'same') return;
     if (await stat(path.join(root, rel)).then(() => true, () => false)) return;
-    await queueDelete(rel);
+    await queueDelete(rel, dir);
   }
 
-  async function queueDelete(rel: string): Promise<void> {
+  async function queueDelete(rel: string, dir: boolean): Promise<void> {
     const dest = destFor(rel);
     if (dest === undefined || closed) return;
     try {
       await intake.admit(1);
     } catch {
-      setTimeout(() => void queueDelete(rel), RETRY_LATER).unref();
+      setTimeout(() => void queueDelete(rel, dir), RETRY_FIRST).unref();
       return;
     }
-    const origin = { watch: config.name, path: rel, size: -1, mtimeMs: -1 };
+    const origin = { watch: config.name, path: rel, size: -1, mtimeMs: -1, ...(dir ? { dir } : {}) };
+    // Whatever version was known is gone: the same file put back must be pushed again.
+    queued.set(rel, { size: -1, mtimeMs: -1 });
     await intake.commit([{ source: 'watch', route: config.name, target: config.target, dest, options, origin }]).catch((error: unknown) => {
       intake.release(1);
       log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
@@ -158,10 +177,10 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     settler.touch(file, stats);
   }
 
-  function onUnlink(file: string): void {
+  function onUnlink(file: string, dir: boolean): void {
     settler.forget(file);
     if (file === root) return void goneMissing();
-    if (config.mode === 'mirror' && config.delete) void settleDelete(relOf(file));
+    if (config.mode === 'mirror' && config.delete) void settleDelete(relOf(file), dir);
   }
 
   // `initial` applies to the agent's start; a directory that came back is new, and
@@ -182,8 +201,8 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     watcher = w;
     w.on('add', (file, stats) => onFile(file, stats, scan))
       .on('change', (file, stats) => onFile(file, stats))
-      .on('unlink', onUnlink)
-      .on('unlinkDir', onUnlink)
+      .on('unlink', (file) => onUnlink(file, false))
+      .on('unlinkDir', (dir) => onUnlink(dir, true))
       .on('error', (error) => failed(error as Error));
     await new Promise<void>((resolve) => w.once('ready', resolve));
     if (scan) reconcileDeletes(scan);
@@ -193,7 +212,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   // Files the last run pushed that are gone now: deleted while the agent was away.
   function reconcileDeletes(scan: Set<string>): void {
     if (!mirror || !config.delete) return;
-    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void queueDelete(rel);
+    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void queueDelete(rel, false);
   }
 
   function failed(error: Error): void {
@@ -262,7 +281,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
       if (how !== 'done') return;
       if (task.kind === 'delete') {
         mirror?.remove(origin.path);
-        mirror?.removeTree(origin.path);
+        if (origin.dir) mirror?.removeTree(origin.path);
       } else if (mirror) {
         mirror.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs, sha256: task.sha256 });
       } else {
