@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 export const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -21,20 +22,66 @@ export interface AgentProcess {
   url: string;
   child: ChildProcess;
   root: string;
+  /** performance.now() when the process was spawned. */
+  spawnedAt: number;
   /** Peak resident set size so far, in MB (VmHWM). */
   peakRssMb(): Promise<number>;
   stop(): Promise<void>;
 }
 
+export interface AgentOptions {
+  /** Top-level YAML appended to the config, e.g. a `watch:` block. */
+  extraYaml?: string;
+  /** Log level; `warn` unless given. */
+  logLevel?: string;
+  /** Each line the agent writes to stdout (JSON logs). Without it, stdout is inherited. */
+  onLog?: (line: string) => void;
+}
+
+// Every agent (or peer) process a benchmark starts: killed if the benchmark exits
+// without stopping it (an error, Ctrl-C).
+const live = new Set<ChildProcess>();
+const groups = new WeakSet<ChildProcess>();
+process.once('exit', () => live.forEach((child) => signal(child, 'SIGKILL')));
+
+// A child spawned with `detached: true` leads its own process group: the signal goes
+// to the whole group (a peer's own helpers, like lsyncd's rsync, with it).
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  try {
+    if (groups.has(child) && child.pid !== undefined) process.kill(-child.pid, name);
+    else child.kill(name);
+  } catch {
+    // gone already
+  }
+}
+
+/** Registers a child process to be killed when the benchmark exits; `group` for one spawned detached. */
+export function track(child: ChildProcess, { group = false } = {}): ChildProcess {
+  live.add(child);
+  if (group) groups.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/** Stops a child with SIGTERM (SIGKILL after `graceMs`) and waits for its exit. */
+export async function stopChild(child: ChildProcess, graceMs = 60_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  signal(child, 'SIGTERM');
+  const timer = setTimeout(() => signal(child, 'SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** Starts `node dist/cli.js run` on a local-target config in `dir`. */
-export async function startAgentProcess(dir: string, queueYaml = 'capacity: 5000, concurrency: 4, per_target: 2'): Promise<AgentProcess> {
+export async function startAgentProcess(dir: string, queueYaml = 'capacity: 5000, concurrency: 4, per_target: 2', options: AgentOptions = {}): Promise<AgentProcess> {
   const port = await freePort();
   const root = path.join(dir, 'box');
   const config = path.join(dir, 'stevedore.yaml');
   await mkdir(dir, { recursive: true });
   await writeFile(config, `version: 1
 state_dir: ${path.join(dir, 'state')}
-log: { level: warn, format: json }
+log: { level: ${options.logLevel ?? 'warn'}, format: json }
 targets: { box: { runtime: local, root: ${root} } }
 queue: { ${queueYaml} }
 http:
@@ -42,28 +89,32 @@ http:
   min_free: 64MiB
   max_body: 2GiB
   routes: [{ name: bench, path: /drop, target: box, dest: /srv }]
-`);
+${options.extraYaml ?? ''}`);
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'run', '-c', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const spawnedAt = performance.now();
+  const child = track(spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'run', '-c', config], { stdio: ['ignore', options.onLog ? 'pipe' : 'inherit', 'inherit'] }));
+  const { onLog } = options;
+  if (onLog && child.stdout) createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', onLog);
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i += 1) {
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
-    if (i > 200) throw new Error('the agent did not start');
+    if (child.exitCode !== null) throw new Error(`the agent exited with ${child.exitCode} before it listened`);
+    if (i > 200) {
+      await stopChild(child, 1000);
+      throw new Error('the agent did not start');
+    }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return {
     url,
     child,
     root,
+    spawnedAt,
     async peakRssMb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
     },
-    async stop() {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => stopChild(child),
   };
 }
 
