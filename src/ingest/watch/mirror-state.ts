@@ -1,7 +1,9 @@
 // What a mirrored directory looked like at its last successful pushes: relative path →
 // size, mtime, sha256, in state_dir/watch/<name>.json. On start it tells what changed
 // while the agent was away, so a restart does not push the whole tree again. Written
-// atomically, at most once a second, and on close; a crash costs a few re-pushes.
+// atomically, on close, and in between at most once a second — or once per 10,000
+// entries' worth of milliseconds for a big tree, since each save writes it whole.
+// A crash costs a few re-pushes.
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../errors.js';
@@ -26,6 +28,7 @@ export interface MirrorState {
 }
 
 const SAVE_DELAY = 1000;
+const saveDelay = (entries: number) => Math.max(SAVE_DELAY, entries / 10);
 
 export function createMirrorState(file: string): MirrorState {
   let files = new Map<string, FileState>();
@@ -43,7 +46,7 @@ export function createMirrorState(file: string): MirrorState {
     return saving;
   };
   const changed = () => {
-    timer ??= setTimeout(() => void save().catch(() => undefined), SAVE_DELAY);
+    timer ??= setTimeout(() => void save().catch(() => undefined), saveDelay(files.size));
   };
 
   return {

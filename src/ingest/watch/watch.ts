@@ -5,7 +5,6 @@
 import type { Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import fastq from 'fastq';
 import type { Logger } from 'pino';
 import { StevedoreError, errorMessage } from '../../errors.js';
@@ -20,6 +19,7 @@ import { createMirrorState, type MirrorState } from './mirror-state.js';
 import { createRootGuard } from './root.js';
 import { createSettler } from './settle.js';
 import { stageFile } from './stage.js';
+import { watchTree, type TreeWatcher } from './tree.js';
 
 export interface WatchConfig {
   name: string;
@@ -92,7 +92,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   };
   const settler = createSettler(config.settle, stageInOrder);
   const retries = new Map<string, number>();
-  let watcher: FSWatcher | undefined;
+  let watcher: TreeWatcher | undefined;
   let rootTimer: NodeJS.Timeout | undefined;
   let current: Pick<WatchStatus, 'state' | 'since' | 'error'> = { state: 'starting', since: new Date().toISOString() };
   let closed = false;
@@ -189,22 +189,15 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     rootReal = undefined;
     await guard.pin();
     const scan = mirror && initial ? new Set<string>() : undefined;
-    const w = chokidarWatch(root, {
-      ignored: createIgnore(root, config.ignore),
-      ignoreInitial: !initial,
-      followSymlinks: false,
-      alwaysStat: true,
-      usePolling: config.poll,
-      interval: 500,
-      binaryInterval: 500,
+    const w = watchTree(root, { ignored: createIgnore(root, config.ignore), initial, poll: config.poll }, {
+      add: (file, stats) => onFile(file, stats, scan),
+      change: (file, stats) => onFile(file, stats),
+      unlink: (file) => onUnlink(file, false),
+      unlinkDir: (dir) => onUnlink(dir, true),
+      error: failed,
     });
     watcher = w;
-    w.on('add', (file, stats) => onFile(file, stats, scan))
-      .on('change', (file, stats) => onFile(file, stats))
-      .on('unlink', (file) => onUnlink(file, false))
-      .on('unlinkDir', (dir) => onUnlink(dir, true))
-      .on('error', (error) => failed(error as Error));
-    await new Promise<void>((resolve) => w.once('ready', resolve));
+    await w.ready;
     if (scan) reconcileDeletes(scan);
     if (current.state !== 'failed') setState('watching');
   }
