@@ -74,7 +74,7 @@ export interface Watch {
 const RETRY_FIRST = 1000;
 const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
-const STAGING = 8;
+const STAGING = 16;
 
 export function createWatch({ config, options, intake, stateDir, logger }: WatchOptions): Watch {
   const log = logger.child({ watch: config.name });
@@ -167,13 +167,17 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   }
 
   function onFile(file: string, stats?: Stats, scan?: Set<string>): void {
-    scan?.add(relOf(file));
+    const rel = relOf(file);
+    scan?.add(rel);
     if (stats?.isSymbolicLink()) {
       // drop: removing a pushed link would leave its target behind, pushed twice.
       if (config.mode === 'drop') return void log.debug({ path: relOf(file) }, 'skipping a symlink in a drop folder');
       // mirror: its own stats say nothing of its target; let the settler stat through it.
       return settler.touch(file);
     }
+    // A mirror's restart meets mostly files pushed before: no settling for those.
+    const known = queued.has(rel) ? undefined : mirror?.get(rel);
+    if (known && stats && known.size === stats.size && known.mtimeMs === stats.mtimeMs) return;
     settler.touch(file, stats);
   }
 
@@ -197,7 +201,10 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
       error: failed,
     });
     watcher = w;
-    await w.ready;
+    // Staging waits for the scan: a big tree is listed first, so "watching" (and
+    // /readyz) come as soon as it is, and its pushes follow.
+    stager.pause();
+    await w.ready.finally(() => stager.resume());
     if (scan) reconcileDeletes(scan);
     if (current.state !== 'failed') setState('watching');
   }
