@@ -1,21 +1,27 @@
 // The few fsync patterns everything durable is built from.
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomName } from '../random.js';
 
-/** Makes the names created in (or removed from) `dir` survive a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+// Opens `target` read-only just to flush it: an fd of any mode syncs the inode.
+async function flush(target: string, how: 'sync' | 'datasync'): Promise<void> {
+  const handle = await open(target, 'r');
   try {
-    await handle.sync();
+    await handle[how]();
   } finally {
     await handle.close();
   }
 }
 
+/** Makes the names created in (or removed from) `dir` survive a crash. */
+export const fsyncDir = (dir: string): Promise<void> => flush(dir, 'sync');
+
+/** fsyncs the data of a file that was written and closed earlier. */
+export const fsyncFile = (file: string): Promise<void> => flush(file, 'datasync');
+
 /** Replaces `file` atomically with `data`: temp file, fsync, rename, fsync the directory. */
 export async function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const temp = `${file}.${randomName(6)}.tmp`;
   try {
     const handle = await open(temp, 'wx', mode);
     try {
@@ -30,14 +36,4 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
     throw error;
   }
   await fsyncDir(path.dirname(file));
-}
-
-/** fsyncs a file that was written and closed earlier. */
-export async function fsyncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
 }
