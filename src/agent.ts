@@ -96,7 +96,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await chmod(config.state_dir, 0o700);
       await Promise.all([spool.init(), deadLetter.init()]);
       const known = (name: string) => targets.has(name);
-      const requeued = await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger, known });
+      const { requeued, restage } = await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger, known });
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {
@@ -105,6 +105,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
         logger.info({ address: `${address.address}:${address.port}` }, 'listening');
       }
       await Promise.all(watches.map((watch) => watch.start()));
+      for (const watch of watches) watch.recheck(restage.filter((o) => o.watch === watch.name).map((o) => o.path));
       return address;
     },
     async close() {

@@ -14,6 +14,12 @@ export interface ReceiveOptions {
   maxBytes: number;
   /** Refuse to let the spool's disk drop below this many free bytes. */
   minFree: number;
+  /**
+   * false: the copy needs no flush of its own, because its source stays where it was
+   * until the push succeeded (a watched file); recovery stages it again if a crash
+   * cut the copy. Default true: an upload's bytes exist nowhere else.
+   */
+  flush?: boolean;
   onProgress?(bytes: number): void;
 }
 
@@ -38,16 +44,16 @@ export async function receive(spool: Spool, body: Readable, options: ReceiveOpti
   // A body destroyed before we got to it emits no further 'close': piping it would
   // wait forever (a client gone while we were admitting it).
   if (body.destroyed) throw clientAborted();
-  if (declared !== undefined && declared <= SMALL_BODY && declared <= options.maxBytes) return receiveSmall(spool, body);
+  if (declared !== undefined && declared <= SMALL_BODY && declared <= options.maxBytes) return receiveSmall(spool, body, options.flush ?? true);
   return receiveStream(spool, body, options);
 }
 
 // Small files are where per-file overhead dominates: no stream machinery, and one
 // writeFile (open, write, fsync, close) that runs while the task is journaled.
-async function receiveSmall(spool: Spool, body: Readable): Promise<Received> {
+async function receiveSmall(spool: Spool, body: Readable, flush: boolean): Promise<Received> {
   const data = await gather(body);
   const file = spool.newFile();
-  const durable = writeFile(file.path, data, { flag: 'wx', mode: 0o600, flush: true }).catch(async (error: unknown) => {
+  const durable = writeFile(file.path, data, { flag: 'wx', mode: 0o600, flush }).catch(async (error: unknown) => {
     await spool.remove(file.name);
     throw errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT' ? noSpace(error) : error;
   });
@@ -101,7 +107,7 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
   body.once('close', onClose).once('error', onError).pipe(meter);
   try {
     await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER }));
-    const durable = fsyncFile(file.path);
+    const durable = (options.flush ?? true) ? fsyncFile(file.path) : Promise.resolve();
     durable.catch(() => undefined); // awaited by commit or discard
     return { staged: file.name, bytes, sha256: hash.digest('hex'), durable };
   } catch (error) {

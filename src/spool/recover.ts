@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
-import { newTask, type TaskRecord } from '../queue/task.js';
+import { newTask, type TaskOrigin, type TaskRecord } from '../queue/task.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { Journal } from './journal.js';
 import type { Spool } from './spool.js';
@@ -22,10 +22,17 @@ export interface RecoverArgs {
   known(target: string): boolean;
 }
 
-/** Resolves with the records queued again. */
-export async function recover({ records, spool, deadLetter, journal, scheduler, registry, logger, known }: RecoverArgs): Promise<TaskRecord[]> {
+export interface Recovered {
+  /** Records queued again. */
+  requeued: TaskRecord[];
+  /** Watched files whose spool copy a crash cut short: to be staged again from the host. */
+  restage: TaskOrigin[];
+}
+
+export async function recover({ records, spool, deadLetter, journal, scheduler, registry, logger, known }: RecoverArgs): Promise<Recovered> {
   const keep = new Set<string>();
   const requeued: TaskRecord[] = [];
+  const restage: TaskOrigin[] = [];
   for (const record of records) {
     if (!known(record.target)) {
       // Else it would wait forever for a target that will never come back.
@@ -37,6 +44,10 @@ export async function recover({ records, spool, deadLetter, journal, scheduler, 
       scheduler.enqueue(newTask(record));
     } else if (await deadLetter.has(record.id)) {
       await journal.append({ op: 'dead', id: record.id });
+    } else if (record.origin) {
+      // A watched file's copy is not flushed: the host file is the original.
+      await journal.append({ op: 'discard', id: record.id });
+      restage.push(record.origin);
     } else {
       // Gone or not matching its checksum: cut by a crash before it was acknowledged (its
       // fsync runs beside the journal's), or damaged since. Kept for a human either way.
@@ -48,8 +59,8 @@ export async function recover({ records, spool, deadLetter, journal, scheduler, 
     }
   }
   const orphans = await spool.sweep(keep);
-  logger.info({ requeued: requeued.length, orphansRemoved: orphans }, 'recovered the journal');
-  return requeued;
+  logger.info({ requeued: requeued.length, restage: restage.length, orphansRemoved: orphans }, 'recovered the journal');
+  return { requeued, restage };
 }
 
 type StartArgs = Pick<RecoverArgs, 'spool' | 'deadLetter' | 'journal' | 'registry'>;

@@ -36,7 +36,9 @@ export async function stageFile({ file, root, stats, intake, log, accepted }: St
   }
   let committed = false;
   try {
-    const received = await intake.receive(createReadStream(real), { maxBytes: Number.MAX_SAFE_INTEGER }, stats.size);
+    // No fsync of the copy: the host file stays until the push succeeded, and a copy a
+    // crash cut short is staged again from it at the next start (see recover.ts).
+    const received = await intake.receive(createReadStream(real), { maxBytes: Number.MAX_SAFE_INTEGER, flush: false }, stats.size);
     const after = await stat(real).catch(() => undefined);
     if (after?.size !== received.bytes || after.mtimeMs !== stats.mtimeMs) {
       await intake.discard(received);

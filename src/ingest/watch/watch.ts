@@ -66,6 +66,8 @@ export interface Watch {
   flush(): Promise<void>;
   /** Tasks recovered from the journal: their files are queued already. */
   adopt(origins: readonly TaskOrigin[]): void;
+  /** Looks at these files (relative paths) again, as if they had just changed. */
+  recheck(paths: readonly string[]): void;
   /** A push of one of this watch's files is over. */
   settled(task: Task, how: Settlement): Promise<void>;
   status(): WatchStatus;
@@ -269,6 +271,9 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
       // Without this, a push that finished during shutdown would be saved by a stray
       // timer after the agent stopped, or not at all, and pushed again on the next start.
       await mirror?.close();
+    },
+    recheck(paths) {
+      for (const rel of paths) settler.touch(path.join(root, rel));
     },
     adopt(origins) {
       for (const origin of origins) queued.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs });

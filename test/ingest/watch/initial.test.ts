@@ -1,6 +1,6 @@
 // Start and restart: drop with `initial: true` pushes what is already there; mirror
 // reconciles against its state file, so a restart pushes only what changed meanwhile.
-import { unlink, writeFile } from 'node:fs/promises';
+import { readdir, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { failingTarget, scriptedTarget } from '../../helpers/targets.js';
@@ -50,6 +50,27 @@ describe('restart, drop mode', () => {
     // the journaled task, not a second one staged from the initial scan
     expect(rec.puts('pending.txt')).toHaveLength(1);
     expect(t2.logs.filter((l) => l.msg === 'task queued' && l.dest === '/srv/in/pending.txt')).toHaveLength(1);
+  });
+});
+
+describe('restart after a crash cut a watched file\'s spool copy', () => {
+  it('the copy is staged again from the host file, not dead-lettered', async () => {
+    const s = await setup();
+    const t1 = await startWatching(s, { initial: false }, { createTarget: failingTarget('TARGET_DOWN') });
+    await writeTree(s.dir, { 'cut.txt': 'the whole content' });
+    await waitFor(() => t1.logs.some((l) => l.msg === 'task retrying'), { what: 'the task to be journaled and tried' });
+    await t1.close();
+    // What a crash can leave: the copy was not flushed, only the journal line was.
+    const spool = path.join(t1.stateDir, 'spool');
+    const [staged] = await readdir(spool);
+    await truncate(path.join(spool, String(staged)), 3);
+
+    const rec = recorder();
+    const t2 = await startWatching(s, { initial: false }, { createTarget: rec.createTarget });
+    await waitLanded(t2, 'cut.txt', 'the whole content');
+    await waitGone(path.join(s.dir, 'cut.txt'));
+    expect(await readdir(path.join(t2.stateDir, 'dead-letter'))).toEqual([]);
+    expect(rec.puts('cut.txt').map((p) => p.content)).toEqual(['the whole content']);
   });
 });
 
