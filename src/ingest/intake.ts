@@ -2,11 +2,11 @@
 // reading, stage it, then commit it — journal first, queue second — so that once
 // commit() resolves the file survives a crash and will be pushed.
 import type { Readable } from 'node:stream';
-import { StevedoreError, errnoCode } from '../errors.js';
+import { StevedoreError } from '../errors.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, newTaskId, type FileOptions, type Task, type TaskOrigin, type TaskSource } from '../queue/task.js';
 import type { Journal } from '../spool/journal.js';
-import { checkFree, receive, type ReceiveOptions, type Received } from '../spool/receive.js';
+import { checkFree, receive, spoolError, type ReceiveOptions, type Received } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
 
 export interface Accepted {
@@ -82,9 +82,7 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
         // If this cannot be written either, recovery finds the files missing and says so.
         if (journaled?.status === 'fulfilled') await journal.append(...tasks.map((t) => ({ op: 'discard' as const, id: t.id }))).catch(() => undefined);
         await Promise.all(staged.map((r) => spool.remove(r.staged)));
-        const error: unknown = failure.reason;
-        if (errnoCode(error) !== 'ENOSPC') throw error;
-        throw new StevedoreError('INSUFFICIENT_STORAGE', 'the journal could not be written: disk full', { cause: error });
+        throw spoolError(failure.reason);
       }
       tasks.forEach((task) => scheduler.enqueue(task, true));
       return tasks;

@@ -80,14 +80,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     return lane;
   };
 
-  // done and failed are announced (GET /tasks, Prefer: wait) only once the bookkeeping
+  // The end of a task is announced (GET /tasks, Prefer: wait) only once its bookkeeping
   // is durable: whoever sees `failed` finds the file in dead-letter, not still staged.
-  function settle(task: Task, how: Settlement): void {
+  function settle(task: Task, how: Settlement, supersededBy?: string): void {
     const done = options
       .settle(task, how)
       .finally(() => {
-        if (how === 'done') registry.update(task, { status: 'done' });
         if (how === 'failed') registry.update(task, { status: 'failed', error: task.error });
+        else registry.update(task, { status: 'done', ...(supersededBy ? { supersededBy } : {}) });
       })
       .catch((error: unknown) => logger.error({ taskId: task.id, target: task.target, dest: task.dest, err: error }, 'settling a task failed'))
       .finally(() => {
@@ -104,8 +104,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     clearTimeout(lane.retrying.get(task.dest)?.timer);
     lane.retrying.delete(task.dest);
     lane.ready.delete(task.dest);
-    registry.update(older, { status: 'done', supersededBy: task.id });
-    settle(older, 'superseded');
+    settle(older, 'superseded', task.id);
   }
 
   function takeBatch(lane: Lane, now: number): Task[] {
@@ -195,8 +194,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       // Cancelled by shutdown: the journal keeps it for the next start.
       registry.update(task, { status: 'queued', attempts: task.attempts - 1, error });
     } else if (lane.ready.has(task.dest)) {
-      registry.update(task, { status: 'done', supersededBy: lane.ready.get(task.dest)?.id });
-      settle(task, 'superseded');
+      settle(task, 'superseded', lane.ready.get(task.dest)?.id);
     } else {
       retryOrFail(lane, task, result.error, error);
     }

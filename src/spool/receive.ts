@@ -55,7 +55,7 @@ async function receiveSmall(spool: Spool, body: Readable, flush: boolean): Promi
   const file = spool.newFile();
   const durable = writeFile(file.path, data, { flag: 'wx', mode: 0o600, flush }).catch(async (error: unknown) => {
     await spool.remove(file.name);
-    throw errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT' ? noSpace(error) : error;
+    throw spoolError(error);
   });
   durable.catch(() => undefined); // awaited by commit or discard; never an unhandled rejection
   return { staged: file.name, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'), durable };
@@ -68,7 +68,7 @@ function gather(body: Readable): Promise<Buffer> {
     const onData = (chunk: Buffer) => chunks.push(chunk);
     const onEnd = () => settle(() => resolve(Buffer.concat(chunks)));
     const onClose = () => settle(() => reject(clientAborted()));
-    const onError = (error: Error) => settle(() => reject(errnoCode(error) === 'ECONNRESET' ? clientAborted() : error));
+    const onError = (error: Error) => settle(() => reject(bodyError(error)));
     const settle = (then: () => void) => {
       body.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
       then();
@@ -101,9 +101,7 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
   const onClose = () => {
     if (!body.readableEnded) meter.destroy(clientAborted());
   };
-  // node:http reports a client gone mid-body (or cut by the idle timeout) as an
-  // "aborted" ECONNRESET error before 'close': the client's doing, not an internal error.
-  const onError = (error: Error) => meter.destroy(errnoCode(error) === 'ECONNRESET' ? clientAborted() : error);
+  const onError = (error: Error) => meter.destroy(bodyError(error));
   body.once('close', onClose).once('error', onError).pipe(meter);
   try {
     await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER }));
@@ -113,7 +111,7 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
   } catch (error) {
     body.unpipe(meter);
     await spool.remove(file.name);
-    throw errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT' ? noSpace(error) : error;
+    throw spoolError(error);
   } finally {
     body.off('close', onClose).off('error', onError);
   }
@@ -131,8 +129,15 @@ export async function checkFree(spool: Spool, minFree: number, incoming = 0): Pr
 
 const clientAborted = () => new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body');
 
+// node:http reports a client gone mid-body (or cut by the idle timeout) as an
+// "aborted" ECONNRESET error before 'close': the client's doing, not an internal error.
+const bodyError = (error: Error): Error => (errnoCode(error) === 'ECONNRESET' ? clientAborted() : error);
+
 export const tooLarge = (maxBytes: number) =>
   new StevedoreError('TOO_LARGE', `the body is larger than max_body (${maxBytes} bytes)`, { details: { maxBytes } });
 
-const noSpace = (cause: unknown) =>
-  new StevedoreError('INSUFFICIENT_STORAGE', 'the spool disk is full', { cause });
+/** A full disk (or quota) under the spool or journal is INSUFFICIENT_STORAGE; anything else as it came. */
+export const spoolError = (error: unknown): unknown =>
+  errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT'
+    ? new StevedoreError('INSUFFICIENT_STORAGE', 'the spool disk is full', { cause: error })
+    : error;

@@ -120,11 +120,13 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     const dest = destFor(rel);
     if (dest === undefined) return;
     const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs };
-    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: { source: 'watch', route: config.name, target: config.target, dest, options, origin } });
+    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: accepted(dest, origin) });
     if (outcome !== 'later') retries.delete(file);
     if (outcome === 'queued') queued.set(rel, origin);
     else if (outcome === 'later' || outcome === 'changed') later(file);
   }
+
+  const accepted = (dest: string, origin: TaskOrigin) => ({ source: 'watch' as const, route: config.name, target: config.target, dest, options, origin });
 
   function destFor(rel: string): string | undefined {
     try {
@@ -162,7 +164,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     const origin = { watch: config.name, path: rel, size: -1, mtimeMs: -1, ...(dir ? { dir } : {}) };
     // Whatever version was known is gone: the same file put back must be pushed again.
     queued.set(rel, { size: -1, mtimeMs: -1 });
-    await intake.commit([{ source: 'watch', route: config.name, target: config.target, dest, options, origin }]).catch((error: unknown) => {
+    await intake.commit([accepted(dest, origin)]).catch((error: unknown) => {
       intake.release(1);
       log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
     });
