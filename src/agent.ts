@@ -7,7 +7,6 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import { fileOptionsFor } from './config/resolve.js';
-import { StevedoreError } from './errors.js';
 import { createHttpServer, type HttpOptions, type HttpServer } from './ingest/http.js';
 import { createIntake } from './ingest/intake.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
@@ -89,9 +88,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     registry,
     watches,
     async start() {
-      for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target));
-      const withExec = config.watch.find((w) => w.exec !== undefined);
-      if (withExec) throw new StevedoreError('NOT_SUPPORTED', `watch "${withExec.name}": exec is not supported by this version yet`);
+      for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target, logger));
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);
       await Promise.all([spool.init(), deadLetter.init()]);

@@ -34,7 +34,11 @@ export const errorStatus = {
   TARGET_IO: undefined,
   TARGET_DOWN: undefined,
   TARGET_UNKNOWN: undefined,
+  TARGET_NOT_FOUND: undefined,
+  CONTAINER_UNSUPPORTED: undefined,
+  RUNTIME_MISSING: undefined,
   PUSH_TIMEOUT: undefined,
+  EXEC_FAILED: undefined,
 } as const satisfies Record<string, number | undefined>;
 
 export type ErrorCode = keyof typeof errorStatus;

@@ -88,6 +88,8 @@ beforeAll(async () => {
   // Type errors elsewhere are `tsc --noEmit`'s business; what matters here is that it emitted.
   if (!existsSync(cliJs)) throw new Error(`tsc did not emit cli.js (exit ${build.code}):\n${build.stdout}${build.stderr}`);
   await copyFile(path.join(root, 'package.json'), path.join(buildDir, 'package.json'));
+  // What `npm run build` copies beside the compiled code.
+  await copyFile(path.join(root, 'src/targets/container/batch.sh'), path.join(outDir, 'targets/container/batch.sh'));
   await symlink(path.join(root, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
 }, 90_000);
 

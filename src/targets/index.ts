@@ -1,12 +1,40 @@
 // Builds the adapter for each configured target.
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
 import type { TargetConfig } from '../config/schema.js';
 import { StevedoreError } from '../errors.js';
+import { createContainerTarget } from './container/container.js';
+import { dockerRuntime } from './container/docker.js';
+import { incusRuntime } from './container/incus.js';
+import type { Runtime } from './container/runtime.js';
 import { createLocalTarget } from './local.js';
 import type { Target } from './target.js';
 
-export function createTarget(name: string, config: Readonly<TargetConfig>): Target {
+export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger): Target {
   if (config.runtime === 'local') return createLocalTarget({ name, root: config.root });
-  throw new StevedoreError('NOT_SUPPORTED', `target "${name}": runtime ${config.runtime} is not supported by this version yet (only local)`);
+  const runtime = runtimeFor(config);
+  if (!onPath(runtime.command)) {
+    throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${runtime.command}" command, which is not on PATH (is ${config.runtime} installed?)`);
+  }
+  return createContainerTarget(name, runtime, logger);
+}
+
+function runtimeFor(config: Readonly<Exclude<TargetConfig, { runtime: 'local' }>>): Runtime {
+  const { runtime, container } = config;
+  if (runtime === 'docker' || runtime === 'podman') return dockerRuntime({ runtime, container });
+  return incusRuntime({ runtime, container, project: 'project' in config ? config.project : undefined });
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
+    try {
+      accessSync(path.join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** The X-Container-Name a legacy client uses for a target: its container, or a local target's name. */

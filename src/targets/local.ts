@@ -7,7 +7,7 @@ import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
-import { failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
+import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
   name: string;
@@ -59,15 +59,6 @@ export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
 
 /** Resolves a container directory inside root; creates what is missing when given a mode. */
 type EnsureDir = (dir: string, mode: number | undefined) => Promise<string | undefined>;
-
-// Ingest validates paths, but the target keeps its own promise never to write
-// outside root: a `..` segment would climb out of it without any symlink.
-function checkDest(dest: string): void {
-  if (dest.split('/').some((segment) => segment === '..' || segment === '.')) {
-    throw new StevedoreError('DEST_UNSAFE', `${dest}: "." and ".." segments are not allowed`);
-  }
-  if (!dest.startsWith('/') || dest === '/') throw new StevedoreError('DEST_UNSAFE', `${dest}: not a path under the root`);
-}
 
 async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
   const parent = (await ensure(path.posix.dirname(item.dest), item.dirMode)) as string;

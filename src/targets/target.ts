@@ -8,6 +8,8 @@ interface ItemBase {
   id: string;
   /** Absolute path inside the container. */
   dest: string;
+  /** Command run in the container once after the batch, if this item landed (route/watch `exec`). */
+  exec?: readonly string[];
 }
 
 /** Land a staged file at `dest`. */
@@ -28,7 +30,8 @@ export interface DeleteItem extends ItemBase {
 
 export type PushItem = PutItem | DeleteItem;
 
-export type PushResult = { ok: true } | { ok: false; error: StevedoreError };
+/** `warning`: the file landed but something after it failed (its `exec`); not retried. */
+export type PushResult = { ok: true; warning?: StevedoreError } | { ok: false; error: StevedoreError };
 
 export interface Target {
   readonly name: string;
@@ -47,6 +50,8 @@ const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   DEST_UNSAFE: 'permanent',
   DEST_IS_DIR: 'permanent',
   PERMISSION_DENIED: 'permanent',
+  TARGET_NOT_FOUND: 'permanent',
+  CONTAINER_UNSUPPORTED: 'permanent',
   STAGED_MISSING: 'permanent',
   TARGET_DOWN: 'down',
 };
@@ -55,3 +60,12 @@ export const failureKind = (error: StevedoreError): FailureKind => kinds[error.c
 
 export const ok: PushResult = { ok: true };
 export const failed = (error: StevedoreError): PushResult => ({ ok: false, error });
+
+// Ingest validates paths, but a target keeps its own promise: a `..` segment would
+// climb out of the destination without any symlink.
+export function checkDest(dest: string): void {
+  if (dest.split('/').some((segment) => segment === '..' || segment === '.')) {
+    throw new StevedoreError('DEST_UNSAFE', `${dest}: "." and ".." segments are not allowed`);
+  }
+  if (!dest.startsWith('/') || dest === '/') throw new StevedoreError('DEST_UNSAFE', `${dest}: not a path under the root`);
+}

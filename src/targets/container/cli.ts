@@ -1,0 +1,72 @@
+// Runs a runtime's CLI: always an argument array, never a shell. A push that outlives
+// its signal (timeout or shutdown) is killed, SIGKILL following SIGTERM if need be.
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
+import { StevedoreError, errorMessage } from '../../errors.js';
+import { classify, type FailureRule } from './classify.js';
+
+export interface Cli {
+  /** The runtime's name, for messages. */
+  runtime: string;
+  command: string;
+  failures: readonly FailureRule[];
+}
+
+export interface RunOptions {
+  signal: AbortSignal;
+  /** Piped to the CLI's stdin (a tar stream); stdin is empty without it. */
+  input?: Readable;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+const KILL_AFTER_MS = 2_000;
+
+/** Resolves with the output of a zero exit; throws the classified error otherwise. */
+export async function run(cli: Cli, args: readonly string[], { signal, input }: RunOptions): Promise<RunResult> {
+  const feeding = new AbortController();
+  const child = execa(cli.command, args, {
+    cancelSignal: AbortSignal.any([signal, feeding.signal]),
+    forceKillAfterDelay: KILL_AFTER_MS,
+    stdin: input ? 'pipe' : 'ignore',
+    reject: false,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  let inputError: unknown;
+  if (input && child.stdin) {
+    // A CLI that exits early (container stopped) closes its stdin: EPIPE is its exit
+    // code's story, not ours. A staged file that cannot be read is ours: stop the CLI.
+    child.stdin.on('error', () => undefined);
+    pipeline(input, child.stdin).catch((error: unknown) => {
+      if (input.errored) {
+        inputError = error;
+        feeding.abort(error);
+      }
+    });
+  }
+  const result = await child;
+  if (inputError !== undefined) {
+    throw new StevedoreError('TARGET_IO', `could not read a staged file: ${errorMessage(inputError)}`, { cause: inputError });
+  }
+  if (result.isCanceled) throw cancelled(cli, signal);
+  if (result.failed && result.exitCode === undefined) {
+    const missing = (result as { code?: string }).code === 'ENOENT';
+    const message = missing ? `${cli.command}: command not found (is ${cli.runtime} installed?)` : (result.message ?? 'could not start it');
+    throw new StevedoreError(missing ? 'TARGET_DOWN' : 'TARGET_IO', message, { cause: result });
+  }
+  if (result.exitCode !== 0) {
+    throw classify(cli.failures, { command: cli.command, exitCode: result.exitCode, stderr: String(result.stderr ?? '') });
+  }
+  return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode };
+}
+
+function cancelled(cli: Cli, signal: AbortSignal): StevedoreError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof StevedoreError) return reason;
+  return new StevedoreError('PUSH_TIMEOUT', `${cli.command} did not finish within the push timeout and was killed`);
+}

@@ -1,0 +1,175 @@
+// A target inside a real container (Incus, LXD, Docker, Podman). A batch travels as
+// one tar stream into one `exec` of batch.sh, which lands every file atomically and
+// reports each one; the runtime's own copy stands in where the container has no tar.
+import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { StevedoreError } from '../../errors.js';
+import { randomName } from '../../random.js';
+import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
+import { archive } from './archive.js';
+import { classify, fileRules } from './classify.js';
+import { run } from './cli.js';
+import { runHooks } from './hooks.js';
+import type { Runtime } from './runtime.js';
+import { parseReport, planBatch, scriptArgs, stagedPath, type ItemOutcome, type Plan, type Report } from './plan.js';
+
+const PROBE = 'command -v tar >/dev/null && command -v mv >/dev/null && echo tar || echo notar';
+// Arguments travel through the runtime's API into execve in the container; well under
+// Linux's 2 MiB, a batch past this many bytes of paths is split.
+const MAX_ARG_BYTES = 256 * 1024;
+
+type Way = 'tar' | 'copy';
+
+export function createContainerTarget(name: string, runtime: Runtime, logger?: Logger): Target {
+  // Read when a container target is made: the build copies it beside this module.
+  const SCRIPT = readFileSync(new URL('batch.sh', import.meta.url), 'utf8');
+  let way: Way | undefined;
+
+  // Once per container start: a CLI-level failure forgets it, so a replaced container is asked again.
+  async function probe(signal: AbortSignal): Promise<Way> {
+    if (way) return way;
+    const result = await run(runtime, runtime.exec(['sh', '-c', PROBE]), { signal }).catch((error: unknown) => {
+      throw noShell(error) ?? error;
+    });
+    way = result.stdout.trim() === 'tar' ? 'tar' : 'copy';
+    if (way === 'copy') {
+      logger?.warn({ target: name, container: runtime.container }, 'the container has no tar (or mv): pushing with the runtime\'s own copy instead of one archive stream');
+    }
+    return way;
+  }
+
+  function noShell(error: unknown): StevedoreError | undefined {
+    if (!(error instanceof StevedoreError) || error.code !== 'TARGET_IO') return undefined;
+    const exitCode = error.details.exitCode;
+    if (exitCode !== 126 && exitCode !== 127) return undefined;
+    return new StevedoreError('CONTAINER_UNSUPPORTED', `container ${runtime.container} has no /bin/sh: stevedore needs sh and mv in the container (${error.message})`);
+  }
+
+  async function land(plan: Plan, signal: AbortSignal): Promise<Report> {
+    const tag = randomName(9);
+    const entries = plan.puts.map(({ item }) => ({ item, name: stagedPath(item, tag) }));
+    const script = (mode: 'all' | 'prepare' | 'commit', fix = false) =>
+      runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
+    if ((await probe(signal)) === 'tar') {
+      const input = entries.length > 0 ? archive(entries) : undefined;
+      return parseReport((await run(runtime, script('all'), { signal, ...(input ? { input } : {}) })).stdout);
+    }
+    const prepared = parseReport((await run(runtime, script('prepare'), { signal })).stdout);
+    const copied = await copyIn(entries, signal);
+    const report = parseReport((await run(runtime, script('commit', runtime.copyIn !== undefined), { signal })).stdout);
+    return { ...report, deletes: prepared.deletes, copyErrors: copied };
+  }
+
+  // Without the container's tar: one stream the daemon unpacks (Docker, Podman), or one
+  // push per file (Incus, LXD). Answers the files whose push failed.
+  async function copyIn(entries: { item: PutItem; name: string }[], signal: AbortSignal): Promise<Map<string, StevedoreError>> {
+    const errors = new Map<string, StevedoreError>();
+    if (entries.length === 0) return errors;
+    if (runtime.copyIn) {
+      await run(runtime, runtime.copyIn(), { signal, input: archive(entries) });
+      return errors;
+    }
+    for (const { item, name } of entries) {
+      const args = runtime.pushFile?.(item.source, `/${name}`, item.owner ?? { uid: 0, gid: 0 }, item.mode) ?? [];
+      await run(runtime, args, { signal }).catch((error: unknown) => {
+        if (!(error instanceof StevedoreError) || error.code !== 'TARGET_IO') throw error;
+        errors.set(item.id, error);
+      });
+    }
+    return errors;
+  }
+
+  async function pushChunk(deletes: DeleteItem[], puts: PutItem[], results: Map<string, PushResult>, signal: AbortSignal): Promise<void> {
+    const plan = planBatch(deletes, puts);
+    let report: Report;
+    try {
+      report = await land(plan, signal);
+    } catch (error) {
+      way = undefined;
+      const cause = error instanceof StevedoreError ? error : new StevedoreError('TARGET_IO', String(error), { cause: error });
+      for (const item of [...deletes, ...puts]) results.set(item.id, failed(cause));
+      return;
+    }
+    plan.deletes.forEach((item, i) => results.set(item.id, toResult(report.deletes.get(i), 'TARGET_IO')));
+    const unpacked: PutItem[] = [];
+    plan.puts.forEach(({ item }, i) => {
+      const outcome = report.puts.get(i);
+      const copyError = report.copyErrors?.get(item.id);
+      if (copyError) results.set(item.id, failed(copyError));
+      else if (outcome?.status === 'missing' && report.tarError !== undefined && plan.puts.length > 1) unpacked.push(item);
+      else results.set(item.id, toResult(outcome, 'TARGET_IO'));
+    });
+    // tar stops at its first bad entry: the files it never reached go again one by
+    // one, so that one bad file fails alone and the rest land.
+    for (const item of unpacked) await pushChunk([], [item], results, signal);
+  }
+
+  return {
+    name,
+    runtime: runtime.runtime,
+    async push(items, signal) {
+      const results = new Map<string, PushResult>();
+      const valid = await precheck(items, results);
+      for (const chunk of chunks(valid)) {
+        const deletes = chunk.filter((item): item is DeleteItem => item.op === 'delete');
+        const puts = chunk.filter((item): item is PutItem => item.op === 'put');
+        await pushChunk(deletes, puts, results, signal);
+      }
+      const landed = items.filter((item) => results.get(item.id)?.ok === true);
+      const warnings = await runHooks(runtime, landed, signal, logger && logger.child({ target: name }));
+      return items.map((item) => {
+        const result = results.get(item.id) ?? failed(new StevedoreError('TARGET_IO', 'the container reported nothing for this file'));
+        const warning = warnings.get(item.id);
+        return result.ok && warning ? { ok: true, warning } : result;
+      });
+    },
+  };
+}
+
+// Refuses unsafe paths and staged files that are gone before anything is started.
+async function precheck(items: readonly PushItem[], results: Map<string, PushResult>): Promise<PushItem[]> {
+  const checks = await Promise.all(items.map(async (item) => {
+    try {
+      checkDest(item.dest);
+      if (item.op === 'put') {
+        const stats = await stat(item.source).catch((error: unknown) => {
+          throw new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause: error });
+        });
+        if (stats.size !== item.bytes) throw new StevedoreError('STAGED_CORRUPT', `the staged file for ${item.dest} has ${stats.size} bytes, not ${item.bytes}`);
+      }
+      return true;
+    } catch (error) {
+      results.set(item.id, failed(error as StevedoreError));
+      return false;
+    }
+  }));
+  return items.filter((_, i) => checks[i]);
+}
+
+function* chunks(items: readonly PushItem[]): Generator<PushItem[]> {
+  let chunk: PushItem[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = Buffer.byteLength(item.dest) + path.posix.dirname(item.dest).length + 32;
+    if (chunk.length > 0 && bytes + size > MAX_ARG_BYTES) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(item);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+const outcomeCodes = { isdir: 'DEST_IS_DIR', unsafe: 'DEST_UNSAFE', missing: 'TARGET_IO', fail: 'TARGET_IO' } as const;
+
+function toResult(outcome: ItemOutcome | undefined, fallback: 'TARGET_IO'): PushResult {
+  if (!outcome) return failed(new StevedoreError(fallback, 'the container reported nothing for this file'));
+  if (outcome.status === 'ok') return ok;
+  const rule = fileRules.find((r) => r.match.test(outcome.message));
+  if (rule) return failed(classify([rule], { command: 'sh', stderr: outcome.message }));
+  return failed(new StevedoreError(outcomeCodes[outcome.status], outcome.message || outcome.status));
+}

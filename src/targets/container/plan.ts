@@ -1,0 +1,77 @@
+// The arguments batch.sh takes for a batch, and the report it prints back.
+import path from 'node:path';
+import type { StevedoreError } from '../../errors.js';
+import type { DeleteItem, PutItem } from '../target.js';
+
+export interface Plan {
+  /** One per directory the puts land in; missing parts are made with its mode. */
+  dirs: { dir: string; mode: number }[];
+  deletes: DeleteItem[];
+  /** Grouped by directory, as batch.sh wants them; `dir` indexes `dirs`. */
+  puts: { item: PutItem; dir: number }[];
+}
+
+export function planBatch(deletes: readonly DeleteItem[], puts: readonly PutItem[]): Plan {
+  const dirs: Plan['dirs'] = [];
+  const index = new Map<string, number>();
+  const sorted = [...puts].sort((a, b) => compare(path.posix.dirname(a.dest), path.posix.dirname(b.dest)));
+  const planned = sorted.map((item) => {
+    const dir = path.posix.dirname(item.dest);
+    let i = index.get(dir);
+    if (i === undefined) {
+      i = dirs.push({ dir, mode: item.dirMode }) - 1;
+      index.set(dir, i);
+    }
+    return { item, dir: i };
+  });
+  return { dirs, deletes: [...deletes], puts: planned };
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+const octal = (mode: number) => mode.toString(8).padStart(4, '0');
+
+/** MODE TAG FIX, then the counted lists batch.sh describes. */
+export function scriptArgs(plan: Plan, mode: 'all' | 'prepare' | 'commit', tag: string, fix: boolean): string[] {
+  const args = [mode, tag, fix ? '1' : '0', String(plan.dirs.length)];
+  for (const { dir, mode: dirMode } of plan.dirs) args.push(dir, octal(dirMode));
+  args.push(String(plan.deletes.length), ...plan.deletes.map((item) => item.dest));
+  args.push(String(plan.puts.length));
+  for (const { item, dir } of plan.puts) {
+    const { uid, gid } = item.owner ?? { uid: 0, gid: 0 };
+    args.push(String(dir), path.posix.basename(item.dest), `${uid}:${gid}`, octal(item.mode));
+  }
+  return args;
+}
+
+/** Where a put is unpacked before its rename, relative to the container's `/` as tar wants it. */
+export const stagedPath = (item: PutItem, tag: string): string =>
+  path.posix.join(path.posix.dirname(item.dest), `.stevedore-${tag}`, path.posix.basename(item.dest)).slice(1);
+
+export type ItemOutcome = { status: 'ok' } | { status: 'missing' | 'isdir' | 'unsafe' | 'fail'; message: string };
+
+export interface Report {
+  deletes: Map<number, ItemOutcome>;
+  puts: Map<number, ItemOutcome>;
+  /** What tar said when it stopped part-way. */
+  tarError?: string;
+  /** Per-file pushes that failed, by task id (when the runtime's copy replaced tar). */
+  copyErrors?: Map<string, StevedoreError>;
+}
+
+const LINE = /^([rpt]) (\S+) (ok|missing|isdir|unsafe|fail)?\s?(.*)$/;
+
+export function parseReport(stdout: string): Report {
+  const report: Report = { deletes: new Map(), puts: new Map() };
+  for (const line of stdout.split('\n')) {
+    const match = LINE.exec(line);
+    if (!match) continue;
+    const [, kind, index, status, message = ''] = match;
+    if (kind === 't') report.tarError = message;
+    else if (status) {
+      const outcome: ItemOutcome = status === 'ok' ? { status } : { status: status as Exclude<ItemOutcome['status'], 'ok'>, message };
+      (kind === 'r' ? report.deletes : report.puts).set(Number(index), outcome);
+    }
+  }
+  return report;
+}

@@ -1,0 +1,104 @@
+// The real container runtimes the integration tests push into, with what each test
+// needs to drive them: make and remove containers from the offline busybox image
+// (test/runtimes/setup.sh builds it), stop and start them and their daemons, and read
+// files back from inside. Under CI=true every runtime but LXD is required: a missing
+// one fails its tests instead of skipping them.
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import type { TargetConfig } from '../../src/config/schema.js';
+
+export type RuntimeName = 'incus' | 'lxd' | 'docker' | 'podman';
+
+export interface RuntimeUnderTest {
+  name: RuntimeName;
+  command: string;
+  /** Why it cannot be used here, or undefined when it can. */
+  missing: string | undefined;
+  /** Required under CI=true (LXD cannot share a machine with Incus). */
+  required: boolean;
+  target(container: string): TargetConfig;
+  /** A new running container from the busybox image, with a unique name. */
+  create(prefix?: string): Promise<string>;
+  remove(container: string): Promise<void>;
+  stop(container: string): Promise<void>;
+  start(container: string): Promise<void>;
+  /** Runs `sh -c script` in the container and answers its stdout. */
+  sh(container: string, script: string, ...args: string[]): Promise<string>;
+  /** Stops and starts the daemon, for runtimes that have one. */
+  daemon?: { stop(): Promise<void>; start(): Promise<void> };
+}
+
+const IMAGE = 'local/busybox';
+const SETUP = fileURLToPath(new URL('setup.sh', import.meta.url));
+const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).then(() => undefined);
+
+export const required = process.env.CI === 'true';
+
+const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+async function check(command: string, args: string[]): Promise<string | undefined> {
+  const result = await execa(command, args, { reject: false, timeout: 20_000 });
+  if (result.exitCode === 0) return undefined;
+  const why = String(result.stderr || result.message || 'failed');
+  return `${command} ${args.join(' ')}: ${why.split('\n')[0] ?? ''}`;
+}
+
+function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
+  const command = name === 'incus' ? 'incus' : 'lxc';
+  const cli = (...args: string[]) => execa(command, args, { stdin: 'ignore' });
+  return {
+    name,
+    command,
+    required: name === 'incus',
+    target: (container) => ({ runtime: name, container }),
+    async create(prefix = 'sd') {
+      const container = unique(prefix);
+      await cli('launch', '-q', IMAGE, container);
+      return container;
+    },
+    remove: async (container) => void (await execa(command, ['delete', '-f', container], { reject: false })),
+    stop: async (container) => void (await cli('stop', '-f', container)),
+    start: async (container) => void (await cli('start', container)),
+    sh: async (container, script, ...args) => (await cli('exec', container, '--', 'sh', '-c', script, 'sh', ...args)).stdout,
+    ...(name === 'incus' ? { daemon: { stop: () => setup('stop', 'incus'), start: () => setup('start', 'incus') } } : {}),
+  };
+}
+
+function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'> {
+  const cli = (...args: string[]) => execa(name, args, { stdin: 'ignore' });
+  return {
+    name,
+    command: name,
+    required: true,
+    target: (container) => ({ runtime: name, container }),
+    async create(prefix = 'sd') {
+      const container = unique(prefix);
+      await cli('run', '-d', '--name', container, '--network', 'none', IMAGE, 'sleep', '1d');
+      return container;
+    },
+    remove: async (container) => void (await execa(name, ['rm', '-f', '-t', '0', container], { reject: false })),
+    stop: async (container) => void (await cli('stop', '-t', '0', container)),
+    start: async (container) => void (await cli('start', container)),
+    sh: async (container, script, ...args) => (await cli('exec', container, 'sh', '-c', script, 'sh', ...args)).stdout,
+    ...(name === 'docker' ? { daemon: { stop: () => setup('stop', 'docker'), start: () => setup('start', 'docker') } } : {}),
+  };
+}
+
+const probes: Record<RuntimeName, string[]> = {
+  incus: ['image', 'info', IMAGE],
+  lxd: ['image', 'info', IMAGE],
+  docker: ['image', 'inspect', IMAGE],
+  podman: ['image', 'inspect', IMAGE],
+};
+
+/** Every runtime, with whether it can be used on this machine. */
+export async function runtimes(): Promise<RuntimeUnderTest[]> {
+  const all = [incusLike('incus'), incusLike('lxd'), dockerLike('docker'), dockerLike('podman')];
+  return Promise.all(all.map(async (runtime) => ({ ...runtime, missing: await check(runtime.command, probes[runtime.name]).catch((e: Error) => e.message) })));
+}
+
+/** The runtimes to test: present ones, plus required ones under CI (whose tests then fail). */
+export async function runtimesToTest(): Promise<RuntimeUnderTest[]> {
+  return (await runtimes()).filter((r) => r.missing === undefined || (required && r.required));
+}

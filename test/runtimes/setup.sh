@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Installs and starts the real container runtimes the integration tests push into
+# (Incus, Docker, Podman) on a fresh Debian 12 machine without systemd, as root, and
+# builds the offline busybox test image in each. Idempotent: a second run only starts
+# what is not running. The recipe and its pitfalls: ../shared/runtimes.md.
+#
+#   test/runtimes/setup.sh [all]          install, start, import images, create containers
+#   test/runtimes/setup.sh start RUNTIME  start one daemon (incus | docker) and wait for it
+#   test/runtimes/setup.sh stop RUNTIME   stop one daemon, leaving its containers' state
+set -euo pipefail
+
+WORK=${STEVEDORE_RUNTIMES_DIR:-/var/tmp/stevedore-runtimes}
+IMAGE=local/busybox
+CONTAINER=stevedore-t1 # the container bench/push and the smoke check use
+mkdir -p "$WORK"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+wait_for() { # SECONDS COMMAND...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { log "timed out waiting for: $*"; return 1; }
+    sleep 0.2
+  done
+}
+
+install_packages() {
+  local missing=()
+  command -v busybox >/dev/null || missing+=(busybox-static)
+  command -v incusd >/dev/null || [[ -x /usr/libexec/incus/incusd ]] || missing+=(incus)
+  command -v dockerd >/dev/null || missing+=(docker)
+  command -v podman >/dev/null || missing+=(podman)
+  ((${#missing[@]})) || return 0
+  log "installing: ${missing[*]}"
+  rm -f /var/lib/man-db/auto-update
+  if [[ " ${missing[*]} " == *" incus "* ]] && [[ ! -e /etc/apt/sources.list.d/backports.sources ]]; then
+    local uris
+    uris=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$uris" >/etc/apt/sources.list.d/backports.sources
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  local apt=(apt-get install -y -qq --no-install-recommends)
+  [[ " ${missing[*]} " == *" busybox-static "* ]] && "${apt[@]}" busybox-static
+  [[ " ${missing[*]} " == *" incus "* ]] && "${apt[@]}" -t bookworm-backports incus-base incus-client
+  [[ " ${missing[*]} " == *" docker "* ]] && "${apt[@]}" docker.io
+  [[ " ${missing[*]} " == *" podman "* ]] && "${apt[@]}" podman runc
+  return 0
+}
+
+configure() {
+  grep -q '^root:' /etc/subuid 2>/dev/null || usermod --add-subuids 1000000-1000999999 root
+  grep -q '^root:' /etc/subgid 2>/dev/null || usermod --add-subgids 1000000-1000999999 root
+  # Without this podman picks crun, which refuses cgroup v1 hybrid and raising RLIMIT_NOFILE here.
+  mkdir -p /etc/containers/containers.conf.d
+  cat >/etc/containers/containers.conf.d/50-local.conf <<'EOF'
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+}
+
+rootfs_tar() { # the busybox image as a rootfs tarball, built once
+  local tarball=$WORK/rootfs.tar
+  [[ -s $tarball ]] && { echo "$tarball"; return; }
+  local root=$WORK/rootfs
+  rm -rf "$root" && mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,var,run}
+  cp /bin/busybox "$root/bin/busybox"
+  local applet
+  for applet in $("$root/bin/busybox" --list-full); do
+    [[ $applet == bin/busybox ]] || ln -sf /bin/busybox "$root/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  echo '::sysinit:/bin/true' >"$root/etc/inittab"
+  chmod 1777 "$root/tmp"
+  tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+  echo "$tarball"
+}
+
+incus_up() { incus admin waitready --timeout 1 >/dev/null 2>&1; }
+start_incus() {
+  incus_up && return 0
+  log 'starting incusd'
+  setsid /usr/libexec/incus/incusd --group root --logfile "$WORK/incusd.log" </dev/null >"$WORK/incusd.out" 2>&1 &
+  incus admin waitready --timeout 60 >/dev/null
+}
+docker_up() { docker info; }
+start_docker() {
+  docker_up >/dev/null 2>&1 && return 0
+  log 'starting dockerd'
+  setsid dockerd --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none \
+    --exec-opt native.cgroupdriver=cgroupfs </dev/null >"$WORK/dockerd.log" 2>&1 &
+  wait_for 60 docker_up
+}
+
+stop_daemon() { # NAME PROCESS
+  log "stopping $1"
+  pkill -TERM -x "$2" || true
+  wait_for 30 bash -c "! pgrep -x $2"
+}
+
+image_incus() {
+  incus image info "$IMAGE" >/dev/null 2>&1 && return 0
+  if [[ -z $(incus storage list -f csv) ]]; then
+    incus admin init --preseed <<'EOF'
+storage_pools:
+  - name: default
+    driver: dir
+profiles:
+  - name: default
+    devices:
+      root: { path: /, pool: default, type: disk }
+EOF
+  fi
+  local meta=$WORK/meta
+  mkdir -p "$meta"
+  printf 'architecture: x86_64\ncreation_date: %s\nproperties:\n  description: busybox\n  os: busybox\n' "$(date +%s)" >"$meta/metadata.yaml"
+  tar -C "$meta" -cf "$WORK/meta.tar" metadata.yaml
+  incus image import "$WORK/meta.tar" "$(rootfs_tar)" --alias "$IMAGE" >/dev/null
+}
+image_oci() { # docker | podman
+  "$1" image inspect "$IMAGE" >/dev/null 2>&1 || "$1" import "$(rootfs_tar)" "$IMAGE" >/dev/null
+}
+
+container_incus() {
+  incus info "$CONTAINER" >/dev/null 2>&1 || incus launch -q "$IMAGE" "$CONTAINER" 2>/dev/null
+  incus start "$CONTAINER" 2>/dev/null || true
+}
+container_oci() { # docker | podman
+  "$1" inspect "$CONTAINER" >/dev/null 2>&1 || "$1" run -d --name "$CONTAINER" --network none "$IMAGE" sleep 1d >/dev/null
+  "$1" start "$CONTAINER" >/dev/null
+}
+
+all() {
+  install_packages
+  configure
+  start_incus && image_incus && container_incus
+  start_docker && image_oci docker && container_oci docker
+  image_oci podman && container_oci podman
+  incus exec "$CONTAINER" -- true
+  docker exec "$CONTAINER" true
+  podman exec "$CONTAINER" true
+  log "ready: incus $(incus version | awk '/Server/ {print $3}'), docker $(docker version -f '{{.Server.Version}}'), podman $(podman version -f '{{.Version}}')"
+}
+
+case ${1:-all} in
+  all) all ;;
+  start) case ${2:?runtime} in incus) start_incus ;; docker) start_docker ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
+  stop) case ${2:?runtime} in incus) stop_daemon incusd incusd ;; docker) stop_daemon dockerd dockerd ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
+  *) log "unknown command: $1"; exit 2 ;;
+esac
