@@ -396,18 +396,18 @@ describe('run', () => {
     expect(existsSync(path.join(dir, 'state'))).toBe(false);
   });
 
-  it('a runtime that is not supported yet exits 1 with a one-line fatal message', async () => {
+  it('a runtime whose CLI is not installed exits 1 with a one-line fatal message naming it', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'docker.yaml');
     await mkdir(path.join(dir, 'elsewhere'));
     await writeFile(file, 'version: 1\nstate_dir: ./state\ntargets:\n  web: { runtime: docker, container: web01 }\n');
-    const result = await cli(['run', '-c', file], { cwd: path.join(dir, 'elsewhere') });
+    const result = await cli(['run', '-c', file], { cwd: path.join(dir, 'elsewhere'), env: { ...cleanEnv(), PATH: path.join(dir, 'elsewhere') } });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe('');
     const logs = lines(result.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
     const fatal = logs.filter((log) => log.level === 60);
     expect(fatal).toHaveLength(1);
-    expect(fatal[0]).toMatchObject({ code: 'NOT_SUPPORTED', msg: expect.stringMatching(/^cannot start: target "web": runtime docker is not supported/) });
+    expect(fatal[0]).toMatchObject({ code: 'RUNTIME_MISSING', msg: expect.stringMatching(/^cannot start: target "web": runtime docker needs the "docker" command, which is not on PATH/) });
     expect(String(fatal[0]?.msg)).not.toContain('\n');
     expect(JSON.stringify(fatal[0])).not.toContain('stack'); // a known condition, not a crash
   });

@@ -25,9 +25,15 @@ export function checkCrossReferences(value: unknown, ctx: Context): void {
   if (isEntry(value.targets)) {
     const targetNames = new Set(Object.keys(value.targets));
     const known = targetNames.size > 0 ? `targets: ${[...targetNames].join(', ')}` : 'no targets are defined';
+    const targets = value.targets;
     const checkTarget = ([entry, i]: [Entry, number], path: (string | number)[]) => {
       if (typeof entry.target === 'string' && !targetNames.has(entry.target)) {
         ctx.addIssue({ code: 'custom', path: [...path, i, 'target'], message: `unknown target "${entry.target}" (${known})` });
+      }
+      // A host directory has nothing to run a command in.
+      const target = typeof entry.target === 'string' ? targets[entry.target] : undefined;
+      if (entry.exec !== undefined && isEntry(target) && target.runtime === 'local') {
+        ctx.addIssue({ code: 'custom', path: [...path, i, 'exec'], message: `exec needs a container target; "${String(entry.target)}" is local` });
       }
     };
     routes.forEach((route) => checkTarget(route, ['http', 'routes']));

@@ -8,6 +8,7 @@ interface Overrides {
   readonly dir_mode?: number;
   readonly retry?: { readonly attempts?: number; readonly initial_delay?: number; readonly max_delay?: number };
   readonly push_timeout?: number;
+  readonly exec?: readonly string[] | undefined;
 }
 
 export function fileOptionsFor(defaults: Config['defaults'], overrides: Overrides = {}): FileOptions {
@@ -19,5 +20,6 @@ export function fileOptionsFor(defaults: Config['defaults'], overrides: Override
     ...(owner ? { owner: { uid: owner.uid, gid: owner.gid } } : {}),
     retry: { attempts: retry.attempts, initialDelay: retry.initial_delay, maxDelay: retry.max_delay },
     pushTimeout: overrides.push_timeout ?? defaults.push_timeout,
+    ...(overrides.exec ? { exec: [...overrides.exec] } : {}),
   };
 }

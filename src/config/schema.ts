@@ -69,6 +69,7 @@ const route = z.strictObject({
   target: name,
   dest: absolutePath,
   token: token.optional(),
+  exec: z.array(z.string()).min(1).optional(),
   ...fileOptions,
 });
 

@@ -82,12 +82,16 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   // The end of a task is announced (GET /tasks, Prefer: wait) only once its bookkeeping
   // is durable: whoever sees `failed` finds the file in dead-letter, not still staged.
-  function settle(task: Task, how: Settlement, supersededBy?: string): void {
+  // `warning`: done, but what ran after it (an exec) failed; shown as the task's error.
+  function settle(task: Task, how: Settlement, supersededBy?: string, warning?: StevedoreError): void {
     const done = options
       .settle(task, how)
       .finally(() => {
         if (how === 'failed') registry.update(task, { status: 'failed', error: task.error });
-        else registry.update(task, { status: 'done', ...(supersededBy ? { supersededBy } : {}) });
+        else {
+          const error = warning ? { error: { code: warning.code, message: warning.message } } : {};
+          registry.update(task, { status: 'done', ...(supersededBy ? { supersededBy } : {}), ...error });
+        }
       })
       .catch((error: unknown) => logger.error({ taskId: task.id, target: task.target, dest: task.dest, err: error }, 'settling a task failed'))
       .finally(() => {
@@ -186,7 +190,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   function afterPush(lane: Lane, task: Task, result: PushResult): void {
     if (result.ok) {
       lane.downStreak = 0;
-      settle(task, 'done');
+      settle(task, 'done', undefined, result.warning);
       return;
     }
     const error = { code: result.error.code, message: result.error.message };
@@ -265,9 +269,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 }
 
 function toItem(task: Task, sourcePath: (task: Task) => string): PushItem {
-  if (task.kind === 'delete') return { op: 'delete', id: task.id, dest: task.dest };
-  const { mode, dirMode, owner } = task.options;
-  return { op: 'put', id: task.id, source: sourcePath(task), dest: task.dest, bytes: task.bytes, mode, dirMode, owner };
+  const { mode, dirMode, owner, exec } = task.options;
+  const hook = exec ? { exec } : {};
+  if (task.kind === 'delete') return { op: 'delete', id: task.id, dest: task.dest, ...hook };
+  return { op: 'put', id: task.id, source: sourcePath(task), dest: task.dest, bytes: task.bytes, mode, dirMode, owner, ...hook };
 }
 
 const missingResult = () => new StevedoreError('TARGET_IO', 'the target returned no result for this file');

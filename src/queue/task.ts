@@ -18,6 +18,8 @@ export interface FileOptions {
   owner?: { uid: number; gid: number };
   retry: RetryPolicy;
   pushTimeout: number;
+  /** Run in the container after the batch that lands this file (route/watch `exec`). */
+  exec?: string[];
 }
 
 /** Where a watched file came from, so that its host file can follow the push. */

@@ -37,14 +37,17 @@ export interface StartOptions {
   minFree?: string;
   /** http.idle_timeout (default 2s). */
   idleTimeout?: string;
+  /** Extra targets, YAML lines indented by two spaces (`box`, a local target, is always there). */
+  targets?: string;
 }
 
-export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s' }: StartOptions = {}): string {
+export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s', targets = '' }: StartOptions = {}): string {
   return `version: 1
 state_dir: ${path.join(dir, 'state')}
 log: { level: debug, format: json }
 targets:
   box: { runtime: local, root: ${path.join(dir, 'box')} }
+${targets}
 defaults:
   retry: { attempts: 3, initial_delay: 10ms, max_delay: 50ms }
 queue: { shutdown_grace: 2s${queue ? `, ${queue}` : ''} }

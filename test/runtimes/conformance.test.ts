@@ -1,11 +1,14 @@
 // One conformance suite for every container runtime on this machine: real containers
 // from the offline busybox image, real CLIs, files read back from inside.
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createLogger } from '../../src/log.js';
 import { createTarget } from '../../src/targets/index.js';
-import type { PushItem, PushResult, PutItem, Target } from '../../src/targets/target.js';
+import { failureKind, type PushItem, type PushResult, type PutItem, type Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
 
@@ -23,6 +26,51 @@ async function put(dir: string, dest: string, content: string | Buffer, extra: P
 const push = (target: Target, items: PushItem[], ms = 60_000): Promise<PushResult[]> => target.push(items, AbortSignal.timeout(ms));
 
 const codes = (results: PushResult[]) => results.map((r) => (r.ok ? 'ok' : r.error.code));
+const kindOf = (result: PushResult | undefined) => (result && !result.ok ? failureKind(result.error) : 'ok');
+
+/** Sets environment variables for the rest of the test (the CLIs inherit them). */
+function setEnv(vars: Record<string, string>): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((key) => [key, process.env[key]]));
+  Object.assign(process.env, vars);
+  onTestFinished(() => {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) Reflect.deleteProperty(process.env, key);
+      else process.env[key] = value;
+    }
+  });
+}
+
+/** Puts a wrapper named like the runtime's CLI first on PATH; answers the file it logs each call to. */
+async function countCalls(command: string): Promise<string> {
+  const dir = await tempDir();
+  const real = (await execa('sh', ['-c', `command -v ${command}`])).stdout;
+  const log = path.join(dir, 'calls.log');
+  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`);
+  await chmod(path.join(dir, command), 0o755);
+  await writeFile(log, '');
+  setEnv({ PATH: `${dir}:${process.env.PATH ?? ''}` });
+  return log;
+}
+
+/** A logger whose lines a test can read. */
+function captureLogs() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  return { lines, logger: createLogger({ level: 'debug', format: 'json' }, sink) };
+}
+
+// Environment that points each CLI at a daemon socket that does not exist.
+const noDaemon: Record<string, Record<string, string>> = {
+  incus: { INCUS_DIR: '/nonexistent-stevedore' },
+  lxd: { LXD_DIR: '/nonexistent-stevedore' },
+  docker: { DOCKER_HOST: 'unix:///nonexistent-stevedore.sock' },
+  podman: { CONTAINER_HOST: 'unix:///nonexistent-stevedore.sock' },
+};
 
 describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
   let container: string;
@@ -82,5 +130,110 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     const items: PushItem[] = ['/srv/del/tree', '/srv/del/file', '/srv/del/never'].map((dest, i) => ({ op: 'delete', id: `d${i}`, dest }));
     expect(codes(await push(target, items))).toEqual(['ok', 'ok', 'ok']);
     expect(await sh('ls -a /srv/del')).toBe('.\n..');
+  });
+
+  it('lands many files with one CLI call after the first probe, not one per file', async () => {
+    const dir = await tempDir();
+    const log = await countCalls(runtime.command);
+    const fresh = createTarget('t', runtime.target(container));
+    const items = await Promise.all(Array.from({ length: 200 }, (_, i) => put(dir, `/srv/calls/f${i}`, `${i}`)));
+    expect(codes(await push(fresh, items)).every((c) => c === 'ok')).toBe(true);
+    expect(codes(await push(fresh, [await put(dir, '/srv/calls/again', 'x')]))).toEqual(['ok']);
+    expect((await readFile(log, 'utf8')).trim().split('\n')).toEqual(['exec', 'exec', 'exec']); // probe, batch, batch
+    expect(await sh('ls /srv/calls | wc -l')).toBe('201');
+  });
+
+  it('is atomic: a reader polling the destination sees the old or the new file, never a part', async () => {
+    const dir = await tempDir();
+    const versions = [Buffer.alloc(2 << 20, 'a'), Buffer.alloc(3 << 20, 'b')];
+    const hashes = versions.map(sha);
+    expect(codes(await push(target, [await put(dir, '/srv/atomic/f', versions[0] as Buffer)]))).toEqual(['ok']);
+    const reader = sh('i=0; while [ $i -lt 300 ]; do sha256sum /srv/atomic/f 2>/dev/null | cut -c1-64 || echo missing; i=$((i+1)); done');
+    let pushes = 0;
+    let reading = true;
+    void reader.finally(() => (reading = false));
+    while (reading || pushes < 4) {
+      const version = versions[pushes % 2] as Buffer;
+      expect(codes(await push(target, [await put(dir, '/srv/atomic/f', version)]))).toEqual(['ok']);
+      pushes += 1;
+    }
+    const seen = (await reader).split('\n');
+    expect(seen).toHaveLength(300);
+    expect(seen.filter((hash) => !hashes.includes(hash))).toEqual([]);
+    expect(pushes).toBeGreaterThanOrEqual(4);
+  });
+
+  it('answers permission denied (permanent) where the container refuses to write', async () => {
+    const dir = await tempDir();
+    const results = await push(target, [await put(dir, '/sys/stevedore/x', 'x'), await put(dir, '/srv/fine/x', 'x')]);
+    expect(codes(results)).toEqual(['PERMISSION_DENIED', 'ok']);
+    expect(kindOf(results[0])).toBe('permanent');
+  });
+
+  it('without tar in the container, falls back to the runtime\'s own copy, says so once, and still lands atomically with owner and mode', async () => {
+    const dir = await tempDir();
+    const bare = await runtime.create('sd-notar', 'local/notar');
+    onTestFinished(() => runtime.remove(bare));
+    expect(await runtime.sh(bare, 'command -v tar || echo none')).toBe('none');
+    const { lines, logger } = captureLogs();
+    const fallback = createTarget('bare', runtime.target(bare), logger);
+    const items = [
+      await put(dir, '/srv/notar/a.txt', 'a', { owner: { uid: 33, gid: 44 }, mode: 0o640 }),
+      await put(dir, '/srv/notar/deep/b.txt', 'bb'),
+    ];
+    expect(codes(await push(fallback, items))).toEqual(['ok', 'ok']);
+    expect(codes(await push(fallback, [await put(dir, '/srv/notar/a.txt', 'a2', { owner: { uid: 33, gid: 44 }, mode: 0o640 })]))).toEqual(['ok']);
+    expect(await runtime.sh(bare, 'cat /srv/notar/a.txt /srv/notar/deep/b.txt; echo; stat -c "%u:%g %a" /srv/notar/a.txt /srv/notar/deep/b.txt; find /srv -name ".stevedore-*" | wc -l'))
+      .toBe('a2bb\n33:44 640\n0:0 644\n0');
+    expect(lines.filter((line) => String(line.msg).includes('has no tar'))).toHaveLength(1);
+  });
+
+  it('runs exec after a batch lands, once; a failing exec is a warning on each landed task, not a failure', async () => {
+    const dir = await tempDir();
+    const exec = ['sh', '-c', 'echo "$(ls /srv/hooked | wc -l)" >> /tmp/hook.log'];
+    const items = await Promise.all([1, 2, 3].map((i) => put(dir, `/srv/hooked/f${i}`, `${i}`, { exec })));
+    const results = await push(target, items);
+    expect(results).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
+    expect(await sh('cat /tmp/hook.log')).toBe('3');
+    const failing = await push(target, [await put(dir, '/srv/hooked/f4', '4', { exec: ['sh', '-c', 'echo nope >&2; exit 3'] })]);
+    expect(failing[0]).toMatchObject({ ok: true, warning: { code: 'EXEC_FAILED', message: expect.stringContaining('nope') } });
+    expect(await sh('cat /srv/hooked/f4')).toBe('4');
+  });
+
+  it('kills a push that outlives its timeout and leaves nothing half-written', async () => {
+    const dir = await tempDir();
+    const big = await put(dir, '/srv/slow/big.bin', Buffer.alloc(256 << 20, 1));
+    const results = await push(target, [big], 150);
+    expect(codes(results)).toEqual(['PUSH_TIMEOUT']);
+    expect(kindOf(results[0])).toBe('transient');
+    expect(await sh('ls /srv/slow/big.bin 2>&1 || true')).toContain('No such file');
+  });
+
+  it('classifies a container that does not exist as permanent', async () => {
+    const dir = await tempDir();
+    const ghost = createTarget('ghost', runtime.target('stevedore-no-such-container'));
+    const results = await push(ghost, [await put(dir, '/srv/x', 'x')]);
+    expect(codes(results)).toEqual(['TARGET_NOT_FOUND']);
+    expect(kindOf(results[0])).toBe('permanent');
+  });
+
+  it('classifies a stopped container as down, and lands once it runs again', async () => {
+    const dir = await tempDir();
+    const other = await runtime.create('sd-stop');
+    onTestFinished(() => runtime.remove(other));
+    const stopped = createTarget('stopped', runtime.target(other));
+    await runtime.stop(other);
+    const results = await push(stopped, [await put(dir, '/srv/x', 'x')]);
+    expect(codes(results)).toEqual(['TARGET_DOWN']);
+    expect(kindOf(results[0])).toBe('down');
+    await runtime.start(other);
+    expect(codes(await push(stopped, [await put(dir, '/srv/x', 'x')]))).toEqual(['ok']);
+  });
+
+  it('classifies a daemon socket that is not there as down', async () => {
+    const dir = await tempDir();
+    setEnv(noDaemon[runtime.name] ?? {});
+    const results = await push(createTarget('t', runtime.target(container)), [await put(dir, '/srv/x', 'x')]);
+    expect(codes(results)).toEqual(['TARGET_DOWN']);
   });
 });

@@ -18,8 +18,8 @@ export interface RuntimeUnderTest {
   /** Required under CI=true (LXD cannot share a machine with Incus). */
   required: boolean;
   target(container: string): TargetConfig;
-  /** A new running container from the busybox image, with a unique name. */
-  create(prefix?: string): Promise<string>;
+  /** A new running container from the busybox image (or `local/notar`, which has no tar), with a unique name. */
+  create(prefix?: string, image?: string): Promise<string>;
   remove(container: string): Promise<void>;
   stop(container: string): Promise<void>;
   start(container: string): Promise<void>;
@@ -52,12 +52,12 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
     command,
     required: name === 'incus',
     target: (container) => ({ runtime: name, container }),
-    async create(prefix = 'sd') {
+    async create(prefix = 'sd', image = IMAGE) {
       const container = unique(prefix);
-      await cli('launch', '-q', IMAGE, container);
+      await cli('launch', '-q', image, container);
       return container;
     },
-    remove: async (container) => void (await execa(command, ['delete', '-f', container], { reject: false })),
+    remove: async (container) => void (await cli('delete', '-f', container)),
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, '--', 'sh', '-c', script, 'sh', ...args)).stdout,
@@ -72,12 +72,13 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     command: name,
     required: true,
     target: (container) => ({ runtime: name, container }),
-    async create(prefix = 'sd') {
+    async create(prefix = 'sd', image = IMAGE) {
       const container = unique(prefix);
-      await cli('run', '-d', '--name', container, '--network', 'none', IMAGE, 'sleep', '1d');
+      await cli('run', '-d', '--name', container, '--network', 'none', image, 'sleep', '1d');
       return container;
     },
-    remove: async (container) => void (await execa(name, ['rm', '-f', '-t', '0', container], { reject: false })),
+    // Podman waits 10 s for `sleep` as PID 1 to ignore SIGTERM unless told -t 0; Docker's -f kills at once.
+    remove: async (container) => void (await cli('rm', '-f', ...(name === 'podman' ? ['-t', '0'] : []), container)),
     stop: async (container) => void (await cli('stop', '-t', '0', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, 'sh', '-c', script, 'sh', ...args)).stdout,

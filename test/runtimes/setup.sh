@@ -11,6 +11,7 @@ set -euo pipefail
 
 WORK=${STEVEDORE_RUNTIMES_DIR:-/var/tmp/stevedore-runtimes}
 IMAGE=local/busybox
+NOTAR=local/notar # a shell and coreutils but no tar: the adapter's fallback is tested on it
 CONTAINER=stevedore-t1 # the container bench/push and the smoke check use
 mkdir -p "$WORK"
 
@@ -82,6 +83,29 @@ rootfs_tar() { # the busybox image as a rootfs tarball, built once
   echo "$tarball"
 }
 
+# busybox's sh runs its own tar applet even with /bin/tar gone, so the image without tar
+# is made of the host's dash and coreutils, with the libraries they load.
+notar_tar() {
+  local tarball=$WORK/notar.tar
+  [[ -s $tarball ]] && { echo "$tarball"; return; }
+  local root=$WORK/notar command src lib
+  rm -rf "$root" && mkdir -p "$root"/{bin,sbin,etc,tmp,proc,sys,dev,root,run}
+  for command in dash mv mkdir rm rmdir chown chmod tr cat sleep stat ls find wc; do
+    src=$(command -v "$command")
+    cp -L "$src" "$root/bin/$command"
+    for lib in $(ldd "$src" | grep -o '/[^ ]*'); do
+      mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
+    done
+  done
+  ln -s dash "$root/bin/sh"
+  printf '#!/bin/sh\nexec sleep 1000000000\n' >"$root/sbin/init" && chmod 755 "$root/sbin/init"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  chmod 1777 "$root/tmp"
+  tar --numeric-owner -C "$root" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+  echo "$tarball"
+}
+
 incus_up() { incus admin waitready --timeout 1 >/dev/null 2>&1; }
 start_incus() {
   incus_up && return 0
@@ -105,7 +129,6 @@ stop_daemon() { # NAME PROCESS
 }
 
 image_incus() {
-  incus image info "$IMAGE" >/dev/null 2>&1 && return 0
   if [[ -z $(incus storage list -f csv) ]]; then
     incus admin init --preseed <<'EOF'
 storage_pools:
@@ -121,10 +144,12 @@ EOF
   mkdir -p "$meta"
   printf 'architecture: x86_64\ncreation_date: %s\nproperties:\n  description: busybox\n  os: busybox\n' "$(date +%s)" >"$meta/metadata.yaml"
   tar -C "$meta" -cf "$WORK/meta.tar" metadata.yaml
-  incus image import "$WORK/meta.tar" "$(rootfs_tar)" --alias "$IMAGE" >/dev/null
+  incus image info "$IMAGE" >/dev/null 2>&1 || incus image import "$WORK/meta.tar" "$(rootfs_tar)" --alias "$IMAGE" >/dev/null
+  incus image info "$NOTAR" >/dev/null 2>&1 || incus image import "$WORK/meta.tar" "$(notar_tar)" --alias "$NOTAR" >/dev/null
 }
 image_oci() { # docker | podman
   "$1" image inspect "$IMAGE" >/dev/null 2>&1 || "$1" import "$(rootfs_tar)" "$IMAGE" >/dev/null
+  "$1" image inspect "$NOTAR" >/dev/null 2>&1 || "$1" import "$(notar_tar)" "$NOTAR" >/dev/null
 }
 
 container_incus() {

@@ -44,9 +44,10 @@ while [ $i -lt "$nr" ]; do
 done
 np=$1; shift
 [ "$mode" = prepare ] && exit 0
-terr='not unpacked'
+# A tar that failed may have left its last file half-written: then nothing is renamed.
+terr='not unpacked' tfail=
 if [ "$mode" = all ] && [ "$np" -gt 0 ]; then
-  if ! err=$(tar -xf - -C / 2>&1); then terr=$(oneline "$err"); say t - "$terr"; fi
+  if ! err=$(tar -xf - -C / 2>&1); then terr=$(oneline "$err") tfail=1; say t - "$terr"; fi
 fi
 i=0
 while [ $i -lt "$np" ]; do eval "pd_$i=\$1 pn_$i=\$2 po_$i=\$3 pm_$i=\$4"; shift 4; i=$((i+1)); done
@@ -88,6 +89,9 @@ while [ $i -le "$np" ]; do
       stg=$dst/.stevedore-$tag
       if [ -n "$e" ]; then
         j=$first; while [ $j -lt $i ]; do say p $j "unsafe $e"; j=$((j+1)); done
+      elif [ -n "$tfail" ]; then
+        j=$first; while [ $j -lt $i ]; do say p $j "missing $terr"; j=$((j+1)); done
+        rm -rf -- "$stg"
       else land; fi
     fi
     first=$i; cur=$d
