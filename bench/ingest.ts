@@ -3,28 +3,16 @@
 // (b) one 1 GiB upload beside `dd … conv=fdatasync`, with the agent's peak RSS.
 // Run with `npm run bench` (builds first). Knobs: FILES, CONCURRENCY, BIG_MIB.
 import { randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { ddRate, fmt, fsyncFloor, percentile, startAgentProcess } from './lib.js';
+import { ddRate, fmt, fsyncFloor, percentile, put, startAgentProcess } from './lib.js';
 
 const FILES = Number(process.env.FILES ?? 1000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
-
-// PUT one body; resolves with the status once the answer is complete.
-function put(url: string, body: Buffer | Readable, length: number, agent?: Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'PUT', agent, headers: { 'content-length': length } }, (res) => {
-      res.resume().once('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.once('error', reject);
-    if (Buffer.isBuffer(body)) req.end(body);
-    else body.pipe(req);
-  });
-}
 
 async function countLanded(dir: string): Promise<number> {
   return (await readdir(dir).catch(() => [])).length;

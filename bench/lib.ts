@@ -1,11 +1,13 @@
 // Shared pieces of the benchmarks: a real agent process, the disk's own limits
 // measured in the same run, and small statistics.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request, type Agent } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 export const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -36,6 +38,8 @@ export interface AgentOptions {
   logLevel?: string;
   /** Each line the agent writes to stdout (JSON logs). Without it, stdout is inherited. */
   onLog?: (line: string) => void;
+  /** The `box` target as YAML flow (a container); a local target under `dir` without it. */
+  target?: string;
 }
 
 // Every agent (or peer) process a benchmark starts: killed if the benchmark exits
@@ -73,7 +77,7 @@ export async function stopChild(child: ChildProcess, graceMs = 60_000): Promise<
   clearTimeout(timer);
 }
 
-/** Starts `node dist/cli.js run` on a local-target config in `dir`. */
+/** Starts `node dist/cli.js run` in `dir`, on a local target unless `options.target` names a container. */
 export async function startAgentProcess(dir: string, queueYaml = 'capacity: 5000, concurrency: 4, per_target: 2', options: AgentOptions = {}): Promise<AgentProcess> {
   const port = await freePort();
   const root = path.join(dir, 'box');
@@ -82,7 +86,7 @@ export async function startAgentProcess(dir: string, queueYaml = 'capacity: 5000
   await writeFile(config, `version: 1
 state_dir: ${path.join(dir, 'state')}
 log: { level: ${options.logLevel ?? 'warn'}, format: json }
-targets: { box: { runtime: local, root: ${root} } }
+targets: { box: ${options.target ?? `{ runtime: local, root: ${root} }`} }
 queue: { ${queueYaml} }
 http:
   listen: 127.0.0.1:${port}
@@ -149,4 +153,16 @@ export async function ddRate(file: string, mib: number): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   await rm(file, { force: true });
   return (mib * 2 ** 20) / 1e6 / seconds;
+}
+
+/** PUTs one body; resolves with the status once the answer is complete. */
+export function put(url: string, body: Buffer | Readable, length: number, agent?: Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'PUT', agent, headers: { 'content-length': length } }, (res) => {
+      res.resume().once('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', reject);
+    if (Buffer.isBuffer(body)) req.end(body);
+    else body.pipe(req);
+  });
 }

@@ -1,0 +1,165 @@
+// bench/push, in one run on this machine, into real containers (test/runtimes/setup.sh):
+// (a) 1,000 × 4 KiB uploaded over HTTP to an agent process until all have landed in
+//     the container, beside the original design: one `incus file push` (or `docker cp`,
+//     `podman cp`) per file with 4 workers;
+// (b) the push stage alone, 1,000 files already staged, beside one raw
+//     `tar -c | <runtime> exec … tar -x` of the same files (the floor);
+// (c) one 1 GiB file into Incus beside `incus file push` of the same file.
+// Run with `npm run bench:push` (builds first). Knobs: FILES, BIG_MIB, RUNTIMES, BASELINE=0.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { Agent } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { createTarget } from '../src/targets/index.js';
+import type { PutItem, Target } from '../src/targets/target.js';
+import { fmt, put, startAgentProcess } from './lib.js';
+
+const FILES = Number(process.env.FILES ?? 1000);
+const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
+const RUNTIMES = (process.env.RUNTIMES ?? 'incus,docker,podman').split(',') as Runtime[];
+const BASELINE = process.env.BASELINE !== '0';
+const CONCURRENCY = 16;
+
+type Runtime = 'incus' | 'docker' | 'podman';
+
+const execArgs = (runtime: Runtime, container: string, argv: string[]) =>
+  runtime === 'incus' ? ['exec', container, '--', ...argv] : ['exec', '-i', container, ...argv];
+
+const inContainer = async (runtime: Runtime, container: string, script: string) =>
+  (await execa(runtime, execArgs(runtime, container, ['sh', '-c', script]), { stdin: 'ignore' })).stdout;
+
+async function createContainer(runtime: Runtime): Promise<string> {
+  const name = `sd-bench-${randomBytes(3).toString('hex')}`;
+  if (runtime === 'incus') await execa('incus', ['launch', '-q', 'local/busybox', name], { stdin: 'ignore' });
+  else await execa(runtime, ['run', '-d', '--name', name, '--network', 'none', 'local/busybox', 'sleep', '1d']);
+  return name;
+}
+
+const removeContainer = (runtime: Runtime, name: string) =>
+  runtime === 'incus' ? execa('incus', ['delete', '-f', name], { reject: false }) : execa(runtime, ['rm', '-f', ...(runtime === 'podman' ? ['-t', '0'] : []), name], { reject: false });
+
+const seconds = (since: number) => (performance.now() - since) / 1000;
+
+async function countIn(runtime: Runtime, container: string, dir: string): Promise<number> {
+  return Number(await inContainer(runtime, container, `ls ${dir} 2>/dev/null | wc -l`));
+}
+
+/** (a) HTTP upload to landed, through a real agent process. */
+async function overHttp(runtime: Runtime, container: string, work: string): Promise<number> {
+  const agentProc = await startAgentProcess(path.join(work, `http-${runtime}`), 'capacity: 5000, concurrency: 4, per_target: 2', {
+    target: `{ runtime: ${runtime}, container: ${container} }`,
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const data = randomBytes(4096);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < FILES) {
+      const i = next++;
+      const status = await put(`${agentProc.url}/drop/http/f${i}.bin`, data, data.length, agent);
+      if (status !== 202) throw new Error(`upload ${i} answered ${status}`);
+    }
+  }));
+  while ((await countIn(runtime, container, '/srv/http')) < FILES) await new Promise((resolve) => setTimeout(resolve, 20));
+  const rate = FILES / seconds(started);
+  agent.destroy();
+  await agentProc.stop();
+  return rate;
+}
+
+/** (a) The original design: one CLI push per file, 4 workers. */
+async function perFile(runtime: Runtime, container: string, files: string[]): Promise<number> {
+  await inContainer(runtime, container, 'mkdir -p /srv/base');
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (next < files.length) {
+      const file = files[next++] as string;
+      const dest = `/srv/base/${path.basename(file)}`;
+      const args = runtime === 'incus' ? ['file', 'push', '-q', file, `${container}${dest}`] : ['cp', file, `${container}:${dest}`];
+      await execa(runtime, args, { stdin: 'ignore' });
+    }
+  }));
+  return files.length / seconds(started);
+}
+
+/** (b) The push stage: staged files straight into the adapter, as the scheduler would batch them (2 × 500 at once). */
+async function pushStage(target: Target, items: PutItem[]): Promise<number> {
+  const half = Math.ceil(items.length / 2);
+  const started = performance.now();
+  const results = await Promise.all([items.slice(0, half), items.slice(half)].map((batch) => target.push(batch, AbortSignal.timeout(600_000))));
+  const failed = results.flat().filter((r) => !r.ok);
+  if (failed.length > 0) throw new Error(`${failed.length} pushes failed: ${JSON.stringify(failed[0])}`);
+  return items.length / seconds(started);
+}
+
+/** (b) The floor: `tar -c` on the host piped into `tar -x` in the container, nothing else. */
+async function rawTar(runtime: Runtime, container: string, dir: string, dest: string): Promise<number> {
+  await inContainer(runtime, container, `mkdir -p ${dest}`);
+  const started = performance.now();
+  const tar = spawn('tar', ['-cf', '-', '-C', dir, '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const into = spawn(runtime, execArgs(runtime, container, ['tar', '-xf', '-', '-C', dest]), { stdio: ['pipe', 'inherit', 'inherit'] });
+  tar.stdout.pipe(into.stdin);
+  await new Promise((resolve, reject) => into.once('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`tar -x exited ${code}`)))));
+  return FILES / seconds(started);
+}
+
+async function main() {
+  const work = await mkdtemp(path.join(tmpdir(), 'stevedore-bench-push-'));
+  const source = path.join(work, 'files');
+  await mkdir(source);
+  const files = await Promise.all(Array.from({ length: FILES }, async (_, i) => {
+    const file = path.join(source, `f${i}.bin`);
+    await writeFile(file, randomBytes(4096));
+    return file;
+  }));
+  console.log(`bench/push: ${FILES} × 4 KiB; node ${process.version}`);
+  const rows: string[][] = [];
+  for (const runtime of RUNTIMES) {
+    const container = await createContainer(runtime);
+    try {
+      const http = await overHttp(runtime, container, work);
+      const baseline = BASELINE ? await perFile(runtime, container, files) : NaN;
+      const target = createTarget('bench', { runtime, container });
+      const stage = await pushStage(target, files.map((file) => item(file, `/srv/stage/${path.basename(file)}`)));
+      const floor = await rawTar(runtime, container, source, '/srv/floor');
+      if ((await countIn(runtime, container, '/srv/stage')) !== FILES) throw new Error('the push stage did not land every file');
+      rows.push([runtime, fmt(http), fmt(baseline), `${fmt(http / baseline)}×`, fmt(stage), fmt(floor), `${fmt(stage / floor, 2)}×`]);
+    } finally {
+      await removeContainer(runtime, container);
+    }
+  }
+  console.log('\n(a) HTTP → landed, files/s | one CLI push per file, 4 workers | ratio | (b) push stage, files/s | raw tar|exec tar floor | ratio');
+  for (const row of rows) console.log(row.join(' | '));
+  if (RUNTIMES.includes('incus') && BIG_MIB > 0) await bigFile(work);
+  await rm(work, { recursive: true, force: true });
+}
+
+/** (c) One big file into Incus: the adapter against `incus file push`. */
+async function bigFile(work: string) {
+  const file = path.join(work, 'big.bin');
+  await execa('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${BIG_MIB}`], { stdin: 'ignore' });
+  const bytes = (await stat(file)).size;
+  const container = await createContainer('incus');
+  try {
+    const target = createTarget('bench', { runtime: 'incus', container });
+    let started = performance.now();
+    const [result] = await target.push([{ ...item(file, '/srv/big/stevedore.bin'), bytes }], AbortSignal.timeout(600_000));
+    if (!result?.ok) throw new Error(`the big push failed: ${JSON.stringify(result)}`);
+    const ours = bytes / 1e6 / seconds(started);
+    await inContainer('incus', container, 'rm -f /srv/big/stevedore.bin');
+    started = performance.now();
+    await execa('incus', ['file', 'push', '-q', file, `${container}/srv/big/file-push.bin`], { stdin: 'ignore' });
+    const theirs = bytes / 1e6 / seconds(started);
+    console.log(`\n(c) ${BIG_MIB} MiB into Incus: stevedore ${fmt(ours)} MB/s | incus file push ${fmt(theirs)} MB/s | ${fmt(ours / theirs, 2)}×`);
+  } finally {
+    await removeContainer('incus', container);
+  }
+}
+
+const item = (file: string, dest: string): PutItem => ({ op: 'put', id: dest, source: file, dest, bytes: 4096, mode: 0o644, dirMode: 0o755 });
+
+await main();

@@ -1,0 +1,114 @@
+// The whole agent against real containers: HTTP upload to landed file, and what an
+// operator meets — a container stopped, a container that does not exist, the daemon
+// stopped — with the file never lost. Daemon tests stop the real daemon: this project
+// runs these files one at a time (vitest.config.ts).
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, type TestAgent } from '../helpers/agent.js';
+import { json, send } from '../helpers/http.js';
+import { waitFor } from '../helpers/wait.js';
+import { runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
+
+const list = await runtimesToTest();
+
+interface TaskJson {
+  id: string;
+  status: string;
+  attempts: number;
+  error?: { code: string; message: string };
+}
+
+const upload = async (t: TestAgent, file: string, body: string, headers: Record<string, string> = {}) => {
+  const answer = await send(t.url, `/drop/c/${file}`, { body, headers });
+  expect(answer.status, answer.text).toBeLessThan(300);
+  return json<TaskJson>(answer);
+};
+
+const task = async (t: TestAgent, id: string) => json<TaskJson>(await send(t.url, `/tasks/${id}`, { method: 'GET' }));
+
+const finished = (t: TestAgent, id: string, timeoutMs = 60_000) =>
+  waitFor(async () => {
+    const current = await task(t, id);
+    return current.status === 'done' || current.status === 'failed' ? current : undefined;
+  }, { timeoutMs, intervalMs: 100, what: `task ${id} to finish` });
+
+const readyz = async (t: TestAgent) => {
+  const answer = await send(t.url, '/readyz', { method: 'GET' });
+  return { status: answer.status, body: answer.text };
+};
+
+describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
+  let container: string;
+  const sh = (script: string) => runtime.sh(container, script);
+  const agentFor = (name: string, exec = '') => {
+    const target = runtime.target(name) as { runtime: string; container: string };
+    return startAgent({
+      targets: `  c: { runtime: ${target.runtime}, container: ${name} }`,
+      http: `    - { name: c, path: /drop/c, target: c, dest: /srv/c${exec} }`,
+    });
+  };
+
+  beforeAll(async () => {
+    if (runtime.missing) throw new Error(`${runtime.name} is required under CI=true but cannot be used: ${runtime.missing}`);
+    container = await runtime.create('sd-agent');
+  });
+  afterAll(async () => {
+    if (container) await runtime.remove(container);
+  });
+
+  it('lands an HTTP upload in the container and runs the route\'s exec after it', async () => {
+    const t = await agentFor(container, ', exec: [sh, -c, "ls /srv/c > /tmp/listing"]');
+    const accepted = await upload(t, 'site/index.html', '<h1>hi</h1>', { Prefer: 'wait=30' });
+    expect(accepted.status).toBe('done');
+    expect(await sh('cat /srv/c/site/index.html; echo; cat /tmp/listing')).toBe('<h1>hi</h1>\nsite');
+  });
+
+  it('waits for a stopped container without spending attempts, says so in /readyz, then lands', async () => {
+    const t = await agentFor(container);
+    await runtime.stop(container);
+    const ids = await Promise.all(['a', 'b', 'c'].map(async (name) => (await upload(t, `stopped/${name}.txt`, name)).id));
+    await waitFor(async () => (await task(t, ids[0] as string)).status === 'retrying', { timeoutMs: 20_000, what: 'a failed push' });
+    const ready = await readyz(t);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toContain('target c is down');
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // a few more probes of the stopped container
+    expect((await Promise.all(ids.map((id) => task(t, id)))).map((x) => x.attempts)).toEqual([0, 0, 0]);
+    await runtime.start(container);
+    const done = await Promise.all(ids.map((id) => finished(t, id)));
+    expect(done.map((x) => [x.status, x.attempts])).toEqual([['done', 1], ['done', 1], ['done', 1]]);
+    expect(await sh('cat /srv/c/stopped/a.txt /srv/c/stopped/b.txt /srv/c/stopped/c.txt')).toBe('abc');
+    expect((await readyz(t)).status).toBe(200);
+  });
+
+  it('dead-letters a task for a container that does not exist, keeping the file', async () => {
+    const t = await agentFor('stevedore-no-such-container');
+    const { id } = await upload(t, 'lost.txt', 'keep me');
+    const failed = await finished(t, id);
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TARGET_NOT_FOUND' } });
+    const entry = path.join(t.stateDir, 'dead-letter', id);
+    expect(await readFile(path.join(entry, 'data'), 'utf8')).toBe('keep me');
+    expect(await readFile(path.join(entry, 'reason.txt'), 'utf8')).toContain('no such container');
+  });
+
+  // Podman has no daemon to stop: each command is its own process.
+  if (runtime.daemon) it('waits while the daemon is stopped, then lands once it is back', async () => {
+    const t = await agentFor(container);
+    await runtime.daemon?.stop();
+    try {
+      const { id } = await upload(t, 'daemon/x.txt', 'after the restart');
+      await waitFor(async () => (await task(t, id)).status === 'retrying', { timeoutMs: 20_000, what: 'a failed push' });
+      expect((await task(t, id)).error?.code).toBe('TARGET_DOWN');
+      expect((await readyz(t)).body).toContain('target c is down');
+      await runtime.daemon?.start();
+      // Docker stops its containers when its daemon stops; Incus keeps them running.
+      await runtime.start(container).catch(() => undefined);
+      expect(await finished(t, id)).toMatchObject({ status: 'done', attempts: 1 });
+      expect(await sh('cat /srv/c/daemon/x.txt')).toBe('after the restart');
+      expect(existsSync(path.join(t.stateDir, 'dead-letter', id))).toBe(false);
+    } finally {
+      await runtime.daemon?.start();
+    }
+  });
+});
