@@ -111,17 +111,24 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     settle(older, 'superseded', task.id);
   }
 
+  // A push costs a fixed price (a runtime CLI process, ~50 ms of CPU) before its first
+  // byte, so an idle target starts at once with what is ready, but a second batch into
+  // a busy target starts only when it is full: the rest gathers while the first runs.
   function takeBatch(lane: Lane, now: number): Task[] {
     if (lane.running >= perTarget || now < lane.downUntil) return [];
     const batch: Task[] = [];
     let bytes = 0;
+    let full = false;
     for (const task of lane.ready.values()) {
       if (lane.busy.has(task.dest)) continue;
-      if (batch.length > 0 && (batch.length >= options.batchFiles || bytes + task.bytes > options.batchBytes)) break;
+      if (batch.length > 0 && (batch.length >= options.batchFiles || bytes + task.bytes > options.batchBytes)) {
+        full = true;
+        break;
+      }
       batch.push(task);
       bytes += task.bytes;
     }
-    return batch;
+    return lane.running > 0 && !full && batch.length < options.batchFiles ? [] : batch;
   }
 
   // Starts as many batches as the limits allow, visiting targets in turn. One `now`

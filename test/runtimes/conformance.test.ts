@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { createTarget } from '../../src/targets/index.js';
 import { failureKind, type PushItem, type PushResult, type PutItem, type Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
 import { runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
 
 const list = await runtimesToTest();
@@ -207,6 +208,28 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(codes(results)).toEqual(['PUSH_TIMEOUT']);
     expect(kindOf(results[0])).toBe('transient');
     expect(await sh('ls /srv/slow/big.bin 2>&1 || true')).toContain('No such file');
+    // The unpacking side ends on its own once its input is cut; its staging goes with it.
+    await waitFor(async () => (await sh('find /srv/slow -name ".stevedore-*" | wc -l')) === '0', { timeoutMs: 20_000, what: 'no staging left' });
+  });
+
+  it('lands a file past 64 MiB (Incus and LXD by their own file push) with its content, owner and mode', async () => {
+    const dir = await tempDir();
+    const data = Buffer.alloc(70 << 20, 7);
+    const item = await put(dir, '/srv/large/big.bin', data, { owner: { uid: 5, gid: 6 }, mode: 0o600 });
+    expect(codes(await push(target, [item, await put(dir, '/srv/large/small.txt', 'small')]))).toEqual(['ok', 'ok']);
+    expect(await sh('sha256sum /srv/large/big.bin | cut -c1-64; stat -c "%u:%g %a" /srv/large/big.bin; ls -a /srv/large'))
+      .toBe(`${sha(data)}\n5:6 600\n.\n..\nbig.bin\nsmall.txt`);
+  });
+
+  it('refuses a container without sh as unsupported (permanent), naming what it needs', async () => {
+    const dir = await tempDir();
+    const shell = await runtime.create('sd-nosh', 'local/notar');
+    onTestFinished(() => runtime.remove(shell));
+    await runtime.sh(shell, 'rm /bin/sh /bin/dash');
+    const results = await push(createTarget('nosh', runtime.target(shell)), [await put(dir, '/srv/x', 'x')]);
+    expect(codes(results)).toEqual(['CONTAINER_UNSUPPORTED']);
+    expect(kindOf(results[0])).toBe('permanent');
+    expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('needs sh and mv') } });
   });
 
   it('classifies a container that does not exist as permanent', async () => {
@@ -236,4 +259,27 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     const results = await push(createTarget('t', runtime.target(container)), [await put(dir, '/srv/x', 'x')]);
     expect(codes(results)).toEqual(['TARGET_DOWN']);
   });
+
+  if (runtime.name === 'incus' || runtime.name === 'lxd') {
+    it('reaches a container as remote:name and inside a project; an unknown project or remote is permanent', async () => {
+      const dir = await tempDir();
+      const cli = (...args: string[]) => execa(runtime.command, args, { stdin: 'ignore' });
+      const project = `sdp-${container.slice(-8)}`;
+      // Images and profiles come from the default project, so the busybox image is there.
+      await cli('project', 'create', project, '-c', 'features.images=false', '-c', 'features.profiles=false');
+      onTestFinished(async () => {
+        await cli('delete', '-f', '--project', project, 'inproject');
+        await cli('project', 'delete', project);
+      });
+      await cli('launch', '-q', '--project', project, 'local/busybox', 'inproject');
+      const inProject = createTarget('p', { runtime: runtime.name, container: 'local:inproject', project });
+      expect(codes(await push(inProject, [await put(dir, '/srv/p.txt', 'in a project')]))).toEqual(['ok']);
+      expect((await cli('exec', '--project', project, 'inproject', '--', 'cat', '/srv/p.txt')).stdout).toBe('in a project');
+      const wrong = [
+        createTarget('a', { runtime: runtime.name, container, project: 'stevedore-no-such-project' }),
+        createTarget('b', { runtime: runtime.name, container: `stevedore-no-such-remote:${container}` }),
+      ];
+      for (const target of wrong) expect(codes(await push(target, [await put(dir, '/srv/x', 'x')]))).toEqual(['TARGET_NOT_FOUND']);
+    });
+  }
 });

@@ -1,6 +1,7 @@
 // The tar stream of a batch: each put's staged file, under its staging name, with the
 // owner and mode it must have in the container (never the host file's own).
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
@@ -12,17 +13,42 @@ export interface ArchiveEntry {
   name: string;
 }
 
+// A stream per small file costs more than its bytes (~0.7 ms for 4 KiB): files up to
+// SMALL are read whole, READ_AHEAD of them at once, bounding memory to 16 MiB.
+const SMALL = 1 << 20;
+const READ_AHEAD = 16;
+
 /** Streams the entries one after the other; the stream errors if a staged file cannot be read. */
 export function archive(entries: readonly ArchiveEntry[]): Readable {
   const tar = pack();
   const mtime = new Date();
+  const reads = new Map<number, Promise<Buffer>>();
+  const readAhead = (from: number) => {
+    for (let i = from; i < Math.min(entries.length, from + READ_AHEAD); i += 1) {
+      const entry = entries[i] as ArchiveEntry;
+      if (!reads.has(i) && entry.item.bytes <= SMALL) reads.set(i, readFile(entry.item.source));
+    }
+  };
   void (async () => {
-    for (const { item, name } of entries) {
+    for (const [i, { item, name }] of entries.entries()) {
+      readAhead(i);
       const { uid, gid } = item.owner ?? { uid: 0, gid: 0 };
-      const entry = tar.entry({ name, size: item.bytes, mode: item.mode, uid, gid, mtime, type: 'file' });
-      await pipeline(createReadStream(item.source), entry);
+      const header = { name, size: item.bytes, mode: item.mode, uid, gid, mtime, type: 'file' as const };
+      const read = reads.get(i);
+      reads.delete(i);
+      if (read) {
+        const data = await read;
+        if (data.length !== item.bytes) throw new Error(`${item.source} has ${data.length} bytes, not ${item.bytes}`);
+        await new Promise<void>((resolve, reject) => tar.entry(header, data, (error) => (error ? reject(error) : resolve())));
+      } else {
+        await pipeline(createReadStream(item.source), tar.entry(header));
+      }
     }
     tar.finalize();
-  })().catch((error: unknown) => tar.destroy(error as Error));
+  })().catch((error: unknown) => {
+    // Reads already started must not end as unhandled rejections.
+    reads.forEach((read) => read.catch(() => undefined));
+    tar.destroy(error as Error);
+  });
   return tar;
 }

@@ -7,7 +7,8 @@
 #   NP, then NP x (DIRINDEX NAME UID:GID FMODE)   puts, grouped by directory
 # MODE all: everything, the tar stream of the puts on stdin. prepare: directories, removals
 # and staging directories only. commit: the renames only (the files were copied in by other
-# means; FIX=1 then sets owner and mode here). Each put is unpacked as DIR/.stevedore-TAG/NAME
+# means; FIX=1 then sets owner and mode here). abort: removes the staging directories of
+# a prepare whose copy failed. Each put is unpacked as DIR/.stevedore-TAG/NAME
 # and renamed to DIR/NAME with one mv per directory: rename(2), so a reader sees the old file
 # or the new one, never a partial one.
 # Output, one line per item: "r I ok" | "r I fail MSG" and "p I ok" | "p I KIND MSG"
@@ -25,7 +26,8 @@ nd=$1; shift; i=0
 while [ $i -lt "$nd" ]; do
   d=${1%/}
   eval "dir_$i=\$d"
-  if [ "$mode" != commit ]; then
+  if [ "$mode" = abort ]; then rm -rf -- "$d/.stevedore-$tag"
+  elif [ "$mode" != commit ]; then
     if err=$(mkdirs "$1" "$2" 2>&1); then
       mkdir -m 700 -- "$d/.stevedore-$tag" 2>/dev/null
     else
@@ -34,6 +36,7 @@ while [ $i -lt "$nd" ]; do
   fi
   shift 2; i=$((i+1))
 done
+[ "$mode" = abort ] && exit 0
 nr=$1; shift; i=0
 while [ $i -lt "$nr" ]; do
   if [ "$mode" != commit ]; then
@@ -51,23 +54,27 @@ if [ "$mode" = all ] && [ "$np" -gt 0 ]; then
 fi
 i=0
 while [ $i -lt "$np" ]; do eval "pd_$i=\$1 pn_$i=\$2 po_$i=\$3 pm_$i=\$4"; shift 4; i=$((i+1)); done
-# Lands puts first..i-1 (one directory): the checks, one mv, then a report per put.
+# Lands puts first..i-1 (one directory): the checks, then every file left in the staging
+# directory renamed by one mv (globbed: building an argument list costs O(n^2) in sh),
+# then a report per put.
 land() {
-  set --
   j=$first
   while [ $j -lt $i ]; do
-    eval "n=\$pn_$j o=\$po_$j m=\$pm_$j q_$j="
-    s=$stg/$n
+    eval "n=\$pn_$j o=\$po_$j m=\$pm_$j"
+    s=$stg/$n q=
     if [ ! -f "$s" ]; then say p $j "missing $terr"
     elif [ -d "$dst/$n" ] && [ ! -L "$dst/$n" ]; then say p $j "isdir $dst/$n is a directory"; rm -f -- "$s"
     elif [ "$fix" = 1 ] && ! ferr=$(chown "$o" "$s" 2>&1 && chmod "$m" "$s" 2>&1); then
       say p $j "fail $(oneline "$ferr")"; rm -f -- "$s"
-    else set -- "$@" "$s"; eval "q_$j=1"
+    else q=1
     fi
+    eval "q_$j=\$q"
     j=$((j+1))
   done
   merr=
-  [ $# -eq 0 ] || merr=$(mv -f -- "$@" "$dst/" 2>&1)
+  move "$stg"/*
+  move "$stg"/.[!.]*
+  move "$stg"/..?*
   j=$first
   while [ $j -lt $i ]; do
     eval "n=\$pn_$j q=\$q_$j"
@@ -78,6 +85,11 @@ land() {
     j=$((j+1))
   done
   rmdir -- "$stg" 2>/dev/null
+}
+# A glob that matched nothing stays itself: nothing to move then.
+move() {
+  [ -e "$1" ] || [ -L "$1" ] || return 0
+  err=$(mv -f -- "$@" "$dst/" 2>&1) || merr="$merr$err "
 }
 i=0; first=0; cur=
 while [ $i -le "$np" ]; do

@@ -13,12 +13,16 @@ import { classify, fileRules } from './classify.js';
 import { run } from './cli.js';
 import { runHooks } from './hooks.js';
 import type { Runtime } from './runtime.js';
-import { parseReport, planBatch, scriptArgs, stagedPath, type ItemOutcome, type Plan, type Report } from './plan.js';
+import { parseReport, planBatch, scriptArgs, stagedPath, type ItemOutcome, type Plan, type Report, type ScriptMode } from './plan.js';
 
 const PROBE = 'command -v tar >/dev/null && command -v mv >/dev/null && echo tar || echo notar';
 // Arguments travel through the runtime's API into execve in the container; well under
 // Linux's 2 MiB, a batch past this many bytes of paths is split.
 const MAX_ARG_BYTES = 256 * 1024;
+// Past this size a file goes by the runtime's own push where it has one (Incus, LXD):
+// measured 1.4× faster than the same bytes through `exec`'s stdin for 1 GiB.
+const LARGE_FILE = 64 * 1024 * 1024;
+const ABORT_TIMEOUT_MS = 10_000;
 
 type Way = 'tar' | 'copy';
 
@@ -30,9 +34,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
   // Once per container start: a CLI-level failure forgets it, so a replaced container is asked again.
   async function probe(signal: AbortSignal): Promise<Way> {
     if (way) return way;
-    const result = await run(runtime, runtime.exec(['sh', '-c', PROBE]), { signal }).catch((error: unknown) => {
-      throw noShell(error) ?? error;
-    });
+    const result = await run(runtime, runtime.exec(['sh', '-c', PROBE]), { signal });
     way = result.stdout.trim() === 'tar' ? 'tar' : 'copy';
     if (way === 'copy') {
       logger?.warn({ target: name, container: runtime.container }, 'the container has no tar (or mv): pushing with the runtime\'s own copy instead of one archive stream');
@@ -47,19 +49,25 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     return new StevedoreError('CONTAINER_UNSUPPORTED', `container ${runtime.container} has no /bin/sh: stevedore needs sh and mv in the container (${error.message})`);
   }
 
-  async function land(plan: Plan, signal: AbortSignal): Promise<Report> {
+  async function land(plan: Plan, signal: AbortSignal, large: boolean): Promise<Report> {
     const tag = randomName(9);
     const entries = plan.puts.map(({ item }) => ({ item, name: stagedPath(item, tag) }));
-    const script = (mode: 'all' | 'prepare' | 'commit', fix = false) =>
-      runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
-    if ((await probe(signal)) === 'tar') {
+    const script = (mode: ScriptMode, fix = false) => runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
+    if (!large && (await probe(signal)) === 'tar') {
       const input = entries.length > 0 ? archive(entries) : undefined;
       return parseReport((await run(runtime, script('all'), { signal, ...(input ? { input } : {}) })).stdout);
     }
     const prepared = parseReport((await run(runtime, script('prepare'), { signal })).stdout);
-    const copied = await copyIn(entries, signal);
-    const report = parseReport((await run(runtime, script('commit', runtime.copyIn !== undefined), { signal })).stdout);
-    return { ...report, deletes: prepared.deletes, copyErrors: copied };
+    try {
+      const copied = await copyIn(entries, signal);
+      const report = parseReport((await run(runtime, script('commit', runtime.copyIn !== undefined), { signal })).stdout);
+      return { ...report, deletes: prepared.deletes, copyErrors: copied };
+    } catch (error) {
+      // A copy cut short (a timeout) leaves part of a file in the staging directories.
+      await run(runtime, script('abort'), { signal: AbortSignal.timeout(ABORT_TIMEOUT_MS) }).catch((cleanup: unknown) =>
+        logger?.warn({ target: name, err: cleanup }, 'could not remove the staging directories of a failed copy'));
+      throw error;
+    }
   }
 
   // Without the container's tar: one stream the daemon unpacks (Docker, Podman), or one
@@ -81,14 +89,14 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     return errors;
   }
 
-  async function pushChunk(deletes: DeleteItem[], puts: PutItem[], results: Map<string, PushResult>, signal: AbortSignal): Promise<void> {
+  async function pushChunk(deletes: DeleteItem[], puts: PutItem[], results: Map<string, PushResult>, signal: AbortSignal, large = false): Promise<void> {
     const plan = planBatch(deletes, puts);
     let report: Report;
     try {
-      report = await land(plan, signal);
+      report = await land(plan, signal, large);
     } catch (error) {
       way = undefined;
-      const cause = error instanceof StevedoreError ? error : new StevedoreError('TARGET_IO', String(error), { cause: error });
+      const cause = noShell(error) ?? (error instanceof StevedoreError ? error : new StevedoreError('TARGET_IO', String(error), { cause: error }));
       for (const item of [...deletes, ...puts]) results.set(item.id, failed(cause));
       return;
     }
@@ -112,11 +120,13 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     async push(items, signal) {
       const results = new Map<string, PushResult>();
       const valid = await precheck(items, results);
-      for (const chunk of chunks(valid)) {
+      const isLarge = (item: PushItem): item is PutItem => item.op === 'put' && runtime.pushFile !== undefined && item.bytes >= LARGE_FILE;
+      for (const chunk of chunks(valid.filter((item) => !isLarge(item)))) {
         const deletes = chunk.filter((item): item is DeleteItem => item.op === 'delete');
         const puts = chunk.filter((item): item is PutItem => item.op === 'put');
         await pushChunk(deletes, puts, results, signal);
       }
+      for (const item of valid.filter(isLarge)) await pushChunk([], [item], results, signal, true);
       const landed = items.filter((item) => results.get(item.id)?.ok === true);
       const warnings = await runHooks(runtime, landed, signal, logger && logger.child({ target: name }));
       return items.map((item) => {

@@ -31,8 +31,10 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 const octal = (mode: number) => mode.toString(8).padStart(4, '0');
 
+export type ScriptMode = 'all' | 'prepare' | 'commit' | 'abort';
+
 /** MODE TAG FIX, then the counted lists batch.sh describes. */
-export function scriptArgs(plan: Plan, mode: 'all' | 'prepare' | 'commit', tag: string, fix: boolean): string[] {
+export function scriptArgs(plan: Plan, mode: ScriptMode, tag: string, fix: boolean): string[] {
   const args = [mode, tag, fix ? '1' : '0', String(plan.dirs.length)];
   for (const { dir, mode: dirMode } of plan.dirs) args.push(dir, octal(dirMode));
   args.push(String(plan.deletes.length), ...plan.deletes.map((item) => item.dest));
