@@ -62,10 +62,17 @@ export interface Report {
 }
 
 const LINE = /^([rpt]) (\S+) (ok|missing|isdir|unsafe|fail)?\s?(.*)$/;
+const GROUP = /^g (\d+) (\d+)$/;
 
 export function parseReport(stdout: string): Report {
   const report: Report = { deletes: new Map(), puts: new Map() };
+  const landed: [number, number][] = [];
   for (const line of stdout.split('\n')) {
+    const group = GROUP.exec(line);
+    if (group) {
+      landed.push([Number(group[1]), Number(group[2])]);
+      continue;
+    }
     const match = LINE.exec(line);
     if (!match) continue;
     const [, kind, index, status, message = ''] = match;
@@ -74,6 +81,10 @@ export function parseReport(stdout: string): Report {
       const outcome: ItemOutcome = status === 'ok' ? { status } : { status: status as Exclude<ItemOutcome['status'], 'ok'>, message };
       (kind === 'r' ? report.deletes : report.puts).set(Number(index), outcome);
     }
+  }
+  // A group line stands for every put in its range that has no line of its own.
+  for (const [first, end] of landed) {
+    for (let i = first; i < end; i += 1) if (!report.puts.has(i)) report.puts.set(i, { status: 'ok' });
   }
   return report;
 }
