@@ -126,6 +126,15 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await sh('cat /srv/mixed/a.txt /srv/mixed/z/b.txt /srv/mixed/plain; ls -d /srv/mixed/taken')).toBe('abx\n/srv/mixed/taken');
   });
 
+  it('lands names with shell syntax, spaces, a newline, a leading dash and UTF-8 under exactly those names', async () => {
+    const dir = await tempDir();
+    const names = ['$(touch /tmp/pwned)', '`id`; rm -rf x', 'a "quoted" \'name\'', 'line\nbreak', '-rf', 'café ☕.txt', '.hidden', '..dots', '*'];
+    const items = await Promise.all(names.map((name, i) => put(dir, `/srv/names/${name}`, `${i}`)));
+    expect(codes(await push(target, items))).toEqual(names.map(() => 'ok'));
+    const check = 'cd /srv/names && for n; do cat -- "$n"; done; echo; set -- * .[!.]* ..?*; echo $#; ls /tmp/pwned 2>/dev/null | wc -l';
+    expect(await sh(check, ...names)).toBe(`${names.map((_, i) => i).join('')}\n${names.length}\n0`);
+  });
+
   it('removes files and directories, and a path already gone is a success', async () => {
     await sh('mkdir -p /srv/del/tree/deep && echo 1 > /srv/del/tree/deep/f && echo 2 > /srv/del/file');
     const items: PushItem[] = ['/srv/del/tree', '/srv/del/file', '/srv/del/never'].map((dest, i) => ({ op: 'delete', id: `d${i}`, dest }));

@@ -53,9 +53,19 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     const tag = randomName(9);
     const entries = plan.puts.map(({ item }) => ({ item, name: stagedPath(item, tag) }));
     const script = (mode: ScriptMode, fix = false) => runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
+    // A push cut short leaves part of a file in the staging directories: batch.sh
+    // removes them itself when its input ends, but Podman kills it with its client.
+    const abort = () => run(runtime, script('abort'), { signal: AbortSignal.timeout(ABORT_TIMEOUT_MS) }).catch((error: unknown) => {
+      logger?.warn({ target: name, err: error }, 'could not remove the staging directories of a push cut short');
+    });
     if (!large && (await probe(signal)) === 'tar') {
       const input = entries.length > 0 ? archive(entries) : undefined;
-      return parseReport((await run(runtime, script('all'), { signal, ...(input ? { input } : {}) })).stdout);
+      try {
+        return parseReport((await run(runtime, script('all'), { signal, ...(input ? { input } : {}) })).stdout);
+      } catch (error) {
+        if (signal.aborted) await abort();
+        throw error;
+      }
     }
     const prepared = parseReport((await run(runtime, script('prepare'), { signal })).stdout);
     try {
@@ -63,9 +73,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       const report = parseReport((await run(runtime, script('commit', runtime.copyIn !== undefined), { signal })).stdout);
       return { ...report, deletes: prepared.deletes, copyErrors: copied };
     } catch (error) {
-      // A copy cut short (a timeout) leaves part of a file in the staging directories.
-      await run(runtime, script('abort'), { signal: AbortSignal.timeout(ABORT_TIMEOUT_MS) }).catch((cleanup: unknown) =>
-        logger?.warn({ target: name, err: cleanup }, 'could not remove the staging directories of a failed copy'));
+      await abort();
       throw error;
     }
   }

@@ -1,0 +1,50 @@
+// The arguments batch.sh gets and the report it prints, as the adapter reads them.
+// (batch.sh itself runs against real containers in test/runtimes/.)
+import { describe, expect, it } from 'vitest';
+import { parseReport, planBatch, scriptArgs, stagedPath } from '../../src/targets/container/plan.js';
+import type { DeleteItem, PutItem } from '../../src/targets/target.js';
+
+const put = (dest: string, extra: Partial<PutItem> = {}): PutItem => ({ op: 'put', id: dest, source: `/spool${dest}`, dest, bytes: 1, mode: 0o644, dirMode: 0o755, ...extra });
+const del = (dest: string): DeleteItem => ({ op: 'delete', id: dest, dest });
+
+describe('planBatch and scriptArgs', () => {
+  it('groups puts by directory, numbers each directory once, and keeps deletes apart', () => {
+    const plan = planBatch([del('/old')], [put('/b/2'), put('/a/1', { dirMode: 0o750 }), put('/b/1'), put('/top')]);
+    expect(plan.dirs).toEqual([{ dir: '/', mode: 0o755 }, { dir: '/a', mode: 0o750 }, { dir: '/b', mode: 0o755 }]);
+    expect(plan.puts.map(({ item, dir }) => [item.dest, dir])).toEqual([['/top', 0], ['/a/1', 1], ['/b/2', 2], ['/b/1', 2]]);
+    expect(scriptArgs(plan, 'all', 'TAG', false)).toEqual([
+      'all', 'TAG', '0',
+      '3', '/', '0755', '/a', '0750', '/b', '0755',
+      '1', '/old',
+      '4', '0', 'top', '0:0', '0644', '1', '1', '0:0', '0644', '2', '2', '0:0', '0644', '2', '1', '0:0', '0644',
+    ]);
+  });
+
+  it('passes the configured owner, and names that would be code in a shell only as arguments', () => {
+    const name = '$(reboot); `x` "q" \'s\' \nnewline';
+    const plan = planBatch([], [put(`/d/${name}`, { owner: { uid: 33, gid: 44 }, mode: 0o600 })]);
+    expect(scriptArgs(plan, 'commit', 'T', true).slice(-4)).toEqual(['0', name, '33:44', '0600']);
+    expect(stagedPath(plan.puts[0]!.item, 'T')).toBe(`d/.stevedore-T/${name}`);
+  });
+});
+
+describe('parseReport', () => {
+  it('reads removals, failed puts, a group line for the rest, and what tar said', () => {
+    const report = parseReport([
+      'r 0 ok',
+      'r 1 fail rm: cannot remove x: Permission denied',
+      't - tar: short read',
+      'p 1 isdir /srv/a is a directory',
+      'g 0 3',
+      'p 4 unsafe mkdir: can\'t create directory \'/x\': Not a directory',
+      'noise a shell may print',
+    ].join('\n'));
+    expect(report.tarError).toBe('tar: short read');
+    expect([...report.deletes]).toEqual([[0, { status: 'ok' }], [1, { status: 'fail', message: 'rm: cannot remove x: Permission denied' }]]);
+    expect(report.puts.get(0)).toEqual({ status: 'ok' });
+    expect(report.puts.get(1)).toEqual({ status: 'isdir', message: '/srv/a is a directory' });
+    expect(report.puts.get(2)).toEqual({ status: 'ok' });
+    expect(report.puts.get(3)).toBeUndefined(); // outside every group and never reported: the adapter fails it
+    expect(report.puts.get(4)).toMatchObject({ status: 'unsafe' });
+  });
+});
