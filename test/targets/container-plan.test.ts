@@ -24,7 +24,7 @@ describe('planBatch and scriptArgs', () => {
     const name = '$(reboot); `x` "q" \'s\' \nnewline';
     const plan = planBatch([], [put(`/d/${name}`, { owner: { uid: 33, gid: 44 }, mode: 0o600 })]);
     expect(scriptArgs(plan, 'commit', 'T', true).slice(-4)).toEqual(['0', name, '33:44', '0600']);
-    expect(stagedPath(plan.puts[0]!.item, 'T')).toBe(`d/.stevedore-T/${name}`);
+    expect(stagedPath((plan.puts[0] as { item: PutItem }).item, 'T')).toBe(`d/.stevedore-T/${name}`);
   });
 });
 
