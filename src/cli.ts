@@ -86,7 +86,7 @@ async function run(config: Config): Promise<number> {
   try {
     await agent.start();
   } catch (error) {
-    // Our own errors (e.g. a runtime not supported yet) are a message, not a stack trace.
+    // Our own errors (e.g. a runtime whose CLI is missing) are a message, not a stack trace.
     logger.fatal(isStevedoreError(error) ? { code: error.code } : { err: error }, `cannot start: ${errorMessage(error)}`);
     await agent.close().catch(() => undefined);
     return EXIT.fatal;

@@ -552,6 +552,26 @@ describe('cross-references', () => {
     ]);
   });
 
+  it('exec on a route or watch of a local target (a host directory runs no command); accepted on a container target', () => {
+    const text = yaml(
+      'version: 1', //                                                                  1
+      'targets:', //                                                                    2
+      '  box: { runtime: local, root: /r }', //                                         3
+      '  web: { runtime: docker, container: web01 }', //                                4
+      'http:', //                                                                       5
+      '  listen: 127.0.0.1:8080', //                                                    6
+      '  routes:', //                                                                   7
+      '    - { name: r, path: /r, target: box, dest: /d, exec: [sync] }', //              8
+      '    - { name: s, path: /s, target: web, dest: /d, exec: [nginx, -s, reload] }', // 9
+      'watch:', //                                                                      10
+      '  - { name: w, path: /w, target: box, dest: /d, exec: [sync] }', //                11
+    );
+    expect(problems(text)).toEqual([
+      'x.yaml:8:51: http.routes.0.exec: exec needs a container target; "box" is local',
+      'x.yaml:11:49: watch.0.exec: exec needs a container target; "box" is local',
+    ]);
+  });
+
   it('an unknown target in a block-style route points at the value', () => {
     const text = yaml(
       'version: 1', //                               1

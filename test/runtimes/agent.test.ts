@@ -74,7 +74,12 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(ready.status).toBe(503);
     expect(ready.body).toContain('target c is down');
     await new Promise((resolve) => setTimeout(resolve, 2500)); // a few more probes of the stopped container
-    expect((await Promise.all(ids.map((id) => task(t, id)))).map((x) => x.attempts)).toEqual([0, 0, 0]);
+    // Read between probes: a push in flight counts its attempt until it is found down.
+    const waiting = await waitFor(async () => {
+      const tasks = await Promise.all(ids.map((id) => task(t, id)));
+      return tasks.every((x) => x.status === 'retrying') ? tasks : undefined;
+    }, { timeoutMs: 20_000, what: 'all three tasks waiting' });
+    expect(waiting.map((x) => [x.attempts, x.error?.code])).toEqual([[0, 'TARGET_DOWN'], [0, 'TARGET_DOWN'], [0, 'TARGET_DOWN']]);
     await runtime.start(container);
     const done = await Promise.all(ids.map((id) => finished(t, id)));
     expect(done.map((x) => [x.status, x.attempts])).toEqual([['done', 1], ['done', 1], ['done', 1]]);

@@ -2,23 +2,18 @@
 // one tar stream into one `exec` of batch.sh, which lands every file atomically and
 // reports each one; the runtime's own copy stands in where the container has no tar.
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { StevedoreError } from '../../errors.js';
 import { randomName } from '../../random.js';
-import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
+import { failed, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
 import { archive } from './archive.js';
-import { classify, fileRules } from './classify.js';
 import { run } from './cli.js';
 import { runHooks } from './hooks.js';
+import { chunks, precheck, toResult } from './items.js';
 import type { Runtime } from './runtime.js';
-import { parseReport, planBatch, scriptArgs, stagedPath, type ItemOutcome, type Plan, type Report, type ScriptMode } from './plan.js';
+import { parseReport, planBatch, scriptArgs, stagedPath, type Plan, type Report, type ScriptMode } from './plan.js';
 
-const PROBE = 'command -v tar >/dev/null && command -v mv >/dev/null && echo tar || echo notar';
-// Arguments travel through the runtime's API into execve in the container; well under
-// Linux's 2 MiB, a batch past this many bytes of paths is split.
-const MAX_ARG_BYTES = 256 * 1024;
+const PROBE = 'command -v tar >/dev/null && echo tar || echo notar';
 // Past this size a file goes by the runtime's own push where it has one (Incus, LXD):
 // measured 1.4× faster than the same bytes through `exec`'s stdin for 1 GiB.
 const LARGE_FILE = 64 * 1024 * 1024;
@@ -37,7 +32,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     const result = await run(runtime, runtime.exec(['sh', '-c', PROBE]), { signal });
     way = result.stdout.trim() === 'tar' ? 'tar' : 'copy';
     if (way === 'copy') {
-      logger?.warn({ target: name, container: runtime.container }, 'the container has no tar (or mv): pushing with the runtime\'s own copy instead of one archive stream');
+      logger?.warn({ target: name, container: runtime.container }, 'the container has no tar: pushing with the runtime\'s own copy instead of one archive stream');
     }
     return way;
   }
@@ -108,14 +103,14 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       for (const item of [...deletes, ...puts]) results.set(item.id, failed(cause));
       return;
     }
-    plan.deletes.forEach((item, i) => results.set(item.id, toResult(report.deletes.get(i), 'TARGET_IO')));
+    plan.deletes.forEach((item, i) => results.set(item.id, toResult(report.deletes.get(i))));
     const unpacked: PutItem[] = [];
     plan.puts.forEach(({ item }, i) => {
       const outcome = report.puts.get(i);
       const copyError = report.copyErrors?.get(item.id);
       if (copyError) results.set(item.id, failed(copyError));
       else if (outcome?.status === 'missing' && report.tarError !== undefined && plan.puts.length > 1) unpacked.push(item);
-      else results.set(item.id, toResult(outcome, 'TARGET_IO'));
+      else results.set(item.id, toResult(outcome));
     });
     // tar stops at its first bad entry: the files it never reached go again one by
     // one, so that one bad file fails alone and the rest land.
@@ -144,50 +139,4 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       });
     },
   };
-}
-
-// Refuses unsafe paths and staged files that are gone before anything is started.
-async function precheck(items: readonly PushItem[], results: Map<string, PushResult>): Promise<PushItem[]> {
-  const checks = await Promise.all(items.map(async (item) => {
-    try {
-      checkDest(item.dest);
-      if (item.op === 'put') {
-        const stats = await stat(item.source).catch((error: unknown) => {
-          throw new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause: error });
-        });
-        if (stats.size !== item.bytes) throw new StevedoreError('STAGED_CORRUPT', `the staged file for ${item.dest} has ${stats.size} bytes, not ${item.bytes}`);
-      }
-      return true;
-    } catch (error) {
-      results.set(item.id, failed(error as StevedoreError));
-      return false;
-    }
-  }));
-  return items.filter((_, i) => checks[i]);
-}
-
-function* chunks(items: readonly PushItem[]): Generator<PushItem[]> {
-  let chunk: PushItem[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = Buffer.byteLength(item.dest) + path.posix.dirname(item.dest).length + 32;
-    if (chunk.length > 0 && bytes + size > MAX_ARG_BYTES) {
-      yield chunk;
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(item);
-    bytes += size;
-  }
-  if (chunk.length > 0) yield chunk;
-}
-
-const outcomeCodes = { isdir: 'DEST_IS_DIR', unsafe: 'DEST_UNSAFE', missing: 'TARGET_IO', fail: 'TARGET_IO' } as const;
-
-function toResult(outcome: ItemOutcome | undefined, fallback: 'TARGET_IO'): PushResult {
-  if (!outcome) return failed(new StevedoreError(fallback, 'the container reported nothing for this file'));
-  if (outcome.status === 'ok') return ok;
-  const rule = fileRules.find((r) => r.match.test(outcome.message));
-  if (rule) return failed(classify([rule], { command: 'sh', stderr: outcome.message }));
-  return failed(new StevedoreError(outcomeCodes[outcome.status], outcome.message || outcome.status));
 }
