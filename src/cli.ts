@@ -3,13 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { createAgent } from './agent.js';
-import { loadConfig, type Config } from './config/load.js';
+import { EXIT } from './commands/exit.js';
+import { run } from './commands/run.js';
+import { summarize } from './commands/validate.js';
+import { loadConfig } from './config/load.js';
 import { configSchema } from './config/schema.js';
 import { errorMessage, isStevedoreError } from './errors.js';
-import { createLogger } from './log.js';
-
-const EXIT = { ok: 0, fatal: 1, badConfig: 2 } as const;
 
 const HELP = `stevedore — moves files dropped on a host into containers
 
@@ -66,47 +65,6 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`stevedore: unknown command "${command}"\n\n${HELP}`);
       return EXIT.badConfig;
   }
-}
-
-async function run(config: Config): Promise<number> {
-  const logger = createLogger(config.log);
-  const agent = createAgent(config, { logger });
-  let stopping = false;
-  const stopped = new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      // A second signal (systemd and a terminal may both send one) must not cut the drain.
-      logger.info({ signal }, stopping ? 'already stopping' : 'stopping: draining in-flight pushes');
-      stopping = true;
-      resolve();
-    };
-    process.on('SIGINT', stop).on('SIGTERM', stop);
-  });
-  // Node's default for SIGHUP is to die on the spot; reload is not in this version yet.
-  process.on('SIGHUP', () => logger.warn('SIGHUP: reloading the config is not supported by this version; still running on the old one'));
-  try {
-    await agent.start();
-  } catch (error) {
-    // Our own errors (e.g. a runtime whose CLI is missing) are a message, not a stack trace.
-    logger.fatal(isStevedoreError(error) ? { code: error.code } : { err: error }, `cannot start: ${errorMessage(error)}`);
-    await agent.close().catch(() => undefined);
-    return EXIT.fatal;
-  }
-  await stopped;
-  await agent.close();
-  return EXIT.ok;
-}
-
-function summarize(config: Config): string {
-  const lines = [`${config.file}: valid`];
-  for (const [name, t] of Object.entries(config.targets)) {
-    lines.push(`target ${name}: ${t.runtime} ${t.runtime === 'local' ? t.root : t.container}`);
-  }
-  for (const r of config.http?.routes ?? []) {
-    lines.push(`route ${r.name}: ${config.http?.listen}${r.path}/… → ${r.target}:${r.dest}${r.token ? ' (token)' : ' (no token)'}`);
-  }
-  for (const l of config.http?.legacy ?? []) lines.push(`legacy: POST /upload → ${l.target}:${l.path_prefix}/…`);
-  for (const w of config.watch) lines.push(`watch ${w.name}: ${w.path} (${w.mode}) → ${w.target}:${w.dest}`);
-  return `${lines.join('\n')}\n`;
 }
 
 function version(): string {
