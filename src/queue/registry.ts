@@ -14,6 +14,8 @@ export interface Registry {
   findByIdempotencyKey(route: string, key: string): Task | undefined;
   /** Wakes every waiter with the task as it is now (shutdown must not wait for them). */
   wakeAll(): void;
+  /** The last `count` tasks that failed for good, newest first. */
+  recentFailures(count: number): Task[];
 }
 
 export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logger; keepFinished?: number }): Registry {
@@ -71,6 +73,14 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
         if (task) set.forEach((wake) => wake(task));
       }
       waiters.clear();
+    },
+    recentFailures(count) {
+      const failed: Task[] = [];
+      for (let i = finished.length - 1; i >= 0 && failed.length < count; i -= 1) {
+        const task = tasks.get(finished[i] ?? '');
+        if (task?.status === 'failed') failed.push(task);
+      }
+      return failed;
     },
     findByIdempotencyKey(route, key) {
       const id = idempotency.get(keyOf(route, key));

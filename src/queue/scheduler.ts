@@ -25,6 +25,28 @@ export interface SchedulerOptions {
   sourcePath(task: Task): string;
   /** Durable bookkeeping once a task is over (journal, spool, dead-letter). */
   settle(task: Task, how: Settlement): Promise<void>;
+  /** Told what happens, for metrics. */
+  observer?: SchedulerObserver;
+}
+
+export interface SchedulerObserver {
+  /** A task is over, its bookkeeping done. */
+  settled(task: Task, how: Settlement): void;
+  /** One push of a batch into a target, and what landed of it. */
+  pushed(target: string, seconds: number, landed: readonly Task[]): void;
+  /** A task goes back to wait: `code` says why (TARGET_DOWN when the target is down). */
+  retrying(target: string, code: string): void;
+}
+
+/** A target as the queue sees it (GET /status). */
+export interface TargetState {
+  name: string;
+  up: boolean;
+  /** When it went down, or came up again after being down. */
+  since?: string;
+  lastError?: { code: string; message: string; at: string };
+  queued: number;
+  pushing: number;
 }
 
 export interface Scheduler {
@@ -38,6 +60,8 @@ export interface Scheduler {
   readonly inFlight: number;
   /** Targets whose last push found them unreachable. */
   downTargets(): string[];
+  /** Every target that has had a task since the start. */
+  targetStates(): TargetState[];
   /** Stops dispatching, lets running pushes finish for `graceMs`, then cancels them. */
   close(graceMs: number): Promise<void>;
 }
@@ -50,6 +74,8 @@ interface Lane {
   running: number;
   downUntil: number;
   downStreak: number;
+  since?: string;
+  lastError?: TargetState['lastError'];
 }
 
 interface Batch {
@@ -97,6 +123,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       .finally(() => {
         size -= 1;
         settling.delete(done);
+        options.observer?.settled(task, how);
       });
     settling.add(done);
   }
@@ -156,6 +183,18 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     scheduleWake(now);
   }
 
+  // Tasks queued in one go (a multipart request, a replay of the dead-letter store, the
+  // journal at start) leave in one batch: the pump runs once they are all in.
+  let pumpQueued = false;
+  function pumpSoon(): void {
+    if (pumpQueued) return;
+    pumpQueued = true;
+    queueMicrotask(() => {
+      pumpQueued = false;
+      pump();
+    });
+  }
+
   // A target marked down gets looked at again when its pause ends.
   function scheduleWake(now: number): void {
     clearTimeout(wakeTimer);
@@ -165,7 +204,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   async function runBatch({ lane, tasks }: Batch): Promise<void> {
     try {
+      const started = performance.now();
       const results = await pushBatch(lane, tasks);
+      options.observer?.pushed(lane.name, (performance.now() - started) / 1000, tasks.filter((_, i) => results[i]?.ok === true));
       tasks.forEach((task, i) => afterPush(lane, task, results[i] ?? { ok: false, error: missingResult() }));
     } finally {
       active -= 1;
@@ -196,11 +237,13 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   function afterPush(lane: Lane, task: Task, result: PushResult): void {
     if (result.ok) {
+      if (lane.downStreak > 0) lane.since = new Date().toISOString();
       lane.downStreak = 0;
       settle(task, 'done', undefined, result.warning);
       return;
     }
     const error = { code: result.error.code, message: result.error.message };
+    lane.lastError = { ...error, at: new Date().toISOString() };
     if (closing) {
       // Cancelled by shutdown: the journal keeps it for the next start.
       registry.update(task, { status: 'queued', attempts: task.attempts - 1, error });
@@ -217,13 +260,16 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       // One down push pauses the target once, however many files it carried: the
       // streak counts failed probes, not files (else a batch of 10 means 30 s at once).
       if (Date.now() >= lane.downUntil) {
+        if (lane.downStreak === 0) lane.since = new Date().toISOString();
         lane.downStreak += 1;
         lane.downUntil = Date.now() + backoffDelay(lane.downStreak, DOWN_BACKOFF);
       }
       registry.update(task, { status: 'retrying', attempts: task.attempts - 1, error });
+      options.observer?.retrying(lane.name, cause.code);
       lane.ready.set(task.dest, task);
     } else if (kind === 'transient' && task.attempts < task.options.retry.attempts) {
       registry.update(task, { status: 'retrying', error });
+      options.observer?.retrying(lane.name, cause.code);
       const timer = setTimeout(() => {
         lane.retrying.delete(task.dest);
         lane.ready.set(task.dest, task);
@@ -254,7 +300,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const lane = laneFor(task.target);
       supersede(lane, task);
       lane.ready.set(task.dest, task);
-      pump();
+      pumpSoon();
     },
     get size() {
       return size + reserved;
@@ -263,6 +309,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       return active;
     },
     downTargets: () => [...lanes.values()].filter((lane) => lane.downStreak > 0).map((lane) => lane.name),
+    targetStates: () =>
+      [...lanes.values()].map((lane) => ({
+        name: lane.name,
+        up: lane.downStreak === 0,
+        ...(lane.since ? { since: lane.since } : {}),
+        ...(lane.lastError ? { lastError: lane.lastError } : {}),
+        queued: lane.ready.size + lane.retrying.size,
+        pushing: lane.busy.size,
+      })),
     async close(graceMs) {
       closing = true;
       clearTimeout(wakeTimer);
