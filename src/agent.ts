@@ -6,10 +6,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
+import { planReload, type ReloadPlan } from './config/reload.js';
 import { fileOptionsFor } from './config/resolve.js';
 import { createHttpServer, type HttpOptions, type HttpServer } from './ingest/http.js';
 import { createIntake } from './ingest/intake.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
+import { createMetrics } from './observe/metrics.js';
+import { cachedCounts, createOperations } from './observe/operations.js';
 import { createRegistry, type Registry } from './queue/registry.js';
 import { createScheduler, type Settlement } from './queue/scheduler.js';
 import type { Task } from './queue/task.js';
@@ -29,6 +32,11 @@ export interface Agent {
   close(): Promise<void>;
   readonly registry: Registry;
   readonly watches: readonly Watch[];
+  /**
+   * Applies a new config in place (SIGHUP): targets, routes, watches, defaults, log
+   * level. Queued tasks keep going. Answers what changed and what needs a restart.
+   */
+  reload(next: Config): Promise<ReloadPlan>;
 }
 
 export interface AgentOptions {
@@ -41,6 +49,7 @@ export interface AgentOptions {
 const DEFAULT_MIN_FREE = 2 ** 30;
 
 export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget }: AgentOptions): Agent {
+  let current = config;
   const spool = createSpool(path.join(config.state_dir, 'spool'));
   const deadLetter = createDeadLetter(path.join(config.state_dir, 'dead-letter'));
   const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger });
@@ -48,10 +57,15 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const targets = new Map<string, Target>();
   let closing = false;
   let http: HttpServer | undefined;
+  const deadLetterCounts = cachedCounts(deadLetter);
 
+  // Watches stopped by a reload stay here until the end: their tasks still settle through them.
+  const retired: Watch[] = [];
   const settle = async (task: Task, how: Settlement) => {
     await settleTask(task, how, { journal, spool, deadLetter });
-    if (task.origin) await watches.find((w) => w.name === task.origin?.watch)?.settled(task, how);
+    if (how === 'failed') deadLetterCounts.forget();
+    const origin = task.origin;
+    if (origin) await [...watches, ...retired].find((w) => w.name === origin.watch)?.settled(task, how);
   };
   const scheduler = createScheduler({
     ...schedulerLimits(config),
@@ -60,18 +74,29 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     getTarget: (name) => targets.get(name),
     sourcePath: (task) => spool.path(task.staged),
     settle,
+    observer: { settled: (task, how) => metrics.settled(task, how), pushed: (...args) => metrics.pushed(...args), retrying: (...args) => metrics.retrying(...args) },
   });
   const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
-  const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing });
-  const watches = config.watch.map((w) =>
-    createWatch({
-      config: w,
-      options: fileOptionsFor(config.defaults, { ...w, mode: w.file_mode }),
-      intake,
-      stateDir: path.join(config.state_dir, 'watch'),
-      logger,
-    }),
-  );
+  const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: (tasks) => metrics.ingested(tasks) });
+  const makeWatch = (w: Config['watch'][number], from: Config) =>
+    createWatch({ config: w, options: fileOptionsFor(from.defaults, { ...w, mode: w.file_mode }), intake, stateDir: path.join(from.state_dir, 'watch'), logger });
+  let watches = config.watch.map((w) => makeWatch(w, config));
+
+  const metrics = createMetrics({
+    queueDepth: () => scheduler.size,
+    inFlight: () => scheduler.inFlight,
+    targets: () => scheduler.targetStates(),
+    targetNames: () => Object.keys(current.targets),
+    spoolFreeBytes: () => spool.freeBytes(),
+    watchPaths: () => watches.map((watch) => ({ name: watch.name, paths: watch.status().paths })),
+    deadLetters: deadLetterCounts.get,
+  });
+  const ops = createOperations({
+    config: () => current,
+    watches: () => watches,
+    ...{ scheduler, registry, spool, journal, deadLetter, metrics, deadLetterCounts, logger },
+    startedAt: new Date(),
+  });
 
   const readiness = async () => {
     const problems = scheduler.downTargets().map((name) => `target ${name} is down`);
@@ -86,7 +111,9 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
 
   return {
     registry,
-    watches,
+    get watches() {
+      return watches;
+    },
     async start() {
       for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target, logger));
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
@@ -97,13 +124,28 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {
-        http = createHttpServer(httpOptions(config, { intake, registry, logger, readiness }));
+        http = createHttpServer(httpOptions(config, { intake, registry, logger, readiness, ops }));
         address = await http.listen();
         logger.info({ address: `${address.address}:${address.port}` }, 'listening');
       }
       await Promise.all(watches.map((watch) => watch.start()));
       for (const watch of watches) watch.recheck(restage.filter((o) => o.watch === watch.name).map((o) => o.path));
       return address;
+    },
+    async reload(next) {
+      const plan = planReload(current, next);
+      for (const name of plan.targets) targets.set(name, makeTarget(name, next.targets[name] as Config['targets'][string], logger));
+      const stopping = watches.filter((w) => plan.stopWatches.includes(w.name));
+      await Promise.all(stopping.map((w) => w.close()));
+      retired.push(...stopping);
+      const starting = next.watch.filter((w) => plan.startWatches.includes(w.name)).map((w) => makeWatch(w, next));
+      watches = [...watches.filter((w) => !stopping.includes(w)), ...starting];
+      // Only what can change in place moves to `next`; the rest keeps running as it was.
+      current = { ...next, state_dir: current.state_dir, queue: current.queue, ...(current.http && next.http ? { http: { ...next.http, listen: current.http.listen, min_free: current.http.min_free } } : { http: current.http }) };
+      if (http && current.http) http.update(httpOptions(current, { intake, registry, logger, readiness, ops }));
+      logger.level = current.log.level;
+      await Promise.all(starting.map((w) => w.start()));
+      return plan;
     },
     async close() {
       closing = true;
@@ -114,7 +156,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await http?.close(grace);
       await scheduler.close(Math.max(0, deadline - Date.now()));
       // Pushes that finished while the queue drained updated mirror state after close().
-      await Promise.all(watches.map((watch) => watch.flush()));
+      await Promise.all([...watches, ...retired].map((watch) => watch.flush()));
       await journal.close();
       logger.info({ unfinished: journal.liveCount }, 'stopped; unfinished tasks stay in the journal');
     },
@@ -126,7 +168,7 @@ function schedulerLimits(config: Config) {
   return { capacity, concurrency, perTarget, batchFiles, batchBytes };
 }
 
-type HttpDeps = Pick<HttpOptions, 'intake' | 'registry' | 'logger' | 'readiness'>;
+type HttpDeps = Pick<HttpOptions, 'intake' | 'registry' | 'logger' | 'readiness' | 'ops'>;
 
 function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   const http = config.http as NonNullable<Config['http']>;
@@ -140,3 +182,4 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   }));
   return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...deps };
 }
+

@@ -3,8 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { deadLetterCommand } from './commands/dead-letter.js';
 import { EXIT } from './commands/exit.js';
+import { PUSH_USAGE, push } from './commands/push.js';
+import { reload } from './commands/reload.js';
 import { run } from './commands/run.js';
+import { status } from './commands/status.js';
 import { summarize } from './commands/validate.js';
 import { loadConfig } from './config/load.js';
 import { configSchema } from './config/schema.js';
@@ -17,6 +21,13 @@ Usage: stevedore <command> [options]
 Commands:
   run [-c FILE]        run the agent until SIGINT/SIGTERM
   validate [-c FILE]   check the config and summarize it
+  push [-c FILE] LOCAL_FILE TARGET:/ABS/PATH
+                       push one file into a target now (no agent needed)
+  reload [-c FILE]     make the running agent re-read its config (SIGHUP)
+  status [-c FILE] [--json]
+                       the running agent's queue, targets, watches, recent failures
+  dead-letter list | retry ID | retry --all | purge ID [-c FILE]
+                       inspect and replay files that failed for good
   schema               print the config file's JSON Schema
 
 Options:
@@ -28,6 +39,11 @@ Options:
 const COMMAND_HELP: Record<string, string> = {
   run: 'Usage: stevedore run [-c FILE]\nRuns the agent; SIGINT/SIGTERM drain and stop it (exit 0). Exit 1 on a fatal error, 2 on a bad config.\n',
   validate: 'Usage: stevedore validate [-c FILE]\nLoads and checks the config; prints one line per route, watch and target. Exit 0 valid, 2 invalid.\n',
+  push: `Usage: ${PUSH_USAGE}\nPushes one file now with the config's target, mode, owner and retry rules; no agent needed.\nExit 0 pushed, 1 failed, 2 bad arguments or config. A progress bar shows on a terminal for files over 8 MiB.\n`,
+  reload: 'Usage: stevedore reload [-c FILE]\nChecks the config file, then sends SIGHUP to the agent running on this config\'s state_dir (its pid is in state_dir/agent.pid). Exit 0 sent, 1 no agent.\n',
+  status: 'Usage: stevedore status [-c FILE] [--json]\nAsks the running agent (its http listener) for its state and prints it as tables, or raw with --json.\nExit 0, 1 when the agent is unreachable.\n',
+  'dead-letter':
+    'Usage: stevedore dead-letter list | retry ID | retry --all | purge ID [-c FILE]\nWorks through the running agent when it answers, else directly on state_dir (stop the agent first).\nA retried entry is journaled and queued again; purge deletes only the entry it names. Exit 0, 1 on failure.\n',
   schema: 'Usage: stevedore schema\nPrints the JSON Schema of the config file, for editors.\n',
 };
 
@@ -41,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
+        json: { type: 'boolean' },
+        all: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -59,6 +77,14 @@ async function main(argv: string[]): Promise<number> {
       return run(await loadConfig(configFile));
     case 'validate':
       return print(summarize(await loadConfig(configFile)));
+    case 'push':
+      return push(positionals.slice(1), configFile);
+    case 'reload':
+      return reload(await loadConfig(configFile));
+    case 'status':
+      return status(await loadConfig(configFile), values.json === true);
+    case 'dead-letter':
+      return deadLetterCommand(await loadConfig(configFile), positionals[1], positionals[2], values.all === true);
     case 'schema':
       return print(`${JSON.stringify(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }), null, 2)}\n`);
     default:

@@ -23,6 +23,9 @@ export const errorStatus = {
   CONFIG_INVALID: undefined,
   CONFIG_UNREADABLE: undefined,
   NOT_SUPPORTED: undefined,
+  AGENT_UNREACHABLE: undefined,
+  // A command line the CLI cannot act on (exit 2)
+  USAGE: undefined,
   // Spool and journal
   JOURNAL_CORRUPT: undefined,
   STAGED_MISSING: undefined,

@@ -1,64 +1,18 @@
-// The CLI as users run it: compiled by tsc (tsconfig.build.json) and spawned with node.
-// It is built into a private temp dir, not ./dist, so concurrent builds and edits by
-// others cannot race with it; package.json and node_modules sit next to it as in a checkout.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+// The CLI as users run it: compiled by tsc and spawned with node (helpers/cli.ts).
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanEnv, cli, root, start, useBuiltCli } from './helpers/cli.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const exampleFile = path.join(root, 'config.example.yaml');
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
 
-let buildDir = '';
-let cliJs = '';
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Environment for the CLI without anything that would change which config it reads. */
-function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const dropped = new Set(['STEVEDORE_CONFIG', 'SANDBOX_TOKEN', 'LEGACY_TOKEN', 'FORCE_COLOR']);
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !dropped.has(name)));
-  return { ...env, ...extra };
-}
-
-function start(args: string[], { env = cleanEnv(), cwd = root }: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcessWithoutNullStreams {
-  const child = spawn(process.execPath, [cliJs, ...args], { env, cwd, stdio: 'pipe' });
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return child;
-}
-
-function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 15_000): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`stevedore did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-const cli = (args: string[], options?: { env?: NodeJS.ProcessEnv; cwd?: string }) => finished(start(args, options));
+useBuiltCli();
 
 const lines = (text: string) => text.split('\n').filter((line) => line !== '');
 
@@ -76,27 +30,6 @@ function expectOnlyProblemLines(stderr: string, file: string): string[] {
   return printed;
 }
 
-beforeAll(async () => {
-  buildDir = await mkdtemp(path.join(tmpdir(), 'stevedore-cli-build-'));
-  const outDir = path.join(buildDir, 'dist');
-  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const build = await finished(
-    spawn(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'], { cwd: root, stdio: 'pipe' }),
-    60_000,
-  );
-  cliJs = path.join(outDir, 'cli.js');
-  // Type errors elsewhere are `tsc --noEmit`'s business; what matters here is that it emitted.
-  if (!existsSync(cliJs)) throw new Error(`tsc did not emit cli.js (exit ${build.code}):\n${build.stdout}${build.stderr}`);
-  await copyFile(path.join(root, 'package.json'), path.join(buildDir, 'package.json'));
-  // What `npm run build` copies beside the compiled code.
-  await copyFile(path.join(root, 'src/targets/container/batch.sh'), path.join(outDir, 'targets/container/batch.sh'));
-  await symlink(path.join(root, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
-}, 90_000);
-
-afterAll(async () => {
-  if (buildDir) await rm(buildDir, { recursive: true, force: true });
-});
-
 describe('--version and --help', () => {
   it.each([{ args: ['--version'] }, { args: ['-v'] }, { args: ['run', '--version'] }])('$args prints package.json\'s version', async ({ args }) => {
     const result = await cli(args);
@@ -109,13 +42,14 @@ describe('--version and --help', () => {
     expect(result.stderr).toBe('');
     expect(result.stdout).toMatch(/^stevedore — /);
     expect(result.stdout).toContain('Usage: stevedore <command> [options]');
-    for (const command of ['run [-c FILE]', 'validate [-c FILE]', 'schema']) expect(result.stdout).toContain(`  ${command}`);
+    for (const command of ['run [-c FILE]', 'validate [-c FILE]', 'push [-c FILE] LOCAL_FILE TARGET:/ABS/PATH', 'schema']) expect(result.stdout).toContain(`  ${command}`);
     expect(result.stdout).toContain('$STEVEDORE_CONFIG');
   });
 
   it.each([
     ['run', 'Usage: stevedore run [-c FILE]'],
     ['validate', 'Usage: stevedore validate [-c FILE]'],
+    ['push', 'Usage: stevedore push [-c FILE] LOCAL_FILE TARGET:/ABS/PATH'],
     ['schema', 'Usage: stevedore schema'],
   ])('%s --help prints that command\'s usage', async (command, usage) => {
     for (const flag of ['--help', '-h']) {

@@ -1,9 +1,15 @@
-// `stevedore run`: the agent until SIGINT/SIGTERM, then a drain (SPEC §6).
-import { createAgent } from '../agent.js';
-import type { Config } from '../config/load.js';
+// `stevedore run`: the agent until SIGINT/SIGTERM, then a drain; SIGHUP reloads the
+// config file in place (SPEC §6). `state_dir/agent.pid` lets `stevedore reload` find it.
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { createAgent, type Agent } from '../agent.js';
+import { loadConfig, type Config } from '../config/load.js';
 import { errorMessage, isStevedoreError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { EXIT } from './exit.js';
+
+export const pidFile = (config: Config) => path.join(config.state_dir, 'agent.pid');
 
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.log);
@@ -18,8 +24,11 @@ export async function run(config: Config): Promise<number> {
     };
     process.on('SIGINT', stop).on('SIGTERM', stop);
   });
-  // Node's default for SIGHUP is to die on the spot; reload is not in this version yet.
-  process.on('SIGHUP', () => logger.warn('SIGHUP: reloading the config is not supported by this version; still running on the old one'));
+  // Reloads run one after the other: a second SIGHUP waits for the first.
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(() => reload(agent, config.file, logger));
+  });
   try {
     await agent.start();
   } catch (error) {
@@ -28,7 +37,28 @@ export async function run(config: Config): Promise<number> {
     await agent.close().catch(() => undefined);
     return EXIT.fatal;
   }
+  await writeFile(pidFile(config), `${process.pid}\n`, { mode: 0o600 });
   await stopped;
+  await reloading;
   await agent.close();
+  await rm(pidFile(config), { force: true });
   return EXIT.ok;
+}
+
+async function reload(agent: Agent, file: string, logger: Logger): Promise<void> {
+  let next: Config;
+  try {
+    next = await loadConfig(file);
+  } catch (error) {
+    // The FILE:LINE:COL lines, one per problem; the running config stays.
+    const problems = isStevedoreError(error) ? error.message.split('\n') : [errorMessage(error)];
+    logger.error({ file, problems }, 'SIGHUP: the new config is invalid; still running on the old one');
+    return;
+  }
+  try {
+    const plan = await agent.reload(next);
+    logger.info({ file, ...plan }, plan.needRestart.length > 0 ? `config reloaded; a restart is needed to change ${plan.needRestart.join(', ')}` : 'config reloaded');
+  } catch (error) {
+    logger.error({ file, err: error }, 'SIGHUP: applying the new config failed part-way');
+  }
 }

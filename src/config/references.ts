@@ -8,7 +8,7 @@ import type { z } from 'zod';
 type Context = z.core.$RefinementCtx<unknown>;
 type Entry = Record<string, unknown>;
 
-export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status'];
+export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter'];
 export const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
 const isEntry = (value: unknown): value is Entry => typeof value === 'object' && value !== null && !Array.isArray(value);

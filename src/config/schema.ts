@@ -87,6 +87,8 @@ const http = z.strictObject({
   idle_timeout: duration.prefault('60s'),
   min_free: size.prefault('1GiB'),
   allow_anonymous: z.boolean().default(false),
+  /** Bearer token for /metrics, /status and /dead-letter (which takes changes only on loopback without it). */
+  admin_token: token.optional(),
   legacy: z.array(legacy).default([]),
   routes: z.array(route).default([]),
 });

@@ -10,7 +10,8 @@ import type { Intake } from './intake.js';
 import { handleLegacy, type LegacyRule } from './legacy.js';
 import { handleMultipart } from './multipart.js';
 import { decodeUrlPath } from './paths.js';
-import { sendError, sendJson } from './respond.js';
+import { notAllowed, sendError, sendJson } from './respond.js';
+import { handleOps, isOpsPath, type Operations } from './ops.js';
 import { handleRawUpload } from './upload.js';
 
 export interface Route {
@@ -33,21 +34,39 @@ export interface HttpOptions {
   logger: Logger;
   /** Readiness problems, empty when ready (GET /readyz). */
   readiness(): Promise<string[]>;
+  /** /metrics, /status and /dead-letter. */
+  ops: Operations;
 }
 
 /** What every handler gets: the options plus the idempotency keys being uploaded now. */
 export interface HttpContext extends HttpOptions {
   uploading: Set<string>;
+  /** Large bodies being received, by the id their task will have: GET /tasks/<id> follows them. */
+  receiving: Map<string, Receiving>;
+}
+
+export interface Receiving {
+  id: string;
+  route: string;
+  target: string;
+  dest: string;
+  /** Content-Length, when the client sent one. */
+  expected?: number;
+  received: number;
+  createdAt: string;
 }
 
 export interface HttpServer {
   listen(): Promise<AddressInfo>;
   /** Stops accepting, waits up to `graceMs` for requests in progress, then cuts the rest. */
   close(graceMs: number): Promise<void>;
+  /** A reload: new routes and legacy rules for the requests that come next. */
+  update(options: Pick<HttpOptions, 'routes' | 'legacy'>): void;
 }
 
 export function createHttpServer(options: HttpOptions): HttpServer {
-  const ctx: HttpContext = { ...options, routes: [...options.routes].sort((a, b) => b.path.length - a.path.length), uploading: new Set() };
+  const byLength = (routes: Route[]) => [...routes].sort((a, b) => b.path.length - a.path.length);
+  const ctx: HttpContext = { ...options, routes: byLength(options.routes), uploading: new Set(), receiving: new Map() };
   let server: Server | undefined;
   let closing = false;
   const active = new Set<Promise<void>>();
@@ -72,6 +91,10 @@ export function createHttpServer(options: HttpOptions): HttpServer {
         server?.once('error', reject).listen(port, host, () => resolve());
       });
       return server.address() as AddressInfo;
+    },
+    update({ routes, legacy }) {
+      ctx.routes = byLength(routes);
+      ctx.legacy = legacy;
     },
     async close(graceMs) {
       closing = true;
@@ -108,6 +131,7 @@ async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   if (path === '/readyz') return getOnly(req, () => sendReadiness(ctx, res));
   if (path.startsWith('/tasks/')) return getOnly(req, () => sendTask(ctx, res, path.slice('/tasks/'.length)));
   if (path === '/upload') return postOnly(req, ['POST'], () => handleLegacy(ctx, req, res));
+  if (isOpsPath(path)) return handleOps(ctx.ops, req, res, path);
   const route = ctx.routes.find((r) => path === r.path || path.startsWith(`${r.path}/`));
   if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
   return postOnly(req, ['PUT', 'POST'], () => {
@@ -142,13 +166,16 @@ async function postOnly(req: IncomingMessage, methods: string[], answer: () => P
   await answer();
 }
 
-const notAllowed = (allow: string[], why = `use ${allow.join(' or ')}`) =>
-  new StevedoreError('METHOD_NOT_ALLOWED', `method not allowed here: ${why}`, { details: { allow: allow.join(', ') } });
 
 const isMultipart = (req: IncomingMessage) => /^multipart\/form-data\b/i.test(req.headers['content-type'] ?? '');
 
 function sendTask(ctx: HttpContext, res: ServerResponse, id: string): void {
   const task = TASK_ID_PATTERN.test(id) ? ctx.registry.get(id) : undefined;
+  const receiving = task ? undefined : ctx.receiving.get(id);
+  if (receiving) {
+    const { expected, received, createdAt, ...where } = receiving;
+    return sendJson(res, 200, { ...where, status: 'receiving', bytes_received: received, ...(expected === undefined ? {} : { bytes_expected: expected }), created_at: createdAt });
+  }
   if (!task) throw new StevedoreError('NOT_FOUND', `no task ${id.slice(0, 64)} (finished tasks are kept for a while, not forever)`);
   sendJson(res, 200, taskJson(task));
 }

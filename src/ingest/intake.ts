@@ -10,6 +10,8 @@ import { checkFree, receive, spoolError, type ReceiveOptions, type Received } fr
 import type { Spool } from '../spool/spool.js';
 
 export interface Accepted {
+  /** The task's id when it was announced before the body ended; a new one otherwise. */
+  id?: string;
   /** The staged file; none for a delete (a mirrored host delete). */
   received?: Received;
   source: TaskSource;
@@ -38,9 +40,11 @@ export interface IntakeOptions {
   scheduler: Scheduler;
   minFree: number;
   isClosing(): boolean;
+  /** Told of every task accepted (metrics). */
+  onAccepted?(tasks: readonly Task[]): void;
 }
 
-export function createIntake({ spool, journal, scheduler, minFree, isClosing }: IntakeOptions): Intake {
+export function createIntake({ spool, journal, scheduler, minFree, isClosing, onAccepted }: IntakeOptions): Intake {
   return {
     async admit(count, expectedBytes = 0) {
       if (isClosing()) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
@@ -62,9 +66,9 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
     },
     async commit(files) {
       const now = new Date().toISOString();
-      const tasks = files.map(({ received, ...rest }) =>
+      const tasks = files.map(({ received, id, ...rest }) =>
         newTask({
-          id: newTaskId(),
+          id: id ?? newTaskId(),
           kind: received ? 'put' : 'delete',
           ...rest,
           bytes: received?.bytes ?? 0,
@@ -85,6 +89,7 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing }: 
         throw spoolError(failure.reason);
       }
       tasks.forEach((task) => scheduler.enqueue(task, true));
+      onAccepted?.(tasks);
       return tasks;
     },
   };

@@ -27,3 +27,6 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Stev
 export function continueBody(req: IncomingMessage, res: ServerResponse): void {
   if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
 }
+
+export const notAllowed = (allow: string[], why = `use ${allow.join(' or ')}`) =>
+  new StevedoreError('METHOD_NOT_ALLOWED', `method not allowed here: ${why}`, { details: { allow: allow.join(', ') } });

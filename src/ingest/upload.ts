@@ -3,7 +3,7 @@
 // the body is read; the answer goes out only once the file is fsynced and journaled.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
-import { taskJson, type FileOptions, type Task } from '../queue/task.js';
+import { newTaskId, taskJson, type FileOptions, type Task } from '../queue/task.js';
 import { tooLarge } from '../spool/receive.js';
 import { bearerToken, tokenAllows } from './auth.js';
 import { expectedDigest } from './checksum.js';
@@ -48,22 +48,45 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   }
   let admitted = false;
   let committed = false;
+  let id: string | undefined;
   try {
     await ctx.intake.admit(1, length ?? 0);
     admitted = true;
+    id = announce(ctx, res, to, length);
+    const announced = id;
     continueBody(req, res);
-    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody }, length);
+    const onProgress = announced ? (bytes: number) => progress(ctx, announced, bytes) : undefined;
+    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody, ...(onProgress ? { onProgress } : {}) }, length);
     if (digest && digest.hex !== received.sha256) {
       await ctx.intake.discard(received);
       throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the body (sha-256 ${received.sha256})`);
     }
-    const [task] = await ctx.intake.commit([{ received, source: 'http', ...to, ...(key === undefined ? {} : { idempotencyKey: key }) }]);
+    const [task] = await ctx.intake.commit([{ received, source: 'http', ...to, ...(id ? { id } : {}), ...(key === undefined ? {} : { idempotencyKey: key }) }]);
     committed = true;
     await answerTasks(ctx, req, res, task ? [task] : [], false);
   } finally {
     if (admitted && !committed) ctx.intake.release(1);
     if (uploading) ctx.uploading.delete(uploading);
+    if (id) ctx.receiving.delete(id);
   }
+}
+
+// A body that takes a while gets its task id before its bytes: a 103 Early Hints answer
+// links to /tasks/<id> (rel "monitor", RFC 5989), which reports the bytes received so far.
+const ANNOUNCE_FROM = 8 * 2 ** 20;
+
+function announce(ctx: HttpContext, res: ServerResponse, to: Destination, length: number | undefined): string | undefined {
+  if (length !== undefined && length < ANNOUNCE_FROM) return undefined;
+  const id = newTaskId();
+  const { route, target, dest } = to;
+  ctx.receiving.set(id, { id, route, target, dest, ...(length === undefined ? {} : { expected: length }), received: 0, createdAt: new Date().toISOString() });
+  res.writeEarlyHints({ link: `</tasks/${id}>; rel="monitor"` });
+  return id;
+}
+
+function progress(ctx: HttpContext, id: string, bytes: number): void {
+  const entry = ctx.receiving.get(id);
+  if (entry) entry.received = bytes;
 }
 
 export function declaredLength(req: IncomingMessage, maxBody: number): number | undefined {

@@ -21,6 +21,8 @@ export interface PutItem extends ItemBase {
   mode: number;
   dirMode: number;
   owner?: { uid: number; gid: number };
+  /** Told the bytes read from `source` so far, by targets that stream it (`stevedore push`'s progress bar). */
+  onProgress?: (bytes: number) => void;
 }
 
 /** Remove `dest` (a file, or a directory with everything under it); gone already is fine. */

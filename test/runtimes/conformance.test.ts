@@ -1,7 +1,7 @@
 // One conformance suite for every container runtime on this machine: real containers
 // from the offline busybox image, real CLIs, files read back from inside.
 import { createHash } from 'node:crypto';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { execa } from 'execa';
@@ -11,7 +11,7 @@ import { createTarget } from '../../src/targets/index.js';
 import { failureKind, type PushItem, type PushResult, type PutItem, type Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
-import { runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
+import { runtimesToTest, wrapCli, type RuntimeUnderTest } from './runtimes.js';
 
 const list = await runtimesToTest();
 
@@ -43,12 +43,7 @@ function setEnv(vars: Record<string, string>): void {
 
 /** Puts a wrapper named like the runtime's CLI first on PATH; answers the file it logs each call to. */
 async function countCalls(command: string): Promise<string> {
-  const dir = await tempDir();
-  const real = (await execa('sh', ['-c', `command -v ${command}`])).stdout;
-  const log = path.join(dir, 'calls.log');
-  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`);
-  await chmod(path.join(dir, command), 0o755);
-  await writeFile(log, '');
+  const { dir, log } = await wrapCli(command);
   setEnv({ PATH: `${dir}:${process.env.PATH ?? ''}` });
   return log;
 }

@@ -6,7 +6,10 @@
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { chmod, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { TargetConfig } from '../../src/config/schema.js';
+import { tempDir } from '../helpers/temp.js';
 
 export type RuntimeName = 'incus' | 'lxd' | 'docker' | 'podman';
 
@@ -102,4 +105,18 @@ export async function runtimes(): Promise<RuntimeUnderTest[]> {
 /** The runtimes to test: present ones, plus required ones under CI (whose tests then fail). */
 export async function runtimesToTest(): Promise<RuntimeUnderTest[]> {
   return (await runtimes()).filter((r) => r.missing === undefined || (required && r.required));
+}
+
+/**
+ * A directory holding a wrapper named like `command` that appends each call's first
+ * argument to `log`, then runs the real CLI: first on PATH, it counts the calls.
+ */
+export async function wrapCli(command: string): Promise<{ dir: string; log: string }> {
+  const dir = await tempDir();
+  const real = (await execa('sh', ['-c', `command -v ${command}`])).stdout;
+  const log = path.join(dir, 'calls.log');
+  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`);
+  await chmod(path.join(dir, command), 0o755);
+  await writeFile(log, '');
+  return { dir, log };
 }

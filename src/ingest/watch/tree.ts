@@ -26,6 +26,8 @@ export interface TreeOptions {
 export interface TreeWatcher {
   /** Settles once the initial scan is done. */
   readonly ready: Promise<void>;
+  /** Files and directories known under the root now. */
+  count(): number;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,7 @@ function notifyTree(root: string, { ignored, initial }: TreeOptions, events: Tre
 
   return {
     ready: scan(root, initial),
+    count: () => dirs.size + files.size,
     async close() {
       closed = true;
       dirs.forEach((watcher) => watcher.close());
@@ -117,5 +120,9 @@ function pollTree(root: string, { ignored, initial }: TreeOptions, events: TreeE
     .on('unlink', events.unlink)
     .on('unlinkDir', events.unlinkDir)
     .on('error', (error) => events.error(error as Error));
-  return { ready: new Promise((resolve) => watcher.once('ready', () => resolve())), close: () => watcher.close() };
+  return {
+    ready: new Promise((resolve) => watcher.once('ready', () => resolve())),
+    count: () => Object.values(watcher.getWatched()).reduce((sum, names) => sum + names.length, 0),
+    close: () => watcher.close(),
+  };
 }

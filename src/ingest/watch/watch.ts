@@ -53,6 +53,8 @@ export interface WatchStatus {
   state: WatchState;
   since: string;
   pending: number;
+  /** Files and directories it knows under its folder. */
+  paths: number;
   error?: string;
 }
 
@@ -295,6 +297,6 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
         await afterDrop({ root, afterPush: config.after_push, origin, log });
       }
     },
-    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() }),
+    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length(), paths: watcher?.count() ?? 0 }),
   };
 }

@@ -40,9 +40,13 @@ export function archive(entries: readonly ArchiveEntry[]): Readable {
       if (read) {
         const data = await read;
         if (data.length !== item.bytes) throw new Error(`${item.source} has ${data.length} bytes, not ${item.bytes}`);
+        item.onProgress?.(data.length);
         await new Promise<void>((resolve, reject) => tar.entry(header, data, (error) => (error ? reject(error) : resolve())));
       } else {
-        await pipeline(createReadStream(item.source), tar.entry(header));
+        const stream = createReadStream(item.source);
+        const { onProgress } = item;
+        if (onProgress) stream.on('data', () => onProgress(stream.bytesRead));
+        await pipeline(stream, tar.entry(header));
       }
     }
     tar.finalize();

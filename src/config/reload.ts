@@ -1,0 +1,39 @@
+// What a reload changes: the plan that turns the running config into the new one.
+// Pure, so the agent only applies it. Targets, routes, legacy rules, watches, defaults
+// and the log level change in place; what the process was built around (state_dir,
+// the listener, queue limits) needs a restart and is said so.
+import { isDeepStrictEqual } from 'node:util';
+import type { Config } from './load.js';
+
+export interface ReloadPlan {
+  /** Targets new or changed: a new adapter for the tasks not yet started. */
+  targets: string[];
+  /** Targets gone from the config: their queued tasks still finish on the old adapter. */
+  removedTargets: string[];
+  /** Watches to stop: gone, or changed (and started again from `startWatches`). */
+  stopWatches: string[];
+  startWatches: string[];
+  /** Keys whose change needs a restart; the running values stay. */
+  needRestart: string[];
+}
+
+export function planReload(prev: Config, next: Config): ReloadPlan {
+  const changed = <T>(a: T, b: T) => !isDeepStrictEqual(a, b);
+  const targets = Object.keys(next.targets).filter((name) => changed(prev.targets[name], next.targets[name]));
+  const removedTargets = Object.keys(prev.targets).filter((name) => !(name in next.targets));
+  // A watch's options come from defaults too: a change there restarts it.
+  const watchKey = (config: Config, name: string) => {
+    const watch = config.watch.find((w) => w.name === name);
+    return watch && { watch, defaults: config.defaults };
+  };
+  const stopWatches = prev.watch.map((w) => w.name).filter((name) => changed(watchKey(prev, name), watchKey(next, name)));
+  const startWatches = next.watch.map((w) => w.name).filter((name) => changed(watchKey(prev, name), watchKey(next, name)));
+  const needRestart = [
+    prev.state_dir !== next.state_dir && 'state_dir',
+    changed(prev.http?.listen, next.http?.listen) && 'http.listen',
+    (prev.http === undefined) !== (next.http === undefined) && 'http (added or removed)',
+    changed(prev.queue, next.queue) && 'queue',
+    changed(prev.http?.min_free, next.http?.min_free) && 'http.min_free',
+  ].filter((key): key is string => typeof key === 'string');
+  return { targets, removedTargets, stopWatches, startWatches, needRestart };
+}

@@ -1,0 +1,91 @@
+// Prometheus metrics (GET /metrics). Counters are told by the queue and the intake as
+// things happen; gauges read their sources at scrape time. One registry per agent, so
+// that two agents in one process (tests) never share counts.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SchedulerObserver, TargetState } from '../queue/scheduler.js';
+import type { Task } from '../queue/task.js';
+
+export interface MetricSources {
+  queueDepth(): number;
+  inFlight(): number;
+  targets(): readonly Pick<TargetState, 'name' | 'up'>[];
+  /** Every configured target, so that each has a series from the start. */
+  targetNames(): readonly string[];
+  spoolFreeBytes(): Promise<number>;
+  watchPaths(): readonly { name: string; paths: number }[];
+  deadLetters(): Promise<ReadonlyMap<string, number>>;
+}
+
+export interface Metrics extends SchedulerObserver {
+  /** Bytes of files accepted (HTTP bodies, watched files staged). */
+  ingested(tasks: readonly Task[]): void;
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function createMetrics(sources: MetricSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const tasks = new Counter({ name: 'stevedore_tasks_total', help: 'Tasks that ended, by how', labelNames: ['source', 'target', 'outcome'], registers });
+  const duration = new Histogram({
+    name: 'stevedore_push_duration_seconds',
+    help: 'Time of one push (a batch) into a target',
+    labelNames: ['target'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers,
+  });
+  const pushedBytes = new Counter({ name: 'stevedore_bytes_pushed_total', help: 'Bytes landed in targets', labelNames: ['target'], registers });
+  const ingestBytes = new Counter({ name: 'stevedore_ingest_bytes_total', help: 'Bytes accepted into the spool', labelNames: ['source'], registers });
+  const retries = new Counter({ name: 'stevedore_retries_total', help: 'Tasks sent back to wait, by error code', labelNames: ['target', 'reason'], registers });
+  new Gauge({ name: 'stevedore_queue_depth', help: 'Tasks accepted and not yet ended', registers, collect() { this.set(sources.queueDepth()); } });
+  new Gauge({ name: 'stevedore_in_flight', help: 'Batches being pushed now', registers, collect() { this.set(sources.inFlight()); } });
+  new Gauge({
+    name: 'stevedore_target_up',
+    help: '1 unless the last push found the target unreachable',
+    labelNames: ['target'],
+    registers,
+    collect() {
+      const down = new Set(sources.targets().filter((t) => !t.up).map((t) => t.name));
+      for (const name of sources.targetNames()) this.set({ target: name }, down.has(name) ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'stevedore_dead_letter',
+    help: 'Files in the dead-letter store',
+    labelNames: ['target'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const [target, count] of await sources.deadLetters()) this.set({ target }, count);
+    },
+  });
+  new Gauge({ name: 'stevedore_spool_free_bytes', help: 'Free bytes on the spool\'s file system', registers, async collect() { this.set(await sources.spoolFreeBytes()); } });
+  new Gauge({
+    name: 'stevedore_watch_paths',
+    help: 'Files and directories a watch knows under its folder',
+    labelNames: ['watch'],
+    registers,
+    collect() {
+      for (const { name, paths } of sources.watchPaths()) this.set({ watch: name }, paths);
+    },
+  });
+  return {
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    settled(task, how) {
+      tasks.inc({ source: task.source, target: task.target, outcome: how });
+    },
+    pushed(target, seconds, landed) {
+      duration.observe({ target }, seconds);
+      const bytes = landed.reduce((sum, task) => sum + (task.kind === 'put' ? task.bytes : 0), 0);
+      if (bytes > 0) pushedBytes.inc({ target }, bytes);
+    },
+    retrying(target, reason) {
+      retries.inc({ target, reason });
+    },
+    ingested(accepted) {
+      for (const task of accepted) ingestBytes.inc({ source: task.source }, task.bytes);
+    },
+  };
+}

@@ -1,0 +1,89 @@
+// What the operator endpoints do (ingest/ops.ts answers them over HTTP): metrics, the
+// status, and the dead-letter store's list, replay and purge on the running agent.
+import type { Logger } from 'pino';
+import type { Config } from '../config/load.js';
+import { isLoopback } from '../config/references.js';
+import type { Operations } from '../ingest/ops.js';
+import type { Watch } from '../ingest/watch/watch.js';
+import type { Registry } from '../queue/registry.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import { newTask, taskJson } from '../queue/task.js';
+import type { DeadLetter } from '../spool/dead-letter.js';
+import type { Journal } from '../spool/journal.js';
+import { replay } from '../spool/replay.js';
+import type { Spool } from '../spool/spool.js';
+import type { Metrics } from './metrics.js';
+import { buildStatus } from './status.js';
+
+export interface OperationsDeps {
+  config(): Config;
+  watches(): readonly Watch[];
+  scheduler: Scheduler;
+  registry: Registry;
+  spool: Spool;
+  journal: Journal;
+  deadLetter: DeadLetter;
+  metrics: Metrics;
+  deadLetterCounts: DeadLetterCounts;
+  logger: Logger;
+  startedAt: Date;
+}
+
+export function createOperations(deps: OperationsDeps): Operations {
+  const { scheduler, registry, spool, journal, deadLetter, metrics, deadLetterCounts: counts, logger } = deps;
+  return {
+    get token() {
+      return deps.config().http?.admin_token;
+    },
+    get allowChanges() {
+      const http = deps.config().http;
+      return http?.admin_token !== undefined || isLoopback(http?.listen ?? '');
+    },
+    metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, startedAt: deps.startedAt }),
+    deadLetter: {
+      list: async () => (await deadLetter.list()).map(({ record: _record, data, ...entry }) => ({ ...entry, has_data: data !== undefined })),
+      async retry(id) {
+        const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
+        const tasks = [];
+        for (const entry of entries) {
+          const task = newTask(await replay(entry, { spool, journal, deadLetter }));
+          scheduler.enqueue(task);
+          logger.info({ taskId: task.id, retryOf: entry.id, target: task.target, dest: task.dest }, 'dead-letter entry queued again');
+          tasks.push(taskJson(task));
+        }
+        counts.forget();
+        return id === undefined ? { tasks } : tasks[0];
+      },
+      async purge(id) {
+        await deadLetter.remove(id);
+        counts.forget();
+        logger.info({ id }, 'dead-letter entry purged');
+      },
+    },
+  };
+}
+
+export interface DeadLetterCounts {
+  get(): Promise<ReadonlyMap<string, number>>;
+  /** Read again at the next get(): an entry came or went. */
+  forget(): void;
+}
+
+/** Dead-letter entries per target, read from disk at most every few seconds (each scrape asks). */
+export function cachedCounts(deadLetter: DeadLetter, maxAgeMs = 5000): DeadLetterCounts {
+  let cached: { at: number; counts: Promise<Map<string, number>> } | undefined;
+  return {
+    get() {
+      if (!cached || Date.now() - cached.at > maxAgeMs) {
+        const counts = deadLetter.list().then((list) => list.reduce((map, entry) => map.set(entry.target, (map.get(entry.target) ?? 0) + 1), new Map<string, number>()));
+        cached = { at: Date.now(), counts };
+        counts.catch(() => (cached = undefined));
+      }
+      return cached.counts;
+    },
+    forget() {
+      cached = undefined;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+// agent.reload(next), as SIGHUP runs it: watches start and stop, a changed target gets
+// a new adapter for the tasks not yet started, and what needs a restart is said.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
+import { planReload } from '../src/config/reload.js';
+import { startAgent, testConfigYaml } from './helpers/agent.js';
+import { json, send } from './helpers/http.js';
+import { tempDir } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
+
+const watchYaml = (dir: string, name: string) => `  - { name: ${name}, path: ${path.join(dir, name)}, target: box, dest: /srv/${name}, settle: 50ms }\n`;
+
+describe('reload', () => {
+  it('starts a new watch, stops a removed one, and sends new uploads to a target\'s new root', async () => {
+    const dir = await tempDir();
+    await mkdir(path.join(dir, 'old'));
+    await mkdir(path.join(dir, 'new'));
+    const t = await startAgent({ dir, extra: `watch:\n${watchYaml(dir, 'old')}` });
+    const next = parseConfig(
+      testConfigYaml(dir, { extra: `watch:\n${watchYaml(dir, 'new')}` }).replace(`root: ${path.join(dir, 'box')}`, `root: ${path.join(dir, 'box2')}`),
+      path.join(dir, 'stevedore.yaml'),
+      {},
+    );
+    const plan = await t.agent.reload(next);
+    expect(plan).toMatchObject({ targets: ['box'], stopWatches: ['old'], startWatches: ['new'], needRestart: [] });
+    expect(t.agent.watches.map((w) => w.name)).toEqual(['new']);
+
+    await writeFile(path.join(dir, 'new', 'a.txt'), 'watched');
+    await waitFor(() => existsSync(path.join(dir, 'box2/srv/new/a.txt')), { what: 'the new watch to push' });
+    await writeFile(path.join(dir, 'old', 'b.txt'), 'not watched any more');
+    const { id } = json<{ id: string }>(await send(t.url, '/drop/files/c.txt', { body: 'to the new root' }));
+    await waitFor(async () => json<{ status: string }>(await send(t.url, `/tasks/${id}`, { method: 'GET' })).status === 'done', { what: 'the upload' });
+    expect(await readFile(path.join(dir, 'box2/srv/files/c.txt'), 'utf8')).toBe('to the new root');
+    expect(existsSync(path.join(dir, 'box2/srv/old/b.txt')) || existsSync(path.join(dir, 'box/srv/old/b.txt'))).toBe(false);
+  });
+
+  it('plans nothing for the same config, and names what needs a restart', () => {
+    const a = parseConfig(testConfigYaml('/x'), '/x/s.yaml', {});
+    expect(planReload(a, a)).toEqual({ targets: [], removedTargets: [], stopWatches: [], startWatches: [], needRestart: [] });
+    const b = parseConfig(testConfigYaml('/y', { queue: 'capacity: 7' }).replace('127.0.0.1:0', '127.0.0.1:9'), '/y/s.yaml', {});
+    expect(planReload(a, b).needRestart).toEqual(['state_dir', 'http.listen', 'queue']);
+  });
+});
