@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
+import { StevedoreError } from './errors.js';
 import { planReload, type ReloadPlan } from './config/reload.js';
 import { fileOptionsFor } from './config/resolve.js';
 import { createHttpServer, type HttpOptions, type HttpServer } from './ingest/http.js';
@@ -78,9 +79,10 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   });
   const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
   const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: (tasks) => metrics.ingested(tasks) });
-  const makeWatch = (w: Config['watch'][number], from: Config) =>
-    createWatch({ config: w, options: fileOptionsFor(from.defaults, { ...w, mode: w.file_mode }), intake, stateDir: path.join(from.state_dir, 'watch'), logger });
-  let watches = config.watch.map((w) => makeWatch(w, config));
+  // state_dir never changes in a running agent (a reload says it needs a restart).
+  const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
+    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }), intake, stateDir: path.join(config.state_dir, 'watch'), logger });
+  let watches = config.watch.map((w) => makeWatch(w, config.defaults));
 
   const metrics = createMetrics({
     queueDepth: () => scheduler.size,
@@ -94,7 +96,14 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const ops = createOperations({
     config: () => current,
     watches: () => watches,
-    ...{ scheduler, registry, spool, journal, deadLetter, metrics, deadLetterCounts, logger },
+    scheduler,
+    registry,
+    spool,
+    journal,
+    deadLetter,
+    metrics,
+    deadLetterCounts,
+    logger,
     startedAt: new Date(),
   });
 
@@ -133,15 +142,16 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       return address;
     },
     async reload(next) {
+      if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is stopping');
       const plan = planReload(current, next);
       for (const name of plan.targets) targets.set(name, makeTarget(name, next.targets[name] as Config['targets'][string], logger));
       const stopping = watches.filter((w) => plan.stopWatches.includes(w.name));
       await Promise.all(stopping.map((w) => w.close()));
       retired.push(...stopping);
-      const starting = next.watch.filter((w) => plan.startWatches.includes(w.name)).map((w) => makeWatch(w, next));
+      const starting = next.watch.filter((w) => plan.startWatches.includes(w.name)).map((w) => makeWatch(w, next.defaults));
       watches = [...watches.filter((w) => !stopping.includes(w)), ...starting];
       // Only what can change in place moves to `next`; the rest keeps running as it was.
-      current = { ...next, state_dir: current.state_dir, queue: current.queue, ...(current.http && next.http ? { http: { ...next.http, listen: current.http.listen, min_free: current.http.min_free } } : { http: current.http }) };
+      current = keepRunning(current, next);
       if (http && current.http) http.update(httpOptions(current, { intake, registry, logger, readiness, ops }));
       logger.level = current.log.level;
       await Promise.all(starting.map((w) => w.start()));
@@ -183,3 +193,8 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...deps };
 }
 
+/** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free) as it runs now. */
+function keepRunning(running: Config, next: Config): Config {
+  const http = running.http && next.http ? { ...next.http, listen: running.http.listen, min_free: running.http.min_free } : running.http;
+  return { ...next, state_dir: running.state_dir, queue: running.queue, http };
+}

@@ -1,6 +1,6 @@
 // End to end across restarts: one state dir, two agents one after the other.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -124,6 +124,24 @@ describe('crash recovery', () => {
     expect(await readFile(path.join(second.root, 'srv/slow/kept.txt'), 'utf8')).toBe('still here');
     await second.close();
     expect((await reopenJournal(stateDir)).live).toEqual([]);
+  });
+
+  it('a crash between moving a file into dead-letter and writing its task.json: the entry is completed at start, listed and replayable', async () => {
+    const dir = await tempDir();
+    const [task] = await leaveUnfinished(dir, { 'half.txt': 'moved, not described' });
+    const stateDir = path.join(dir, 'state');
+    const record = (await journaledAdds(stateDir)).find((r) => r.id === task?.id);
+    const entry = path.join(stateDir, 'dead-letter', String(task?.id));
+    await mkdir(entry, { recursive: true });
+    await rename(path.join(stateDir, 'spool', String(record?.staged)), path.join(entry, 'data')); // what put() does first
+
+    const second = await startAgent({ dir, http: SLOW_ROUTE });
+    const listed = (await (await fetch(`${second.url}/dead-letter`)).json()) as { entries: Json[] };
+    expect(listed.entries).toMatchObject([{ id: task?.id, dest: '/srv/slow/half.txt', has_data: true, reason: expect.stringContaining('first reason is lost') }]);
+    const retried = (await (await fetch(`${second.url}/dead-letter/${String(task?.id)}/retry`, { method: 'POST' })).json()) as Json;
+    await waitFor(async () => (await getTask(second, retried.id)).status === 'done', { what: 'the replay to land' });
+    expect(await readFile(path.join(second.root, 'srv/slow/half.txt'), 'utf8')).toBe('moved, not described');
+    await second.close();
   });
 
   it('dead-letters a journaled task whose staged file was cut short, keeping what is left', async () => {

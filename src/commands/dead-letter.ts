@@ -1,26 +1,39 @@
 // `stevedore dead-letter list | retry ID | retry --all | purge ID`: through the running
-// agent's API when it answers, else directly on state_dir (the agent is stopped).
+// agent's API when it answers, else directly on state_dir, but only when no agent runs
+// on it (its pid file says so): two writers on one journal would lose tasks.
 import path from 'node:path';
 import { pino } from 'pino';
 import type { Config } from '../config/load.js';
+import { formatBytes } from '../config/units.js';
 import { StevedoreError, isStevedoreError } from '../errors.js';
 import { newTask, taskJson } from '../queue/task.js';
-import { createDeadLetter, type DeadEntry } from '../spool/dead-letter.js';
+import { createDeadLetter } from '../spool/dead-letter.js';
 import { createJournal } from '../spool/journal.js';
-import { replay } from '../spool/replay.js';
+import { replayAll, type Replayed } from '../spool/replay.js';
 import { createSpool } from '../spool/spool.js';
 import { answerError, ask, type Answer } from './client.js';
 import { EXIT } from './exit.js';
-import { formatBytes } from '../config/units.js';
+import { runningAgent } from './pid.js';
 import { table } from './table.js';
 
-type Listed = Omit<DeadEntry, 'record' | 'data'> & { has_data: boolean };
+export const DEAD_LETTER_USAGE = 'stevedore dead-letter list | retry ID | retry --all | purge ID [-c FILE]';
+
+/** One entry as GET /dead-letter lists it. */
+interface Listed {
+  id: string;
+  target: string;
+  dest: string;
+  bytes: number;
+  failed_at: string;
+  reason: string;
+}
 
 export async function deadLetterCommand(config: Config, action: string | undefined, id: string | undefined, all: boolean): Promise<number> {
   if (action === 'list' && id === undefined) return list(config);
   if (action === 'retry' && (id === undefined) === all) return retry(config, all ? undefined : id);
   if (action === 'purge' && id !== undefined && !all) return purge(config, id);
-  throw new StevedoreError('BAD_REQUEST', 'usage: stevedore dead-letter list | retry ID | retry --all | purge ID');
+  process.stderr.write(`stevedore: usage: ${DEAD_LETTER_USAGE}\n`);
+  return EXIT.badConfig;
 }
 
 /** The agent's answer, or undefined when no agent answers (then the store is ours). */
@@ -30,8 +43,12 @@ async function online(config: Config, method: string, urlPath: string): Promise<
     if (answer.status >= 400) throw answerError(answer);
     return answer;
   } catch (error) {
-    if (isStevedoreError(error, 'AGENT_UNREACHABLE')) return undefined;
-    throw error;
+    if (!isStevedoreError(error, 'AGENT_UNREACHABLE')) throw error;
+    const pid = await runningAgent(config);
+    if (pid !== undefined) {
+      throw new StevedoreError('AGENT_UNREACHABLE', `${error.message}, but an agent (pid ${pid}) runs on ${config.state_dir}: not touching its store behind its back`);
+    }
+    return undefined;
   }
 }
 
@@ -43,12 +60,14 @@ function offline(config: Config) {
 
 async function list(config: Config): Promise<number> {
   const answer = await online(config, 'GET', '/dead-letter');
-  const entries = answer ? (answer.body as { entries: Listed[] }).entries : await offline(config).deadLetter.list();
+  const entries: Listed[] = answer
+    ? (answer.body as { entries: Listed[] }).entries
+    : (await offline(config).deadLetter.list()).map((e) => ({ ...e, failed_at: e.failedAt }));
   if (entries.length === 0) {
     process.stdout.write('the dead-letter store is empty\n');
     return EXIT.ok;
   }
-  const rows = entries.map((e) => [e.id, e.target, e.dest, formatBytes(e.bytes), e.failedAt, e.reason]);
+  const rows = entries.map((e) => [e.id, e.target, e.dest, formatBytes(e.bytes), e.failed_at, e.reason]);
   process.stdout.write(`${table(['ID', 'TARGET', 'DEST', 'SIZE', 'FAILED AT', 'REASON'], rows)}\n`);
   return EXIT.ok;
 }
@@ -56,24 +75,28 @@ async function list(config: Config): Promise<number> {
 async function retry(config: Config, id: string | undefined): Promise<number> {
   const answer = await online(config, 'POST', id === undefined ? '/dead-letter/retry' : `/dead-letter/${encodeURIComponent(id)}/retry`);
   let tasks: Record<string, unknown>[];
-  if (answer) {
-    tasks = id === undefined ? (answer.body as { tasks: Record<string, unknown>[] }).tasks : [answer.body as Record<string, unknown>];
-  } else {
+  let skipped: Replayed['skipped'] = [];
+  if (answer && id === undefined) ({ tasks, skipped } = answer.body as { tasks: Record<string, unknown>[]; skipped: Replayed['skipped'] });
+  else if (answer) tasks = [answer.body as Record<string, unknown>];
+  else {
     const { spool, deadLetter } = offline(config);
-    // The agent is not running: its journal is ours to append to, and its next start queues these.
+    // No agent runs: its journal is ours to append to, and its next start queues these.
     const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger: pino({ level: 'silent' }) });
     await journal.open();
     try {
       const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
-      tasks = [];
-      for (const entry of entries) tasks.push({ ...taskJson(newTask(await replay(entry, { spool, journal, deadLetter }))), retry_of: entry.id });
+      const replayed = await replayAll(entries, { spool, journal, deadLetter }, () => undefined);
+      tasks = replayed.tasks.map(({ record }) => taskJson(newTask(record)));
+      skipped = replayed.skipped;
     } finally {
       await journal.close();
     }
   }
-  for (const task of tasks) process.stdout.write(`queued again: ${String(task.target)}:${String(task.dest)} as task ${String(task.id)}${answer ? '' : ' (pushed at the agent\'s next start)'}\n`);
-  if (tasks.length === 0) process.stdout.write('the dead-letter store is empty\n');
-  return EXIT.ok;
+  const later = answer ? '' : ' (pushed at the agent\'s next start)';
+  for (const task of tasks) process.stdout.write(`queued again: ${String(task.target)}:${String(task.dest)} as task ${String(task.id)}${later}\n`);
+  for (const entry of skipped) process.stderr.write(`stevedore: not retried: ${entry.id}: ${entry.reason}\n`);
+  if (tasks.length === 0 && skipped.length === 0) process.stdout.write('the dead-letter store is empty\n');
+  return skipped.length > 0 ? EXIT.fatal : EXIT.ok;
 }
 
 async function purge(config: Config, id: string): Promise<number> {

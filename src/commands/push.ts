@@ -42,7 +42,9 @@ export async function push(operands: readonly string[], configFile: string): Pro
   const { config, local, target, targetConfig, dest } = request;
   const startedAt = performance.now();
   // The target must never get the user's own file: the local target chmods, chowns and
-  // hard-links its source. It gets a copy in a private (0700) directory.
+  // hard-links its source, and a file that changes while it streams would not match its
+  // tar header. It gets a snapshot in a private (0700) directory under $TMPDIR (set
+  // TMPDIR to a disk for files larger than a tmpfs /tmp can hold).
   const dir = await mkdtemp(path.join(tmpdir(), 'stevedore-push-'));
   const interrupt = new AbortController();
   // `on`, not `once`: execa (signal-exit) re-raises a signal that finds no other listener,

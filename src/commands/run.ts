@@ -1,15 +1,14 @@
 // `stevedore run`: the agent until SIGINT/SIGTERM, then a drain; SIGHUP reloads the
 // config file in place (SPEC §6). `state_dir/agent.pid` lets `stevedore reload` find it.
-import { rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createAgent, type Agent } from '../agent.js';
 import { loadConfig, type Config } from '../config/load.js';
 import { errorMessage, isStevedoreError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { EXIT } from './exit.js';
+import { pidFile } from './pid.js';
 
-export const pidFile = (config: Config) => path.join(config.state_dir, 'agent.pid');
 
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.log);
@@ -24,20 +23,30 @@ export async function run(config: Config): Promise<number> {
     };
     process.on('SIGINT', stop).on('SIGTERM', stop);
   });
-  // Reloads run one after the other: a second SIGHUP waits for the first.
+  // Written before recovery starts: `stevedore dead-letter` must not take the store
+  // over while this process works on it, even before it listens.
+  await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
+  await writeFile(pidFile(config), `${process.pid}\n`, { mode: 0o600 });
+  // Reloads wait for the start and run one after the other; none once stopping began.
+  let started = false;
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
+    if (!started || stopping) {
+      logger.warn({ signal: 'SIGHUP' }, started ? 'SIGHUP while stopping: ignored' : 'SIGHUP while starting: ignored; send it again once the agent is listening');
+      return;
+    }
     reloading = reloading.then(() => reload(agent, config.file, logger));
   });
   try {
     await agent.start();
+    started = true;
   } catch (error) {
     // Our own errors (e.g. a runtime whose CLI is missing) are a message, not a stack trace.
     logger.fatal(isStevedoreError(error) ? { code: error.code } : { err: error }, `cannot start: ${errorMessage(error)}`);
     await agent.close().catch(() => undefined);
+    await rm(pidFile(config), { force: true });
     return EXIT.fatal;
   }
-  await writeFile(pidFile(config), `${process.pid}\n`, { mode: 0o600 });
   await stopped;
   await reloading;
   await agent.close();

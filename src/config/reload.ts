@@ -34,6 +34,9 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
     (prev.http === undefined) !== (next.http === undefined) && 'http (added or removed)',
     changed(prev.queue, next.queue) && 'queue',
     changed(prev.http?.min_free, next.http?.min_free) && 'http.min_free',
+    changed(prev.http?.max_body, next.http?.max_body) && 'http.max_body',
+    changed(prev.http?.idle_timeout, next.http?.idle_timeout) && 'http.idle_timeout',
+    changed(prev.log.format, next.log.format) && 'log.format',
   ].filter((key): key is string => typeof key === 'string');
   return { targets, removedTargets, stopWatches, startWatches, needRestart };
 }

@@ -1,7 +1,8 @@
 // The operator's endpoints: GET /metrics, GET /status, and the dead-letter store
 // (GET /dead-letter, POST /dead-letter/<id>/retry, POST /dead-letter/retry for all,
-// DELETE /dead-letter/<id>). `http.admin_token` guards all of them; without it, the
-// dead-letter's changes are only taken on a loopback listener.
+// DELETE /dead-letter/<id>). `http.admin_token` guards all of them. Without it they
+// answer on a loopback listener (reads also on any listener with allow_anonymous), and
+// a change never comes from a browser page (CSRF): a request with an Origin is refused.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
 import { bearerToken, tokenAllows } from './auth.js';
@@ -9,7 +10,9 @@ import { notAllowed, sendJson } from './respond.js';
 
 export interface Operations {
   readonly token?: string | undefined;
-  /** False on a non-loopback listener without a token: reads only. */
+  /** Without a token: false on a non-loopback listener unless allow_anonymous. */
+  readonly allowReads: boolean;
+  /** Without a token: false on a non-loopback listener. */
   readonly allowChanges: boolean;
   metrics(): Promise<{ contentType: string; body: string }>;
   status(): Promise<unknown>;
@@ -27,6 +30,7 @@ export async function handleOps(ops: Operations, req: IncomingMessage, res: Serv
   if (!tokenAllows(ops.token, bearerToken(req.headers))) throw new StevedoreError('UNAUTHORIZED', 'a valid bearer token (http.admin_token) is required');
   const method = req.method ?? 'GET';
   const read = method === 'GET' || method === 'HEAD';
+  if (!ops.allowReads) throw new StevedoreError('FORBIDDEN', 'set http.admin_token to use the operator endpoints through a non-loopback listener');
   if (path === '/metrics') {
     if (!read) throw notAllowed(['GET', 'HEAD']);
     const { contentType, body } = await ops.metrics();
@@ -47,6 +51,7 @@ export async function handleOps(ops: Operations, req: IncomingMessage, res: Serv
   const change = (allow: string[]) => {
     if (!allow.includes(method)) throw notAllowed(allow);
     if (!ops.allowChanges) throw new StevedoreError('FORBIDDEN', 'set http.admin_token to change the dead-letter store through a non-loopback listener');
+    if (ops.token === undefined && req.headers.origin !== undefined) throw new StevedoreError('FORBIDDEN', 'changes are not taken from a browser page without http.admin_token');
   };
   if (id === 'retry' && action === undefined) {
     change(['POST']);

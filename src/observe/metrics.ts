@@ -47,6 +47,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     registers,
     collect() {
       const down = new Set(sources.targets().filter((t) => !t.up).map((t) => t.name));
+      this.reset(); // a target removed by a reload leaves no series behind
       for (const name of sources.targetNames()) this.set({ target: name }, down.has(name) ? 0 : 1);
     },
   });
@@ -60,13 +61,22 @@ export function createMetrics(sources: MetricSources): Metrics {
       for (const [target, count] of await sources.deadLetters()) this.set({ target }, count);
     },
   });
-  new Gauge({ name: 'stevedore_spool_free_bytes', help: 'Free bytes on the spool\'s file system', registers, async collect() { this.set(await sources.spoolFreeBytes()); } });
+  new Gauge({
+    name: 'stevedore_spool_free_bytes',
+    help: 'Free bytes on the spool\'s file system',
+    registers,
+    async collect() {
+      // A failed statfs leaves the last value: one gauge must not fail the whole scrape.
+      await sources.spoolFreeBytes().then((free) => this.set(free), () => undefined);
+    },
+  });
   new Gauge({
     name: 'stevedore_watch_paths',
     help: 'Files and directories a watch knows under its folder',
     labelNames: ['watch'],
     registers,
     collect() {
+      this.reset();
       for (const { name, paths } of sources.watchPaths()) this.set({ watch: name }, paths);
     },
   });

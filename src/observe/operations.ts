@@ -1,6 +1,7 @@
 // What the operator endpoints do (ingest/ops.ts answers them over HTTP): metrics, the
 // status, and the dead-letter store's list, replay and purge on the running agent.
 import type { Logger } from 'pino';
+import { StevedoreError } from '../errors.js';
 import type { Config } from '../config/load.js';
 import { isLoopback } from '../config/references.js';
 import type { Operations } from '../ingest/ops.js';
@@ -10,7 +11,7 @@ import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, taskJson } from '../queue/task.js';
 import type { DeadLetter } from '../spool/dead-letter.js';
 import type { Journal } from '../spool/journal.js';
-import { replay } from '../spool/replay.js';
+import { replayAll } from '../spool/replay.js';
 import type { Spool } from '../spool/spool.js';
 import type { Metrics } from './metrics.js';
 import { buildStatus } from './status.js';
@@ -31,9 +32,20 @@ export interface OperationsDeps {
 
 export function createOperations(deps: OperationsDeps): Operations {
   const { scheduler, registry, spool, journal, deadLetter, metrics, deadLetterCounts: counts, logger } = deps;
+  // Changes to the store run one at a time: two retries of one entry must not both journal it.
+  let changing: Promise<unknown> = Promise.resolve();
+  const serially = <T>(change: () => Promise<T>): Promise<T> => {
+    const next = changing.then(change, change);
+    changing = next.catch(() => undefined);
+    return next;
+  };
   return {
     get token() {
       return deps.config().http?.admin_token;
+    },
+    get allowReads() {
+      const http = deps.config().http;
+      return http?.admin_token !== undefined || http?.allow_anonymous === true || isLoopback(http?.listen ?? '');
     },
     get allowChanges() {
       const http = deps.config().http;
@@ -42,24 +54,29 @@ export function createOperations(deps: OperationsDeps): Operations {
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, startedAt: deps.startedAt }),
     deadLetter: {
-      list: async () => (await deadLetter.list()).map(({ record: _record, data, ...entry }) => ({ ...entry, has_data: data !== undefined })),
-      async retry(id) {
-        const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
-        const tasks = [];
-        for (const entry of entries) {
-          const task = newTask(await replay(entry, { spool, journal, deadLetter }));
-          scheduler.enqueue(task);
-          logger.info({ taskId: task.id, retryOf: entry.id, target: task.target, dest: task.dest }, 'dead-letter entry queued again');
-          tasks.push(taskJson(task));
-        }
-        counts.forget();
-        return id === undefined ? { tasks } : tasks[0];
-      },
-      async purge(id) {
-        await deadLetter.remove(id);
-        counts.forget();
-        logger.info({ id }, 'dead-letter entry purged');
-      },
+      list: async () =>
+        (await deadLetter.list()).map(({ record: _record, data, failedAt, ...entry }) => ({ ...entry, failed_at: failedAt, has_data: data !== undefined })),
+      retry: (id) =>
+        serially(async () => {
+          const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
+          const tasks: Record<string, unknown>[] = [];
+          const { skipped } = await replayAll(entries, { spool, journal, deadLetter }, (record) => {
+            const task = newTask(record);
+            scheduler.enqueue(task);
+            logger.info({ taskId: task.id, target: task.target, dest: task.dest }, 'dead-letter entry queued again');
+            tasks.push(taskJson(task));
+          });
+          counts.forget();
+          if (id === undefined) return { tasks, skipped };
+          if (skipped[0]) throw new StevedoreError('BAD_REQUEST', skipped[0].reason);
+          return tasks[0];
+        }),
+      purge: (id) =>
+        serially(async () => {
+          await deadLetter.remove(id);
+          counts.forget();
+          logger.info({ id }, 'dead-letter entry purged');
+        }),
     },
   };
 }

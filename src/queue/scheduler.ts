@@ -155,7 +155,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       batch.push(task);
       bytes += task.bytes;
     }
-    return lane.running > 0 && !full && batch.length < options.batchFiles ? [] : batch;
+    // A batch at its byte bound (one big file) is full too: it need not wait.
+    return lane.running > 0 && !full && batch.length < options.batchFiles && bytes < options.batchBytes ? [] : batch;
   }
 
   // Starts as many batches as the limits allow, visiting targets in turn. One `now`
@@ -183,8 +184,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     scheduleWake(now);
   }
 
-  // Tasks queued in one go (a multipart request, a replay of the dead-letter store, the
-  // journal at start) leave in one batch: the pump runs once they are all in.
+  // Tasks queued in the same tick (the parts of a multipart request, the files of one
+  // commit) leave in one batch: the pump runs once they are all in.
   let pumpQueued = false;
   function pumpSoon(): void {
     if (pumpQueued) return;

@@ -38,6 +38,8 @@ export interface DeadLetter {
   get(id: string): Promise<DeadEntry>;
   /** Deletes one entry and its data. */
   remove(id: string): Promise<void>;
+  /** Writes task.json for an entry that has its data but lost the rest to a crash (else it could not be listed or replayed). */
+  repair(task: Task, reason: string): Promise<void>;
 }
 
 export function createDeadLetter(dir: string): DeadLetter {
@@ -91,6 +93,10 @@ export function createDeadLetter(dir: string): DeadLetter {
         ...(json.record ? { record: json.record as TaskRecord } : {}),
         ...(hasData ? { data } : {}),
       };
+    },
+    async repair(task, reason) {
+      if (await store.get(task.id).then(() => true, () => false)) return;
+      await store.put(task, undefined, reason);
     },
     async remove(id) {
       await store.get(id);

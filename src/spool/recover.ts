@@ -43,6 +43,8 @@ export async function recover({ records, spool, deadLetter, journal, scheduler, 
       requeued.push(record);
       scheduler.enqueue(newTask(record));
     } else if (await deadLetter.has(record.id)) {
+      const task = Object.assign(newTask(record), { status: 'failed' as const, error: { code: 'INTERNAL', message: 'the agent stopped while moving it to dead-letter' } });
+      await deadLetter.repair(task, 'the agent stopped while moving this file to dead-letter; its first reason is lost');
       await journal.append({ op: 'dead', id: record.id });
     } else if (record.origin) {
       // A watched file's copy is not flushed: the host file is the original.

@@ -3,7 +3,7 @@
 // between leaves the entry (and at worst an orphan spool file, swept at start): the
 // file is never lost, at worst replayed twice.
 import { link } from 'node:fs/promises';
-import { StevedoreError } from '../errors.js';
+import { StevedoreError, errorMessage, isStevedoreError } from '../errors.js';
 import { newTaskId, type TaskRecord } from '../queue/task.js';
 import type { DeadEntry, DeadLetter } from './dead-letter.js';
 import { fsyncDir } from './durable.js';
@@ -30,6 +30,35 @@ export async function replay(entry: DeadEntry, { spool, journal, deadLetter }: R
     record.staged = staged.name;
   }
   await journal.append({ op: 'add', task: record });
-  await deadLetter.remove(entry.id);
+  await deadLetter.remove(entry.id).catch((error: unknown) => {
+    // Purged meanwhile: the task is journaled all the same, so it goes on.
+    if (!isStevedoreError(error, 'NOT_FOUND')) throw error;
+  });
   return record;
+}
+
+const PER_ENTRY = new Set(['NOT_SUPPORTED', 'STAGED_MISSING', 'NOT_FOUND']);
+
+export interface Replayed {
+  /** Each new task, with the entry it came from. */
+  tasks: { record: TaskRecord; from: string }[];
+  /** Entries that could not go back (no record, no data), with why. */
+  skipped: { id: string; reason: string }[];
+}
+
+/** Replays entries one by one; one that cannot go back does not stop the others. */
+export async function replayAll(entries: readonly DeadEntry[], deps: ReplayDeps, onTask: (record: TaskRecord) => void): Promise<Replayed> {
+  const result: Replayed = { tasks: [], skipped: [] };
+  for (const entry of entries) {
+    try {
+      const record = await replay(entry, deps);
+      onTask(record);
+      result.tasks.push({ record, from: entry.id });
+    } catch (error) {
+      // What is wrong with this entry is said and skipped; a journal that cannot be written stops all.
+      if (!isStevedoreError(error) || !PER_ENTRY.has(error.code)) throw error;
+      result.skipped.push({ id: entry.id, reason: errorMessage(error) });
+    }
+  }
+  return result;
 }

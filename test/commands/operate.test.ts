@@ -73,7 +73,7 @@ describe('stevedore dead-letter', () => {
     expect(purged).toMatchObject({ code: 0, stdout: `purged ${two}\n` });
     expect(await readdir(path.join(t.stateDir, 'dead-letter'))).toEqual([]);
     expect((await cli(['dead-letter', 'purge', two, '-c', file])).code).toBe(1);
-    expect((await cli(['dead-letter', 'retry', '-c', file])).code).toBe(1); // neither an id nor --all
+    expect((await cli(['dead-letter', 'retry', '-c', file])).code).toBe(2); // neither an id nor --all
   });
 
   it('on a stopped agent: works on state_dir directly, and the next start pushes what was retried', async () => {
@@ -89,6 +89,23 @@ describe('stevedore dead-letter', () => {
     expect(await readdir(path.join(first.stateDir, 'dead-letter'))).toEqual([]);
     await startAgent({ dir: first.dir });
     await waitFor(async () => (await readFile(path.join(first.root, 'srv/files/later.txt'), 'utf8').catch(() => '')) === 'kept for later', { what: 'the replayed file' });
+  });
+});
+
+describe('stevedore dead-letter beside a running agent without an API', () => {
+  it('refuses to touch the store behind its back', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'stevedore.yaml');
+    await mkdir(path.join(dir, 'drop'));
+    await writeFile(file, `version: 1\nstate_dir: ${path.join(dir, 'state')}\nlog: { level: info, format: json }\ntargets: { box: { runtime: local, root: ${path.join(dir, 'box')} } }\nwatch: [{ name: w, path: ${path.join(dir, 'drop')}, target: box, dest: /srv }]\n`);
+    const agent = start(['run', '-c', file]);
+    await waitFor(() => existsSync(path.join(dir, 'state/agent.pid')), { timeoutMs: 15_000, what: 'the agent to start' });
+    const result = await cli(['dead-letter', 'list', '-c', file]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/has no http listener to ask the agent through, but an agent \(pid \d+\) runs on .*: not touching its store behind its back\n$/);
+    agent.kill('SIGTERM');
+    await new Promise((resolve) => agent.once('close', resolve));
+    expect((await cli(['dead-letter', 'list', '-c', file])).stdout).toBe('the dead-letter store is empty\n');
   });
 });
 

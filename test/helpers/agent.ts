@@ -39,9 +39,11 @@ export interface StartOptions {
   idleTimeout?: string;
   /** Extra targets, YAML lines indented by two spaces (`box`, a local target, is always there). */
   targets?: string;
+  /** http.listen (default 127.0.0.1:0); the test still connects over 127.0.0.1. */
+  listen?: string;
 }
 
-export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s', targets = '' }: StartOptions = {}): string {
+export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s', targets = '', listen = '127.0.0.1:0' }: StartOptions = {}): string {
   return `version: 1
 state_dir: ${path.join(dir, 'state')}
 log: { level: debug, format: json }
@@ -53,7 +55,7 @@ defaults:
 queue: { shutdown_grace: 2s${queue ? `, ${queue}` : ''} }
 ${extra}
 http:
-  listen: 127.0.0.1:0
+  listen: ${listen}
   idle_timeout: ${idleTimeout}
   min_free: ${minFree}
   routes:

@@ -139,7 +139,19 @@ describe('the dead-letter API', () => {
     expect((await send(t.url, `/dead-letter/${two.id}`, { method: 'DELETE' })).status).toBe(200);
     expect(await readdir(path.join(t.stateDir, 'dead-letter'))).toEqual([]);
     expect((await send(t.url, `/dead-letter/${two.id}`, { method: 'DELETE' })).status).toBe(404);
-    expect((await send(t.url, '/dead-letter/retry', { method: 'POST' })).text).toBe('{"tasks":[]}\n');
+    expect((await send(t.url, '/dead-letter/retry', { method: 'POST' })).text).toBe('{"tasks":[],"skipped":[]}\n');
+  });
+
+  it('without admin_token: changes refused on a non-loopback listener and from a browser page; reads need allow_anonymous there', async () => {
+    const open = await startAgent({ listen: '0.0.0.0:0', http: '  allow_anonymous: true' });
+    expect((await get(open, '/status')).status).toBe(200);
+    expect((await get(open, '/dead-letter')).status).toBe(200);
+    const refused = await send(open.url, '/dead-letter/retry', { method: 'POST' });
+    expect(refused.status).toBe(403);
+    expect(json<{ error: { code: string; message: string } }>(refused).error.message).toContain('admin_token');
+    const local = await startAgent();
+    expect((await send(local.url, '/dead-letter/retry', { method: 'POST', headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    expect((await send(local.url, '/dead-letter/retry', { method: 'POST' })).status).toBe(200);
   });
 
   it('refuses wrong methods and unknown paths with the SPEC\'s JSON errors', async () => {
