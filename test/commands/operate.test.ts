@@ -3,13 +3,12 @@
 // `stevedore run` under load.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { startAgent, testConfigYaml, type TestAgent } from '../helpers/agent.js';
 import { cli, start, useBuiltCli } from '../helpers/cli.js';
-import { json, send } from '../helpers/http.js';
+import { freePort, json, send } from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -160,11 +159,3 @@ describe('stevedore reload', () => {
     expect(existsSync(path.join(dir, 'state/agent.pid'))).toBe(false);
   }, 60_000);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -1,6 +1,7 @@
 // One conformance suite for every container runtime on this machine: real containers
 // from the offline busybox image, real CLIs, files read back from inside.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -234,6 +235,15 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(codes(results)).toEqual(['CONTAINER_UNSUPPORTED']);
     expect(kindOf(results[0])).toBe('permanent');
     expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('needs sh and mv') } });
+  });
+
+  it('runs its CLI with an argument array, never a shell: metacharacters in a container name stay characters', async () => {
+    const dir = await tempDir();
+    const marker = path.join(dir, 'pwned');
+    const hostile = createTarget('hostile', runtime.target(`x;touch ${marker};$(touch ${marker})`));
+    const results = await push(hostile, [await put(dir, '/srv/x', 'x')]);
+    expect(results[0]?.ok).toBe(false);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('classifies a container that does not exist as permanent', async () => {
