@@ -118,8 +118,12 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
 }
 
 /** Throws INSUFFICIENT_STORAGE when writing `incoming` more bytes would cross `minFree`. */
+// Within this of the limit, a cached reading is not trusted.
+const NEAR_LIMIT = 256 * 2 ** 20;
+
 export async function checkFree(spool: Spool, minFree: number, incoming = 0): Promise<void> {
-  const free = await spool.freeBytes();
+  let free = await spool.freeBytes();
+  if (free - incoming < minFree + NEAR_LIMIT) free = await spool.freeBytes(true);
   if (free - incoming < minFree) {
     throw new StevedoreError('INSUFFICIENT_STORAGE', `the spool's disk would drop below min_free (${free} bytes free)`, {
       details: { free, minFree, incoming },

@@ -20,7 +20,7 @@ export interface Spool {
   remove(name: string): Promise<void>;
   /** Removes files no live task refers to (partial uploads from before a crash); returns how many. */
   sweep(keep: ReadonlySet<string>): Promise<number>;
-  freeBytes(): Promise<number>;
+  freeBytes(fresh?: boolean): Promise<number>;
   /** True when the staged file has exactly these bytes (a crash can leave it short). */
   verify(name: string, bytes: number, sha256: string): Promise<boolean>;
 }
@@ -64,10 +64,11 @@ export function createSpool(dir: string): Spool {
       }
       return size === bytes && hash.digest('hex') === sha256;
     },
-    // Asked before every upload: a fresh reading at most every 100 ms is plenty for a
-    // margin check (receive re-checks while large bodies grow).
-    async freeBytes() {
-      if (Date.now() - free.at > 100) free = { at: Date.now(), value: statfs(dir).then((s) => s.bavail * s.bsize) };
+    // Asked before every upload: a reading up to 100 ms old is plenty while there is
+    // room, but near the limit a burst would overshoot it on a stale figure, so
+    // `fresh` asks the disk again.
+    async freeBytes(fresh = false) {
+      if (fresh || Date.now() - free.at > 100) free = { at: Date.now(), value: statfs(dir).then((s) => s.bavail * s.bsize) };
       return free.value.catch((error: unknown) => {
         free.at = 0;
         throw error;
