@@ -116,4 +116,40 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
       await runtime.daemon?.start();
     }
   });
+
+  it('a container deleted: its tasks go to dead-letter with their data, and land once it is re-created and they are retried', async () => {
+    const name = `sd-gone-${container.slice(-8)}`;
+    await runtime.create('unused', undefined, name);
+    const t = await agentFor(name);
+    await runtime.remove(name);
+    const ids = await Promise.all(['a', 'b'].map(async (file) => (await upload(t, `gone/${file}.txt`, `kept ${file}`)).id));
+    for (const id of ids) expect(await finished(t, id)).toMatchObject({ status: 'failed', error: { code: 'TARGET_NOT_FOUND' } });
+    await runtime.create('unused', undefined, name);
+    try {
+      const retried = json<{ tasks: { id: string }[]; skipped: unknown[] }>(await send(t.url, '/dead-letter/retry', { method: 'POST' }));
+      expect(retried.skipped).toEqual([]);
+      for (const { id } of retried.tasks) expect((await finished(t, id)).status).toBe('done');
+      expect(await runtime.sh(name, 'cat /srv/c/gone/a.txt; echo; cat /srv/c/gone/b.txt')).toBe('kept a\nkept b');
+    } finally {
+      await runtime.remove(name);
+    }
+  });
+
+  // Podman has no daemon to crash.
+  if (runtime.daemon) it('the daemon killed (SIGKILL) mid-burst, then started: every upload lands', async () => {
+    const t = await agentFor(container);
+    const ids: string[] = [];
+    const burst = Promise.all(Array.from({ length: 30 }, async (_, i) => ids.push((await upload(t, `crash/f${i}.txt`, `file ${i}`)).id)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await runtime.daemon?.kill();
+    try {
+      await burst;
+      await runtime.daemon?.start();
+      await runtime.start(container).catch(() => undefined); // Docker's containers stop with their daemon
+      for (const id of ids) expect((await finished(t, id, 120_000)).status).toBe('done');
+      expect(await runtime.sh(container, 'ls /srv/c/crash | wc -l')).toBe('30');
+    } finally {
+      await runtime.daemon?.start();
+    }
+  });
 });

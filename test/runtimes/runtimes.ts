@@ -22,14 +22,14 @@ export interface RuntimeUnderTest {
   required: boolean;
   target(container: string): TargetConfig;
   /** A new running container from the busybox image (or `local/notar`, which has no tar), with a unique name. */
-  create(prefix?: string, image?: string): Promise<string>;
+  create(prefix?: string, image?: string, exactName?: string): Promise<string>;
   remove(container: string): Promise<void>;
   stop(container: string): Promise<void>;
   start(container: string): Promise<void>;
   /** Runs `sh -c script` in the container and answers its stdout. */
   sh(container: string, script: string, ...args: string[]): Promise<string>;
-  /** Stops and starts the daemon, for runtimes that have one. */
-  daemon?: { stop(): Promise<void>; start(): Promise<void> };
+  /** Stops (SIGTERM), kills (SIGKILL) and starts the daemon, for runtimes that have one. */
+  daemon?: { stop(): Promise<void>; kill(): Promise<void>; start(): Promise<void> };
 }
 
 const IMAGE = 'local/busybox';
@@ -37,6 +37,8 @@ const SETUP = fileURLToPath(new URL('setup.sh', import.meta.url));
 const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).then(() => undefined);
 
 export const required = process.env.CI === 'true';
+
+const daemonOf = (name: string) => ({ stop: () => setup('stop', name), kill: () => setup('kill', name), start: () => setup('start', name) });
 
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
@@ -55,8 +57,8 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
     command,
     required: name === 'incus',
     target: (container) => ({ runtime: name, container }),
-    async create(prefix = 'sd', image = IMAGE) {
-      const container = unique(prefix);
+    async create(prefix = 'sd', image = IMAGE, exactName?: string) {
+      const container = exactName ?? unique(prefix);
       await cli('launch', '-q', image, container);
       return container;
     },
@@ -64,7 +66,7 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, '--', 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'incus' ? { daemon: { stop: () => setup('stop', 'incus'), start: () => setup('start', 'incus') } } : {}),
+    ...(name === 'incus' ? { daemon: daemonOf('incus') } : {}),
   };
 }
 
@@ -75,8 +77,8 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     command: name,
     required: true,
     target: (container) => ({ runtime: name, container }),
-    async create(prefix = 'sd', image = IMAGE) {
-      const container = unique(prefix);
+    async create(prefix = 'sd', image = IMAGE, exactName?: string) {
+      const container = exactName ?? unique(prefix);
       await cli('run', '-d', '--name', container, '--network', 'none', image, 'sleep', '1d');
       return container;
     },
@@ -85,7 +87,7 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     stop: async (container) => void (await cli('stop', '-t', '0', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'docker' ? { daemon: { stop: () => setup('stop', 'docker'), start: () => setup('start', 'docker') } } : {}),
+    ...(name === 'docker' ? { daemon: daemonOf('docker') } : {}),
   };
 }
 

@@ -7,6 +7,7 @@
 #   test/runtimes/setup.sh [all]          install, start, import images, create containers
 #   test/runtimes/setup.sh start RUNTIME  start one daemon (incus | docker) and wait for it
 #   test/runtimes/setup.sh stop RUNTIME   stop one daemon, leaving its containers' state
+#   test/runtimes/setup.sh kill RUNTIME   SIGKILL one daemon (a crash)
 set -euo pipefail
 
 WORK=${STEVEDORE_RUNTIMES_DIR:-/var/tmp/stevedore-runtimes}
@@ -122,9 +123,9 @@ start_docker() {
   wait_for 60 docker_up
 }
 
-stop_daemon() { # NAME PROCESS
-  log "stopping $1"
-  pkill -TERM -x "$2" || true
+stop_daemon() { # NAME PROCESS [SIGNAL]
+  log "stopping $1 (SIG${3:-TERM})"
+  pkill "-${3:-TERM}" -x "$2" || true
   wait_for 30 bash -c "! pgrep -x $2"
 }
 
@@ -177,5 +178,6 @@ case ${1:-all} in
   all) all ;;
   start) case ${2:?runtime} in incus) start_incus ;; docker) start_docker ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
   stop) case ${2:?runtime} in incus) stop_daemon incusd incusd ;; docker) stop_daemon dockerd dockerd ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
+  kill) case ${2:?runtime} in incus) stop_daemon incusd incusd KILL ;; docker) stop_daemon dockerd dockerd KILL ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
   *) log "unknown command: $1"; exit 2 ;;
 esac
