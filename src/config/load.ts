@@ -21,7 +21,8 @@ export interface ConfigProblem {
 /** Thrown with every problem found; `message` is the printable `FILE:LINE:COL: …` list. */
 export class ConfigError extends StevedoreError {
   constructor(readonly file: string, readonly problems: ConfigProblem[]) {
-    const lines = problems.map((p) => `${file}:${p.line}:${p.col}: ${p.key ? `${p.key}: ` : ''}${p.message}`);
+    // One line per problem (SPEC §1): a quoted key such as "a\nb" must not start a line of its own.
+    const lines = problems.map((p) => oneLine(`${file}:${p.line}:${p.col}: ${p.key ? `${p.key}: ` : ''}${p.message}`));
     super('CONFIG_INVALID', lines.join('\n'), { details: { file, problems } });
   }
 }
@@ -219,4 +220,5 @@ function deepFreeze<T>(value: T): T {
 }
 
 const firstLine = (text: string) => text.split('\n')[0] ?? text;
+const oneLine = (text: string) => text.replace(/[\r\n\u2028\u2029]/g, (c) => ({ '\r': '\\r', '\n': '\\n' })[c] ?? `\\u${c.charCodeAt(0).toString(16)}`);
 const byPosition = (a: ConfigProblem, b: ConfigProblem) => a.line - b.line || a.col - b.col;

@@ -64,7 +64,9 @@ function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Pro
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: req.headers, preservePath: true, limits: { files: MAX_PARTS, parts: MAX_PARTS + 100, fieldSize: 65_536, headerPairs: 100 } });
+      // defParamCharset: browsers, curl and fetch's FormData send filename="…" as raw
+      // UTF-8; busboy's default (latin1) would land "café.txt" as "cafÃ©.txt".
+      parser = busboy({ headers: req.headers, preservePath: true, defParamCharset: 'utf8', limits: { files: MAX_PARTS, parts: MAX_PARTS + 100, fieldSize: 65_536, headerPairs: 100 } });
     } catch (error) {
       reject(new StevedoreError('BAD_REQUEST', `malformed multipart request: ${errorMessage(error)}`));
       return;

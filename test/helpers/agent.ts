@@ -66,7 +66,14 @@ ${http}
 }
 
 export async function startAgent(options: StartOptions = {}): Promise<TestAgent> {
-  const dir = options.dir ?? (await tempDir());
+  const t = await launchAgent({ ...options, dir: options.dir ?? (await tempDir()) });
+  onTestFinished(t.close);
+  return t;
+}
+
+/** startAgent without the per-test clean-up: for an agent shared by a describe's tests (close it in afterAll). */
+export async function launchAgent(options: StartOptions & { dir: string }): Promise<TestAgent> {
+  const { dir } = options;
   const config = parseConfig(testConfigYaml(dir, options), path.join(dir, 'stevedore.yaml'), options.env ?? {});
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -83,7 +90,6 @@ export async function startAgent(options: StartOptions = {}): Promise<TestAgent>
     closed = true;
     await agent.close();
   };
-  onTestFinished(close);
   return {
     agent,
     config,
