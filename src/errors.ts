@@ -5,6 +5,8 @@ export const errorStatus = {
   // HTTP ingest (SPEC §3)
   BAD_PATH: 400,
   BAD_REQUEST: 400,
+  REQUEST_TIMEOUT: 408,
+  HEADERS_TOO_LARGE: 431,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,

@@ -1,9 +1,10 @@
 // The HTTP listener (SPEC §3) on node:http: routing, timeouts, and turning every
 // failure into its JSON error. The handlers live in upload.ts, multipart.ts, legacy.ts.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { StevedoreError, isStevedoreError } from '../errors.js';
+import { StevedoreError, isStevedoreError, type ErrorCode } from '../errors.js';
 import type { Registry } from '../queue/registry.js';
 import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
 import type { Intake } from './intake.js';
@@ -81,11 +82,13 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       const { host, port } = parseListen(options.listen);
       // No whole-request deadline (a slow 2 GiB upload is fine); the socket's idle
       // timeout aborts a body that stops moving, headersTimeout a slowloris.
-      server = createServer({ requestTimeout: 0, headersTimeout: Math.min(options.idleTimeout, 60_000), connectionsCheckingInterval: 1000 }, onRequest);
+      // requireHostHeader: false, so that the refusal of a missing Host (RFC 9112 §3.2) is ours, in JSON.
+      server = createServer({ requestTimeout: 0, headersTimeout: Math.min(options.idleTimeout, 60_000), connectionsCheckingInterval: 1000, requireHostHeader: false }, onRequest);
       server.timeout = options.idleTimeout;
       // Otherwise node answers "Expect: 100-continue" itself, before the token and
       // capacity checks; the handlers send 100 once they are ready for the body.
       server.on('checkContinue', onRequest);
+      server.on('clientError', answerClientError);
       server.keepAliveTimeout = 5000;
       await new Promise<void>((resolve, reject) => {
         server?.once('error', reject).listen(port, host, () => resolve());
@@ -112,6 +115,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {
   try {
     if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) throw new StevedoreError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
     await dispatch(ctx, req, res);
   } catch (error) {
     if (isStevedoreError(error, 'CLIENT_ABORTED')) {
@@ -184,6 +188,23 @@ async function sendReadiness(ctx: HttpContext, res: ServerResponse): Promise<voi
   const problems = await ctx.readiness();
   if (problems.length === 0) sendJson(res, 200, { status: 'ready' });
   else sendJson(res, 503, { status: 'not_ready', problems });
+}
+
+// node's parser refuses a malformed request before any handler sees it, and answers
+// with an empty body; here the answer has SPEC §3's JSON shape like every other one.
+const PARSER_ERRORS: Record<string, [number, ErrorCode, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'the request head is too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'the request head did not arrive in time'],
+};
+
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] = PARSER_ERRORS[error.code ?? ''] ?? [400, 'BAD_REQUEST', `malformed request (${error.code ?? error.message})`];
+  const body = `${JSON.stringify({ error: { code, message } })}\n`;
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 function parseListen(listen: string): { host: string; port: number } {
