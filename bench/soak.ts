@@ -40,7 +40,8 @@ async function main() {
   const spool = path.join(work, 'agent/state/spool');
   const client = new Agent({ keepAlive: true, maxSockets: 16 });
   const sent = new Map<string, string>();
-  let errors = 0;
+  const refused = new Set<string>(); // uploads not answered 202: not promised, so not lost
+  const errors = new Map<string, number>(); // why, and how often
   const samples: Sample[] = [];
   const started = performance.now();
   const sample = async () => {
@@ -69,8 +70,12 @@ async function main() {
       } else {
         const name = `u${i}.bin`;
         sent.set(`c/${name}`, sha(data));
+        const failed = (why: string) => {
+          refused.add(`c/${name}`);
+          errors.set(why, (errors.get(why) ?? 0) + 1);
+        };
         const upload = put(`${agentProc.url}/drop/c/${name}`, data, data.length, client)
-          .then((status) => void (status === 202 || (errors += 1)), () => void (errors += 1))
+          .then((status) => void (status === 202 || failed(`HTTP ${status}`)), (error: NodeJS.ErrnoException) => failed(error.code ?? error.message))
           .finally(() => inFlight.delete(upload));
         inFlight.add(upload);
       }
@@ -83,8 +88,8 @@ async function main() {
   while ((await readdir(drop)).length > 0 || (await readdir(spool)).length > 0) await new Promise((resolve) => setTimeout(resolve, 500));
   const listed = async (dir: string) => (await incus('exec', container, '--', 'sh', '-c', `ls ${dir} 2>/dev/null; true`)).stdout.split('\n').filter(Boolean);
   const landed = new Set([...(await listed('/srv/c')).map((f) => `c/${f}`), ...(await listed('/srv/w')).map((f) => `w/${f}`)]);
-  const lost = [...sent.keys()].filter((name) => !landed.has(name));
-  const names = [...sent.keys()];
+  const lost = [...sent.keys()].filter((name) => !refused.has(name) && !landed.has(name));
+  const names = [...sent.keys()].filter((name) => !refused.has(name));
   const picked = Array.from({ length: Math.min(200, names.length) }, () => names[Math.floor(Math.random() * names.length)] as string);
   const sums = (await incus('exec', container, '--', 'sha256sum', ...picked.map((name) => `/srv/${name}`))).stdout.split('\n');
   const badSums = sums.filter((line) => { const [hash, file] = line.split(/\s+/); return sent.get((file ?? '').slice('/srv/'.length)) !== hash; });
@@ -92,7 +97,8 @@ async function main() {
   const avg = (list: Sample[], key: keyof Sample) => list.reduce((sum, s) => sum + s[key], 0) / Math.max(1, list.length);
   const first = minute(0, 60);
   const last = minute(DURATION / 1000 - 60, Infinity);
-  console.log(`files sent: ${sent.size} (${fmt(sent.size / (DURATION / 1000))}/s); errors: ${errors}; lost: ${lost.length}; sha256 sample: ${picked.length} checked, ${badSums.length} wrong`);
+  const errorCount = [...errors.values()].reduce((sum, count) => sum + count, 0);
+  console.log(`files sent: ${sent.size} (${fmt(sent.size / (DURATION / 1000))}/s); errors: ${errorCount} ${JSON.stringify(Object.fromEntries(errors))}; lost: ${lost.length}; sha256 sample: ${picked.length} checked, ${badSums.length} wrong`);
   console.log('                  first minute | last minute');
   console.log(`RSS (MB)          ${fmt(avg(first, 'rssMb')).padStart(12)} | ${fmt(avg(last, 'rssMb'))}`);
   console.log(`open fds          ${fmt(avg(first, 'fds')).padStart(12)} | ${fmt(avg(last, 'fds'))}`);
@@ -101,7 +107,7 @@ async function main() {
   await agentProc.stop();
   await incus('delete', '-f', container);
   await rm(work, { recursive: true, force: true });
-  if (errors > 0 || lost.length > 0 || badSums.length > 0) process.exitCode = 1;
+  if (errorCount > 0 || lost.length > 0 || badSums.length > 0) process.exitCode = 1;
 }
 
 await main();
