@@ -3,7 +3,7 @@
 // plus the checks every test repeats (the JSON error shape, nothing left behind).
 import { request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { readFile, readdir } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { expect } from 'vitest';
 import type { TestAgent } from './agent.js';
@@ -117,10 +117,4 @@ export async function expectNoTrace(t: TestAgent): Promise<void> {
 export const settled = (upload: OpenUpload) => upload.answer.then((a) => a, () => undefined);
 
 /** A loopback port free right now (for a process that must be told its port up front). */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../../bench/lib.js';
