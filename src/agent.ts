@@ -68,22 +68,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     const origin = task.origin;
     if (origin) await [...watches, ...retired].find((w) => w.name === origin.watch)?.settled(task, how);
   };
-  const scheduler = createScheduler({
-    ...schedulerLimits(config),
-    logger,
-    registry,
-    getTarget: (name) => targets.get(name),
-    sourcePath: (task) => spool.path(task.staged),
-    settle,
-    observer: { settled: (task, how) => metrics.settled(task, how), pushed: (...args) => metrics.pushed(...args), retrying: (...args) => metrics.retrying(...args) },
-  });
-  const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
-  const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: (tasks) => metrics.ingested(tasks) });
-  // state_dir never changes in a running agent (a reload says it needs a restart).
-  const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
-    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }), intake, stateDir: path.join(config.state_dir, 'watch'), logger });
-  let watches = config.watch.map((w) => makeWatch(w, config.defaults));
-
+  // Its sources are read at scrape time, once everything below exists.
   const metrics = createMetrics({
     queueDepth: () => scheduler.size,
     inFlight: () => scheduler.inFlight,
@@ -93,6 +78,22 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     watchPaths: () => watches.map((watch) => ({ name: watch.name, paths: watch.status().paths })),
     deadLetters: deadLetterCounts.get,
   });
+  const scheduler = createScheduler({
+    ...schedulerLimits(config),
+    logger,
+    registry,
+    getTarget: (name) => targets.get(name),
+    sourcePath: (task) => spool.path(task.staged),
+    settle,
+    observer: metrics,
+  });
+  const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
+  const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested });
+  // state_dir never changes in a running agent (a reload says it needs a restart).
+  const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
+    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }), intake, stateDir: path.join(config.state_dir, 'watch'), logger });
+  let watches = config.watch.map((w) => makeWatch(w, config.defaults));
+
   const ops = createOperations({
     config: () => current,
     watches: () => watches,

@@ -1,6 +1,7 @@
 // Talking to a running agent through its own HTTP listener (status, dead-letter).
 import type { Config } from '../config/load.js';
 import { StevedoreError, errorMessage } from '../errors.js';
+import { parseListen } from '../ingest/http.js';
 
 const TIMEOUT_MS = 10_000;
 
@@ -8,9 +9,9 @@ const TIMEOUT_MS = 10_000;
 export function agentUrl(config: Config): string | undefined {
   const listen = config.http?.listen;
   if (!listen) return undefined;
-  const match = /^(.*):(\d+)$/.exec(listen) as RegExpExecArray;
-  const host = ({ '0.0.0.0': '127.0.0.1', '[::]': '[::1]' } as Record<string, string>)[match[1] as string] ?? match[1];
-  return `http://${host}:${match[2]}`;
+  const { host, port } = parseListen(listen);
+  const reach = ({ '0.0.0.0': '127.0.0.1', '::': '::1' } as Record<string, string>)[host] ?? host;
+  return `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`;
 }
 
 export interface Answer {

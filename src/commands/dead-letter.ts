@@ -16,7 +16,7 @@ import { EXIT } from './exit.js';
 import { runningAgent } from './pid.js';
 import { table } from './table.js';
 
-export const DEAD_LETTER_USAGE = 'stevedore dead-letter list | retry ID | retry --all | purge ID [-c FILE]';
+const DEAD_LETTER_USAGE = 'stevedore dead-letter list | retry ID | retry --all | purge ID [-c FILE]';
 
 /** One entry as GET /dead-letter lists it. */
 interface Listed {
