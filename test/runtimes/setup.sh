@@ -157,9 +157,13 @@ container_incus() {
   incus info "$CONTAINER" >/dev/null 2>&1 || incus launch -q "$IMAGE" "$CONTAINER" 2>/dev/null
   incus start "$CONTAINER" 2>/dev/null || true
 }
+# When a machine's processes are all killed (a CI job starting where a session ended),
+# podman's state still says "Up" for a container whose processes are gone, and neither
+# exec nor start works on it again: such a container is removed and made anew.
 container_oci() { # docker | podman
-  "$1" inspect "$CONTAINER" >/dev/null 2>&1 || "$1" run -d --name "$CONTAINER" --network none "$IMAGE" sleep 1d >/dev/null
-  "$1" start "$CONTAINER" >/dev/null
+  "$1" start "$CONTAINER" >/dev/null 2>&1 && "$1" exec "$CONTAINER" true 2>/dev/null && return 0
+  "$1" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  "$1" run -d --name "$CONTAINER" --network none "$IMAGE" sleep infinity >/dev/null
 }
 
 all() {
