@@ -91,7 +91,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested });
   // state_dir never changes in a running agent (a reload says it needs a restart).
   const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
-    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }), intake, stateDir: path.join(config.state_dir, 'watch'), logger });
+    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger });
   let watches = config.watch.map((w) => makeWatch(w, config.defaults));
 
   const ops = createOperations({
@@ -183,13 +183,13 @@ type HttpDeps = Pick<HttpOptions, 'intake' | 'registry' | 'logger' | 'readiness'
 
 function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   const http = config.http as NonNullable<Config['http']>;
-  const routes = http.routes.map((r) => ({ ...r, options: fileOptionsFor(config.defaults, r) }));
+  const routes = http.routes.map((r) => ({ ...r, options: fileOptionsFor(config.defaults, r, r.dest) }));
   const legacy = http.legacy.map((rule) => ({
     target: rule.target,
     container: containerName(rule.target, config.targets[rule.target] as NonNullable<Config['targets'][string]>),
     pathPrefix: rule.path_prefix,
     token: rule.token,
-    options: fileOptionsFor(config.defaults),
+    options: fileOptionsFor(config.defaults, {}, rule.path_prefix),
   }));
   return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...deps };
 }

@@ -11,7 +11,8 @@ interface Overrides {
   readonly exec?: readonly string[] | undefined;
 }
 
-export function fileOptionsFor(defaults: Config['defaults'], overrides: Overrides = {}): FileOptions {
+/** `root`: the configured container directory the files land under (route, watch or legacy `dest`). */
+export function fileOptionsFor(defaults: Config['defaults'], overrides: Overrides = {}, root?: string): FileOptions {
   const retry = { ...defaults.retry, ...overrides.retry };
   const owner = overrides.owner ?? defaults.owner;
   return {
@@ -21,5 +22,6 @@ export function fileOptionsFor(defaults: Config['defaults'], overrides: Override
     retry: { attempts: retry.attempts, initialDelay: retry.initial_delay, maxDelay: retry.max_delay },
     pushTimeout: overrides.push_timeout ?? defaults.push_timeout,
     ...(overrides.exec ? { exec: [...overrides.exec] } : {}),
+    ...(root ? { root } : {}),
   };
 }

@@ -332,10 +332,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 }
 
 function toItem(task: Task, sourcePath: (task: Task) => string): PushItem {
-  const { mode, dirMode, owner, exec } = task.options;
-  const hook = exec ? { exec } : {};
-  if (task.kind === 'delete') return { op: 'delete', id: task.id, dest: task.dest, ...hook };
-  return { op: 'put', id: task.id, source: sourcePath(task), dest: task.dest, bytes: task.bytes, mode, dirMode, owner, ...hook };
+  const { mode, dirMode, owner, exec, root } = task.options;
+  const base = { id: task.id, dest: task.dest, ...(exec ? { exec } : {}), ...(root ? { root } : {}) };
+  if (task.kind === 'delete') return { op: 'delete', ...base };
+  return { op: 'put', ...base, source: sourcePath(task), bytes: task.bytes, mode, dirMode, owner };
 }
 
 const missingResult = () => new StevedoreError('TARGET_IO', 'the target returned no result for this file');

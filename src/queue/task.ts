@@ -20,6 +20,8 @@ export interface FileOptions {
   pushTimeout: number;
   /** Run in the container after the batch that lands this file (route/watch `exec`). */
   exec?: string[];
+  /** The route's, watch's or legacy rule's dest: the file may not land outside it through a symlink. */
+  root?: string;
 }
 
 /** Where a watched file came from, so that its host file can follow the push. */

@@ -10,6 +10,12 @@ interface ItemBase {
   dest: string;
   /** Command run in the container once after the batch, if this item landed (route/watch `exec`). */
   exec?: readonly string[];
+  /**
+   * The configured directory `dest` lies under (a route's, watch's or legacy rule's
+   * dest; its parent when absent): a symlink planted below it that leads outside it is
+   * refused (DEST_UNSAFE), so the file cannot land outside what the config allows.
+   */
+  root?: string;
 }
 
 /** Land a staged file at `dest`. */

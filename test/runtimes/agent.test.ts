@@ -65,6 +65,18 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await sh('cat /srv/c/site/index.html; echo; cat /tmp/listing')).toBe('<h1>hi</h1>\nsite');
   });
 
+  it('an upload through a symlink planted below the route\'s dest is refused (dead-letter), nothing lands outside, its batch-mates land', async () => {
+    const t = await agentFor(container);
+    await sh('mkdir -p /srv/c /escaped && ln -sfn /escaped /srv/c/planted');
+    const [evil, fine] = await Promise.all([upload(t, 'planted/pwned.txt', 'x'), upload(t, 'beside/fine.txt', 'fine')]);
+    const [refused, landed] = await Promise.all([finished(t, evil.id), finished(t, fine.id)]);
+    expect(refused).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'DEST_UNSAFE', message: expect.stringContaining('leads outside /srv/c through a symlink') } });
+    expect(landed.status).toBe('done');
+    expect(await sh('ls -A /escaped | wc -l; cat /srv/c/beside/fine.txt')).toBe('0\nfine');
+    const entries = json<{ entries: { id: string; has_data: boolean }[] }>(await send(t.url, '/dead-letter', { method: 'GET' })).entries;
+    expect(entries).toContainEqual(expect.objectContaining({ id: evil.id, has_data: true }));
+  });
+
   it('waits for a stopped container without spending attempts, says so in /readyz, then lands', async () => {
     const t = await agentFor(container);
     await runtime.stop(container);

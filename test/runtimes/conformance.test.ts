@@ -12,7 +12,7 @@ import { createTarget } from '../../src/targets/index.js';
 import { failureKind, type PushItem, type PushResult, type PutItem, type Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
-import { runtimesToTest, wrapCli, type RuntimeUnderTest } from './runtimes.js';
+import { NOTAR_IMAGE, runtimesToTest, wrapCli, type RuntimeUnderTest } from './runtimes.js';
 
 const list = await runtimesToTest();
 
@@ -122,6 +122,34 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await sh('cat /srv/mixed/a.txt /srv/mixed/z/b.txt /srv/mixed/plain; ls -d /srv/mixed/taken')).toBe('abx\n/srv/mixed/taken');
   });
 
+  // A route's dest is the operator's; what lies below it may be planted by whoever runs
+  // the container. Links: evil → /outside, dangling → /outside/new, real/up → /srv (all
+  // outside the route), inner → real (inside it), file-link → /outside/victim.
+  const plantLinks = 'mkdir -p /srv/route/real /outside && echo keep > /outside/victim && cd /srv/route && ln -s /outside evil'
+    + ' && ln -s /outside/new dangling && ln -s ../.. real/up && ln -s /srv/route/real inner && ln -s /outside/victim file-link';
+  const outsideUntouched = 'ls -A /outside; cat /outside/victim; ls /srv/etc 2>&1 >/dev/null | wc -l; find /srv /outside -name ".stevedore-*" | wc -l';
+
+  it('refuses a symlink planted below a route\'s dest that leads outside it, writing and removing nothing there; one inside it is followed', async () => {
+    const dir = await tempDir();
+    await sh(plantLinks);
+    const root = '/srv/route';
+    const items: PushItem[] = [
+      { op: 'delete', id: 'del', dest: '/srv/route/evil/victim', root },
+      await put(dir, '/srv/route/evil/pwned', 'x', { root }),
+      await put(dir, '/srv/route/evil/deeper/pwned', 'x', { root }),
+      await put(dir, '/srv/route/dangling/pwned', 'x', { root }),
+      await put(dir, '/srv/route/real/up/etc/pwned', 'x', { root }),
+      await put(dir, '/srv/route/inner/ok.txt', 'inner', { root }),
+      await put(dir, '/srv/route/plain/ok.txt', 'plain', { root }),
+      await put(dir, '/srv/route/file-link', 'replaced the link', { root }),
+    ];
+    const results = await push(target, items);
+    expect(codes(results)).toEqual(['DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'ok', 'ok', 'ok']);
+    expect(results[1]).toMatchObject({ error: { message: expect.stringContaining('/srv/route/evil leads outside /srv/route through a symlink') } });
+    expect(await sh(outsideUntouched)).toBe('victim\nkeep\n1\n0');
+    expect(await sh('cat /srv/route/real/ok.txt /srv/route/plain/ok.txt; echo; [ -L /srv/route/file-link ] || cat /srv/route/file-link')).toBe('innerplain\nreplaced the link');
+  });
+
   it('lands names with shell syntax, spaces, a newline, a leading dash and UTF-8 under exactly those names', async () => {
     const dir = await tempDir();
     const names = ['$(touch /tmp/pwned)', '`id`; rm -rf x', 'a "quoted" \'name\'', 'line\nbreak', '-rf', 'café ☕.txt', '.hidden', '..dots', '*'];
@@ -178,7 +206,7 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
 
   it('without tar in the container, falls back to the runtime\'s own copy, says so once, and still lands atomically with owner and mode', async () => {
     const dir = await tempDir();
-    const bare = await runtime.create('sd-notar', 'local/notar');
+    const bare = await runtime.create('sd-notar', NOTAR_IMAGE);
     onTestFinished(() => runtime.remove(bare));
     expect(await runtime.sh(bare, 'command -v tar || echo none')).toBe('none');
     const { lines, logger } = captureLogs();
@@ -192,6 +220,13 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await runtime.sh(bare, 'cat /srv/notar/a.txt /srv/notar/deep/b.txt; echo; stat -c "%u:%g %a" /srv/notar/a.txt /srv/notar/deep/b.txt; find /srv -name ".stevedore-*" | wc -l'))
       .toBe('a2bb\n33:44 640\n0:0 644\n0');
     expect(lines.filter((line) => String(line.msg).includes('has no tar'))).toHaveLength(1);
+
+    // The runtime's copy follows symlinks: a refused directory's files are never copied.
+    await runtime.sh(bare, plantLinks);
+    const root = '/srv/route';
+    const linked = [await put(dir, '/srv/route/evil/pwned', 'x', { root }), await put(dir, '/srv/route/plain/ok.txt', 'plain', { root })];
+    expect(codes(await push(fallback, linked))).toEqual(['DEST_UNSAFE', 'ok']);
+    expect(await runtime.sh(bare, outsideUntouched)).toBe('victim\nkeep\n1\n0');
   });
 
   it('runs exec after a batch lands, once; a failing exec is a warning on each landed task, not a failure', async () => {
@@ -228,7 +263,7 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
 
   it('refuses a container without sh as unsupported (permanent), naming what it needs', async () => {
     const dir = await tempDir();
-    const shell = await runtime.create('sd-nosh', 'local/notar');
+    const shell = await runtime.create('sd-nosh', NOTAR_IMAGE);
     onTestFinished(() => runtime.remove(shell));
     await runtime.sh(shell, 'rm /bin/sh /bin/dash');
     const results = await push(createTarget('nosh', runtime.target(shell)), [await put(dir, '/srv/x', 'x')]);

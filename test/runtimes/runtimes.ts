@@ -21,7 +21,7 @@ export interface RuntimeUnderTest {
   /** Required under CI=true (LXD cannot share a machine with Incus). */
   required: boolean;
   target(container: string): TargetConfig;
-  /** A new running container from the busybox image (or `local/notar`, which has no tar), with a unique name. */
+  /** A new running container from the busybox image (or NOTAR_IMAGE, which has no tar), with a unique name. */
   create(prefix?: string, image?: string, exactName?: string): Promise<string>;
   remove(container: string): Promise<void>;
   stop(container: string): Promise<void>;
@@ -33,6 +33,8 @@ export interface RuntimeUnderTest {
 }
 
 const IMAGE = 'local/busybox';
+/** dash and coreutils without tar (its name as test/runtimes/setup.sh imports it). */
+export const NOTAR_IMAGE = 'local/notar-2';
 const SETUP = fileURLToPath(new URL('setup.sh', import.meta.url));
 const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).then(() => undefined);
 

@@ -12,7 +12,9 @@ set -euo pipefail
 
 WORK=${STEVEDORE_RUNTIMES_DIR:-/var/tmp/stevedore-runtimes}
 IMAGE=local/busybox
-NOTAR=local/notar # a shell and coreutils but no tar: the adapter's fallback is tested on it
+# A shell and coreutils but no tar: the adapter's fallback is tested on it. Its number
+# goes up when its commands change, so that machines holding the older image import this one.
+NOTAR=local/notar-2
 CONTAINER=stevedore-t1 # the container bench/push and the smoke check use
 mkdir -p "$WORK"
 
@@ -87,11 +89,11 @@ rootfs_tar() { # the busybox image as a rootfs tarball, built once
 # busybox's sh runs its own tar applet even with /bin/tar gone, so the image without tar
 # is made of the host's dash and coreutils, with the libraries they load.
 notar_tar() {
-  local tarball=$WORK/notar.tar
+  local tarball=$WORK/${NOTAR#local/}.tar
   [[ -s $tarball ]] && { echo "$tarball"; return; }
-  local root=$WORK/notar command src lib
+  local root=$WORK/${NOTAR#local/} command src lib
   rm -rf "$root" && mkdir -p "$root"/{bin,sbin,etc,tmp,proc,sys,dev,root,run}
-  for command in dash mv mkdir rm rmdir chown chmod tr cat sleep stat ls find wc; do
+  for command in dash mv mkdir rm rmdir chown chmod tr cat sleep stat ls find wc ln; do
     src=$(command -v "$command")
     cp -L "$src" "$root/bin/$command"
     for lib in $(ldd "$src" | grep -o '/[^ ]*'); do

@@ -10,14 +10,25 @@ const del = (dest: string): DeleteItem => ({ op: 'delete', id: dest, dest });
 describe('planBatch and scriptArgs', () => {
   it('groups puts by directory, numbers each directory once, and keeps deletes apart', () => {
     const plan = planBatch([del('/old')], [put('/b/2'), put('/a/1', { dirMode: 0o750 }), put('/b/1'), put('/top')]);
-    expect(plan.dirs).toEqual([{ dir: '/', mode: 0o755 }, { dir: '/a', mode: 0o750 }, { dir: '/b', mode: 0o755 }]);
+    expect(plan.dirs).toEqual([{ dir: '/', root: '/', mode: 0o755 }, { dir: '/a', root: '/a', mode: 0o750 }, { dir: '/b', root: '/b', mode: 0o755 }]);
     expect(plan.puts.map(({ item, dir }) => [item.dest, dir])).toEqual([['/top', 0], ['/a/1', 1], ['/b/2', 2], ['/b/1', 2]]);
     expect(scriptArgs(plan, 'all', 'TAG', false)).toEqual([
       'all', 'TAG', '0',
-      '3', '/', '0755', '/a', '0750', '/b', '0755',
-      '1', '/old',
+      '3', '/', '/', '0755', '/a', '/a', '0750', '/b', '/b', '0755',
+      '1', '/old', '/',
       '4', '0', 'top', '0:0', '0644', '1', '1', '0:0', '0644', '2', '2', '0:0', '0644', '2', '1', '0:0', '0644',
     ]);
+  });
+
+  it('checks each directory against the longest configured root among its files', () => {
+    const plan = planBatch(
+      [{ ...del('/srv/www/old/x'), root: '/srv/www' }],
+      [put('/srv/www/a/1', { root: '/srv' }), put('/srv/www/a/2', { root: '/srv/www' }), put('/srv/www/a/3')],
+    );
+    expect(plan.dirs).toEqual([{ dir: '/srv/www/a', root: '/srv/www', mode: 0o755 }]); // a file without a root weakens no other
+    const bare = planBatch([], [put('/srv/www/a/3')]);
+    expect(bare.dirs).toEqual([{ dir: '/srv/www/a', root: '/srv/www/a', mode: 0o755 }]);
+    expect(scriptArgs(plan, 'all', 'T', false).slice(7, 10)).toEqual(['1', '/srv/www/old/x', '/srv/www']);
   });
 
   it('passes the configured owner, and names that would be code in a shell only as arguments', () => {
@@ -37,8 +48,10 @@ describe('parseReport', () => {
       'p 1 isdir /srv/a is a directory',
       'g 0 3',
       'p 4 unsafe mkdir: can\'t create directory \'/x\': Not a directory',
+      'd 2 unsafe /srv/link leads outside /srv through a symlink',
       'noise a shell may print',
     ].join('\n'));
+    expect([...report.unsafeDirs]).toEqual([2]);
     expect(report.tarError).toBe('tar: short read');
     expect([...report.deletes]).toEqual([[0, { status: 'ok' }], [1, { status: 'fail', message: 'rm: cannot remove x: Permission denied' }]]);
     expect(report.puts.get(0)).toEqual({ status: 'ok' });

@@ -2,8 +2,8 @@
 # Data (paths, modes) arrive only as arguments, never spliced into code.
 #
 # ARGS: MODE TAG FIX, then three counted lists:
-#   ND, then ND x (DIR DIRMODE)                   directories the puts need; missing parts get DIRMODE
-#   NR, then NR x PATH                            paths to remove, recursively
+#   ND, then ND x (DIR ROOT DIRMODE)              directories the puts need; missing parts get DIRMODE
+#   NR, then NR x (PATH ROOT)                     paths to remove, recursively
 #   NP, then NP x (DIRINDEX NAME UID:GID FMODE)   puts, grouped by directory
 # MODE all: everything, the tar stream of the puts on stdin. prepare: directories, removals
 # and staging directories only. commit: the renames only (the files were copied in by other
@@ -11,9 +11,12 @@
 # a prepare whose copy failed. Each put is unpacked as DIR/.stevedore-TAG/NAME and renamed
 # to DIR/NAME with one mv per directory: rename(2), so a reader sees the old file or the
 # new one, never a partial one.
-# Output: "r I ok" | "r I fail MSG" per removal; "p I KIND MSG" per put that failed (KIND:
-# missing, isdir, unsafe, fail); "g FIRST END" when every other put in FIRST..END-1 landed;
-# "t - MSG" when tar failed.
+# ROOT is the configured directory a path lies under: a path whose existing part resolves
+# (symlinks followed) outside ROOT's own resolution is refused as unsafe, and nothing is
+# made, unpacked, renamed or removed through it.
+# Output: "r I ok" | "r I KIND MSG" per removal; "d I unsafe MSG" per refused directory;
+# "p I KIND MSG" per put that failed (KIND: missing, isdir, unsafe, fail); "g FIRST END"
+# when every other put in FIRST..END-1 landed; "t - MSG" when tar failed.
 #
 # One pass over the arguments (a `for` loop: `shift` and long argument lists cost O(n^2)
 # in sh), and variables only for directories and the current directory's puts: sh keeps
@@ -27,26 +30,45 @@ mkdirs() {
   [ -z "$p" ] || mkdirs "$p" "$2" || return 1
   mkdir -m "$2" -- "$1" 2>/dev/null || [ -d "$1" ] || mkdir -m "$2" -- "$1"
 }
-# Directory number $3 is $1 (mode $2): made if missing, with a staging directory in it.
+# True when path $1 cannot lead outside root $2: the deepest part of $1 that exists
+# resolves to the root's resolution or below it. When that part lies above the root,
+# nothing below the root exists yet, and what mkdir makes there is no symlink. cd -P
+# and $PWD resolve without a subshell; every path here is absolute, so moving is harmless.
+inside() {
+  a=$1 r=${2%/}
+  while [ -n "$a" ] && [ ! -d "$a" ]; do a=${a%/*}; done
+  case $r/ in "$a"/*) [ "$a" != "$r" ] && return 0 ;; esac
+  cd -P -- "${a:-/}" 2>/dev/null || return 1
+  a=$PWD
+  cd -P -- "${r:-/}" 2>/dev/null || return 1
+  case ${a%/}/ in "${PWD%/}"/*) return 0 ;; esac
+  return 1
+}
+unsafe=
+# Directory number $4 is $1 (root $2, mode $3): made if missing, with a staging directory in it.
 directory() {
-  eval "dir_$3=\$1"
+  eval "dir_$4=\$1"
   if [ "$mode" = abort ]; then rm -rf -- "$1/.stevedore-$tag"
+  elif ! inside "${1:-/}" "$2"; then
+    unsafe=1; eval "derr_$4=\"\${1:-/} leads outside \$2 through a symlink\""; say d $4 "unsafe ${1:-/} leads outside $2 through a symlink"
   elif [ "$mode" != commit ]; then
-    if err=$(mkdirs "${1:-/}" "$2" 2>&1); then mkdir -m 700 -- "$1/.stevedore-$tag" 2>/dev/null
-    else eval "derr_$3=\$(oneline \"\$err\")"
-    fi
+    if ! err=$(mkdirs "${1:-/}" "$3" 2>&1 && mkdir -m 700 -- "$1/.stevedore-$tag" 2>&1); then eval "derr_$4=\$(oneline \"\$err\")"; fi
   fi
 }
-remove() {
+remove() { # PATH ROOT INDEX
   [ "$mode" = commit ] && return 0
+  if ! inside "${1%/*}" "$2"; then say r $3 "unsafe ${1%/*} leads outside $2 through a symlink"; return 0; fi
   err=$(rm -rf -- "$1" 2>&1)
-  if [ -e "$1" ] || [ -L "$1" ]; then say r $2 "fail $(oneline "$err")"; else say r $2 ok; fi
+  if [ -e "$1" ] || [ -L "$1" ]; then say r $3 "fail $(oneline "$err")"; else say r $3 ok; fi
 }
 # A tar that failed may have left its last file half-written: then nothing is renamed.
 terr='not unpacked' tfail=
+# tar follows a symlinked directory on its way: with one refused, nothing is unpacked,
+# and the other files go again one by one (their batch has no refused directory).
 untar() {
   [ "$mode" = all ] && [ "$1" -gt 0 ] || return 0
-  if ! err=$(tar -xf - -C / 2>&1); then terr=$(oneline "$err") tfail=1; say t - "$terr"; fi
+  if [ -n "$unsafe" ]; then cat >/dev/null; terr='not unpacked: another directory of the batch was refused' tfail=1; say t - "$terr"
+  elif ! err=$(tar -xf - -C / 2>&1); then terr=$(oneline "$err") tfail=1; say t - "$terr"; fi
 }
 # Put number $j: NAME $1, owner $2, mode $3, in the directory of the current group.
 put() {
@@ -94,12 +116,14 @@ state=nd k=0 j=0 cur=
 for a; do
   case $state in
     nd) left=$a state=dir; [ "$left" -gt 0 ] || state=nr ;;
-    dir) d=${a%/} state=dmode ;;
-    dmode) directory "$d" "$a" $k; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=dir; else state=nr; fi ;;
+    dir) d=${a%/} state=droot ;;
+    droot) dr=$a state=dmode ;;
+    dmode) directory "$d" "$dr" "$a" $k; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=dir; else state=nr; fi ;;
     nr)
       [ "$mode" = abort ] && exit 0
       left=$a k=0 state=rm; [ "$left" -gt 0 ] || state=np ;;
-    rm) remove "$a" $k; k=$((k+1)) left=$((left-1)); [ $left -gt 0 ] || state=np ;;
+    rm) rp=$a state=rroot ;;
+    rroot) remove "$rp" "$a" $k; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=rm; else state=np; fi ;;
     np)
       [ "$mode" = prepare ] && exit 0
       untar "$a"; state=pd ;;

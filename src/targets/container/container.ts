@@ -46,7 +46,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
 
   async function land(plan: Plan, signal: AbortSignal, large: boolean): Promise<Report> {
     const tag = randomName(9);
-    const entries = plan.puts.map(({ item }) => ({ item, name: stagedPath(item, tag) }));
+    const entries = plan.puts.map(({ item, dir }) => ({ item, dir, name: stagedPath(item, tag) }));
     const script = (mode: ScriptMode, fix = false) => runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
     // A push cut short leaves part of a file in the staging directories: batch.sh
     // removes them itself when its input ends, but Podman kills it with its client.
@@ -64,7 +64,8 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     }
     const prepared = parseReport((await run(runtime, script('prepare'), { signal })).stdout);
     try {
-      const copied = await copyIn(entries, signal);
+      // The runtime's copy would follow a refused directory's symlink: its files stay out.
+      const copied = await copyIn(entries.filter((entry) => !prepared.unsafeDirs.has(entry.dir)), signal);
       const report = parseReport((await run(runtime, script('commit', runtime.copyIn !== undefined), { signal })).stdout);
       return { ...report, deletes: prepared.deletes, copyErrors: copied };
     } catch (error) {

@@ -4,8 +4,13 @@ import type { StevedoreError } from '../../errors.js';
 import type { DeleteItem, PutItem } from '../target.js';
 
 export interface Plan {
-  /** One per directory the puts land in; missing parts are made with its mode. */
-  dirs: { dir: string; mode: number }[];
+  /**
+   * One per directory the puts land in; missing parts are made with its mode. `root`:
+   * no symlink below it may lead outside it (the longest of its puts' roots: every
+   * configured dest is the operator's, so a symlink at one is theirs too; the directory
+   * itself when none of its puts has a root).
+   */
+  dirs: { dir: string; root: string; mode: number }[];
   deletes: DeleteItem[];
   /** Grouped by directory, as batch.sh wants them; `dir` indexes `dirs`. */
   puts: { item: PutItem; dir: number }[];
@@ -19,13 +24,18 @@ export function planBatch(deletes: readonly DeleteItem[], puts: readonly PutItem
     const dir = path.posix.dirname(item.dest);
     let i = index.get(dir);
     if (i === undefined) {
-      i = dirs.push({ dir, mode: item.dirMode }) - 1;
+      i = dirs.push({ dir, root: '', mode: item.dirMode }) - 1;
       index.set(dir, i);
     }
+    const planned = dirs[i] as Plan['dirs'][number];
+    if ((item.root?.length ?? 0) > planned.root.length) planned.root = item.root as string;
     return { item, dir: i };
   });
+  for (const d of dirs) d.root ||= d.dir;
   return { dirs, deletes: [...deletes], puts: planned };
 }
+
+const rootOf = (item: DeleteItem): string => item.root ?? path.posix.dirname(item.dest);
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -36,8 +46,9 @@ export type ScriptMode = 'all' | 'prepare' | 'commit' | 'abort';
 /** MODE TAG FIX, then the counted lists batch.sh describes. */
 export function scriptArgs(plan: Plan, mode: ScriptMode, tag: string, fix: boolean): string[] {
   const args = [mode, tag, fix ? '1' : '0', String(plan.dirs.length)];
-  for (const { dir, mode: dirMode } of plan.dirs) args.push(dir, octal(dirMode));
-  args.push(String(plan.deletes.length), ...plan.deletes.map((item) => item.dest));
+  for (const { dir, root, mode: dirMode } of plan.dirs) args.push(dir, root, octal(dirMode));
+  args.push(String(plan.deletes.length));
+  for (const item of plan.deletes) args.push(item.dest, rootOf(item));
   args.push(String(plan.puts.length));
   for (const { item, dir } of plan.puts) {
     const { uid, gid } = item.owner ?? { uid: 0, gid: 0 };
@@ -55,17 +66,19 @@ export type ItemOutcome = { status: 'ok' } | { status: 'missing' | 'isdir' | 'un
 export interface Report {
   deletes: Map<number, ItemOutcome>;
   puts: Map<number, ItemOutcome>;
+  /** Directories refused because they lead outside their root: nothing may be copied into them. */
+  unsafeDirs: Set<number>;
   /** What tar said when it stopped part-way. */
   tarError?: string;
   /** Per-file pushes that failed, by task id (when the runtime's copy replaced tar). */
   copyErrors?: Map<string, StevedoreError>;
 }
 
-const LINE = /^([rpt]) (\S+) (ok|missing|isdir|unsafe|fail)?\s?(.*)$/;
+const LINE = /^([rptd]) (\S+) (ok|missing|isdir|unsafe|fail)?\s?(.*)$/;
 const GROUP = /^g (\d+) (\d+)$/;
 
 export function parseReport(stdout: string): Report {
-  const report: Report = { deletes: new Map(), puts: new Map() };
+  const report: Report = { deletes: new Map(), puts: new Map(), unsafeDirs: new Set() };
   const landed: [number, number][] = [];
   for (const line of stdout.split('\n')) {
     const group = GROUP.exec(line);
@@ -77,6 +90,7 @@ export function parseReport(stdout: string): Report {
     if (!match) continue;
     const [, kind, index, status, message = ''] = match;
     if (kind === 't') report.tarError = message;
+    else if (kind === 'd') report.unsafeDirs.add(Number(index));
     else if (status) {
       const outcome: ItemOutcome = status === 'ok' ? { status } : { status: status as Exclude<ItemOutcome['status'], 'ok'>, message };
       (kind === 'r' ? report.deletes : report.puts).set(Number(index), outcome);
