@@ -23,7 +23,7 @@ import { checkFree } from './spool/receive.js';
 import { recover } from './spool/recover.js';
 import { settleTask } from './spool/settle.js';
 import { createSpool } from './spool/spool.js';
-import { containerName, createTarget } from './targets/index.js';
+import { containerName, createStagingLedger, createTarget } from './targets/index.js';
 import type { Target } from './targets/target.js';
 
 export interface Agent {
@@ -53,6 +53,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   let current = config;
   const spool = createSpool(path.join(config.state_dir, 'spool'));
   const deadLetter = createDeadLetter(path.join(config.state_dir, 'dead-letter'));
+  const ledger = createStagingLedger(path.join(config.state_dir, 'container-staging'));
   const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger });
   const registry = createRegistry({ logger });
   const targets = new Map<string, Target>();
@@ -125,10 +126,14 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       return watches;
     },
     async start() {
-      for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target, logger));
+      for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target, logger, ledger));
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);
-      await Promise.all([spool.init(), deadLetter.init()]);
+      await Promise.all([spool.init(), deadLetter.init(), ledger.open()]);
+      for (const name of ledger.targets().filter((t) => !targets.has(t))) {
+        logger.warn({ target: name, left: ledger.leftovers(name) }, 'an interrupted push left staging directories (.stevedore-TAG) in a target that is no longer configured: remove them by hand');
+        await Promise.all(ledger.leftovers(name).map((note) => ledger.clear(name, note.tag)));
+      }
       const known = (name: string) => targets.has(name);
       const { requeued, restage } = await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger, known });
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
@@ -145,7 +150,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     async reload(next) {
       if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is stopping');
       const plan = planReload(current, next);
-      for (const name of plan.targets) targets.set(name, makeTarget(name, next.targets[name] as Config['targets'][string], logger));
+      for (const name of plan.targets) targets.set(name, makeTarget(name, next.targets[name] as Config['targets'][string], logger, ledger));
       const stopping = watches.filter((w) => plan.stopWatches.includes(w.name));
       await Promise.all(stopping.map((w) => w.close()));
       retired.push(...stopping);

@@ -7,17 +7,21 @@ import { StevedoreError } from '../errors.js';
 import { createContainerTarget } from './container/container.js';
 import { dockerRuntime } from './container/docker.js';
 import { incusRuntime } from './container/incus.js';
+import type { StagingLedger } from './container/ledger.js';
+
+export { createStagingLedger, type StagingLedger } from './container/ledger.js';
 import type { Runtime } from './container/runtime.js';
 import { createLocalTarget } from './local.js';
 import type { Target } from './target.js';
 
-export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger): Target {
+/** `ledger`: where container targets note their staging directories (the agent's; see ledger.ts). */
+export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger): Target {
   if (config.runtime === 'local') return createLocalTarget({ name, root: config.root });
   const runtime = runtimeFor(config);
   if (!onPath(runtime.command)) {
     throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${runtime.command}" command, which is not on PATH (is ${config.runtime} installed?)`);
   }
-  return createContainerTarget(name, runtime, logger);
+  return createContainerTarget(name, runtime, logger, ledger);
 }
 
 function runtimeFor(config: Readonly<Exclude<TargetConfig, { runtime: 'local' }>>): Runtime {

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { createTarget } from '../../src/targets/index.js';
+import { createStagingLedger, createTarget } from '../../src/targets/index.js';
 import { failureKind, type PushItem, type PushResult, type PutItem, type Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -148,6 +148,24 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(results[1]).toMatchObject({ error: { message: expect.stringContaining('/srv/route/evil leads outside /srv/route through a symlink') } });
     expect(await sh(outsideUntouched)).toBe('victim\nkeep\n1\n0');
     expect(await sh('cat /srv/route/real/ok.txt /srv/route/plain/ok.txt; echo; [ -L /srv/route/file-link ] || cat /srv/route/file-link')).toBe('innerplain\nreplaced the link');
+  });
+
+  it('removes the staging directory an agent killed mid-push left, before the next run\'s first push', async () => {
+    const dir = await tempDir();
+    const notes = path.join(dir, 'container-staging');
+    const killed = createStagingLedger(notes);
+    await killed.open();
+    // What a push killed with its agent leaves: a staging directory with part of a file, and its note.
+    await killed.note('t', { tag: 'KILLED', dirs: ['/srv/swept', '/srv/swept/gone'] });
+    await sh('mkdir -p /srv/swept/.stevedore-KILLED && echo part > /srv/swept/.stevedore-KILLED/f');
+    const restarted = createStagingLedger(notes);
+    await restarted.open();
+    const { lines, logger } = captureLogs();
+    const next = createTarget('t', runtime.target(container), logger, restarted);
+    expect(codes(await push(next, [await put(dir, '/srv/swept/f', 'whole')]))).toEqual(['ok']);
+    expect(await sh('ls -A /srv/swept; cat /srv/swept/f')).toBe('f\nwhole');
+    expect(restarted.targets()).toEqual([]);
+    expect(lines.filter((line) => String(line.msg).includes('an interrupted push left'))).toMatchObject([{ target: 't', dirs: ['/srv/swept', '/srv/swept/gone'] }]);
   });
 
   it('lands names with shell syntax, spaces, a newline, a leading dash and UTF-8 under exactly those names', async () => {

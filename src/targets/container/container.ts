@@ -10,6 +10,7 @@ import { archive } from './archive.js';
 import { run } from './cli.js';
 import { runHooks } from './hooks.js';
 import { chunks, precheck, toResult } from './items.js';
+import type { StagingLedger, StagingNote } from './ledger.js';
 import type { Runtime } from './runtime.js';
 import { parseReport, planBatch, scriptArgs, stagedPath, type Plan, type Report, type ScriptMode } from './plan.js';
 
@@ -21,10 +22,12 @@ const ABORT_TIMEOUT_MS = 10_000;
 
 type Way = 'tar' | 'copy';
 
-export function createContainerTarget(name: string, runtime: Runtime, logger?: Logger): Target {
+/** `ledger`: where an agent notes staging directories (`stevedore push` runs without one). */
+export function createContainerTarget(name: string, runtime: Runtime, logger?: Logger, ledger?: StagingLedger): Target {
   // Read when a container target is made: the build copies it beside this module.
   const SCRIPT = readFileSync(new URL('batch.sh', import.meta.url), 'utf8');
   let way: Way | undefined;
+  let sweeping: Promise<void> | undefined;
 
   // Once per container start: a CLI-level failure forgets it, so a replaced container is asked again.
   async function probe(signal: AbortSignal): Promise<Way> {
@@ -44,34 +47,59 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     return new StevedoreError('CONTAINER_UNSUPPORTED', `container ${runtime.container} has no /bin/sh: stevedore needs sh and mv in the container (${error.message})`);
   }
 
-  async function land(plan: Plan, signal: AbortSignal, large: boolean): Promise<Report> {
-    const tag = randomName(9);
-    const entries = plan.puts.map(({ item, dir }) => ({ item, dir, name: stagedPath(item, tag) }));
-    const script = (mode: ScriptMode, fix = false) => runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
-    // A push cut short leaves part of a file in the staging directories: batch.sh
-    // removes them itself when its input ends, but Podman kills it with its client.
-    const abort = () => run(runtime, script('abort'), { signal: AbortSignal.timeout(ABORT_TIMEOUT_MS) }).catch((error: unknown) => {
-      logger?.warn({ target: name, err: error }, 'could not remove the staging directories of a push cut short');
-    });
-    if (!large && (await probe(signal)) === 'tar') {
-      const input = entries.length > 0 ? archive(entries) : undefined;
-      try {
-        return parseReport((await run(runtime, script('all'), { signal, ...(input ? { input } : {}) })).stdout);
-      } catch (error) {
-        if (signal.aborted) await abort();
-        throw error;
-      }
-    }
-    const prepared = parseReport((await run(runtime, script('prepare'), { signal })).stdout);
+  const script = (plan: Plan, mode: ScriptMode, tag: string, fix = false) =>
+    runtime.exec(['sh', '-c', SCRIPT, 'stevedore', ...scriptArgs(plan, mode, tag, fix)]);
+
+  // Removes a batch's staging directories; true when they are gone (with their container, too).
+  async function removeStaging(note: StagingNote, signal: AbortSignal): Promise<boolean> {
+    const plan: Plan = { dirs: note.dirs.map((dir) => ({ dir, root: dir, mode: 0o700 })), deletes: [], puts: [] };
     try {
-      // The runtime's copy would follow a refused directory's symlink: its files stay out.
-      const copied = await copyIn(entries.filter((entry) => !prepared.unsafeDirs.has(entry.dir)), signal);
-      const report = parseReport((await run(runtime, script('commit', runtime.copyIn !== undefined), { signal })).stdout);
-      return { ...report, deletes: prepared.deletes, copyErrors: copied };
+      await run(runtime, script(plan, 'abort', note.tag), { signal });
+      return true;
     } catch (error) {
-      await abort();
+      // Gone with the container, or never made: a container without sh runs no batch.sh.
+      return (error instanceof StevedoreError && error.code === 'TARGET_NOT_FOUND') || noShell(error) !== undefined;
+    }
+  }
+
+  // Before a push: what earlier batches left (a killed agent, a container that went down).
+  async function sweep(signal: AbortSignal): Promise<void> {
+    for (const note of ledger?.leftovers(name) ?? []) {
+      if (!(await removeStaging(note, signal))) return;
+      await ledger?.clear(name, note.tag);
+      logger?.info({ target: name, container: runtime.container, dirs: note.dirs }, 'removed the staging directories an interrupted push left in the container');
+    }
+  }
+
+  async function land(plan: Plan, signal: AbortSignal, large: boolean): Promise<Report> {
+    const note = { tag: randomName(9), dirs: plan.dirs.map(({ dir }) => dir) };
+    if (note.dirs.length > 0) await ledger?.note(name, note);
+    try {
+      const report = await stage(plan, note.tag, signal, large);
+      if (note.dirs.length > 0) await ledger?.clear(name, note.tag);
+      return report;
+    } catch (error) {
+      // A push cut short can leave part of a file in its staging directories: batch.sh
+      // removes them when its input ends, but Podman kills it with its client, and a
+      // copy that failed leaves them too. If the container does not answer now, the
+      // target's next push removes them.
+      if (note.dirs.length > 0 && (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS)))) await ledger?.clear(name, note.tag);
+      else if (note.dirs.length > 0) ledger?.leave(name, note);
       throw error;
     }
+  }
+
+  async function stage(plan: Plan, tag: string, signal: AbortSignal, large: boolean): Promise<Report> {
+    const entries = plan.puts.map(({ item, dir }) => ({ item, dir, name: stagedPath(item, tag) }));
+    if (!large && (await probe(signal)) === 'tar') {
+      const input = entries.length > 0 ? archive(entries) : undefined;
+      return parseReport((await run(runtime, script(plan, 'all', tag), { signal, ...(input ? { input } : {}) })).stdout);
+    }
+    const prepared = parseReport((await run(runtime, script(plan, 'prepare', tag), { signal })).stdout);
+    // The runtime's copy would follow a refused directory's symlink: its files stay out.
+    const copied = await copyIn(entries.filter((entry) => !prepared.unsafeDirs.has(entry.dir)), signal);
+    const report = parseReport((await run(runtime, script(plan, 'commit', tag, runtime.copyIn !== undefined), { signal })).stdout);
+    return { ...report, deletes: prepared.deletes, copyErrors: copied };
   }
 
   // Without the container's tar: one stream the daemon unpacks (Docker, Podman), or one
@@ -122,6 +150,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     name,
     runtime: runtime.runtime,
     async push(items, signal) {
+      if (ledger?.leftovers(name).length) await (sweeping ??= sweep(signal).finally(() => (sweeping = undefined)));
       const results = new Map<string, PushResult>();
       const valid = await precheck(items, results);
       const isLarge = (item: PushItem): item is PutItem => item.op === 'put' && runtime.pushFile !== undefined && item.bytes >= LARGE_FILE;
