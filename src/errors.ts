@@ -18,6 +18,7 @@ export const errorStatus = {
   PUSH_FAILED: 502,
   QUEUE_FULL: 503,
   SHUTTING_DOWN: 503,
+  TOO_MANY_OPEN_FILES: 503,
   INSUFFICIENT_STORAGE: 507,
   CLIENT_ABORTED: 499,
   INTERNAL: 500,
@@ -37,6 +38,8 @@ export const errorStatus = {
   DEST_IS_DIR: undefined,
   PERMISSION_DENIED: undefined,
   TARGET_IO: undefined,
+  // The target's filesystem is out of space or quota: retried, since space can come back.
+  TARGET_FULL: undefined,
   TARGET_DOWN: undefined,
   TARGET_UNKNOWN: undefined,
   TARGET_NOT_FOUND: undefined,

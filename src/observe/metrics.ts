@@ -57,8 +57,11 @@ export function createMetrics(sources: MetricSources): Metrics {
     labelNames: ['target'],
     registers,
     async collect() {
+      const counts = await sources.deadLetters();
       this.reset();
-      for (const [target, count] of await sources.deadLetters()) this.set({ target }, count);
+      // 0 for every configured target: an alert on `> 0` needs the series to exist before.
+      for (const target of sources.targetNames()) this.set({ target }, 0);
+      for (const [target, count] of counts) this.set({ target }, count);
     },
   });
   new Gauge({

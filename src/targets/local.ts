@@ -172,6 +172,8 @@ const errnoToCode: Record<string, ErrorCode> = {
   EEXIST: 'DEST_IS_DIR',
   ENOTDIR: 'DEST_UNSAFE',
   ELOOP: 'DEST_UNSAFE',
+  ENOSPC: 'TARGET_FULL',
+  EDQUOT: 'TARGET_FULL',
 };
 
 function toResult(error: unknown): PushResult {

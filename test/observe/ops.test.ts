@@ -48,6 +48,8 @@ const sample = (metrics: string, name: string) => {
 describe('GET /metrics', () => {
   it('counts tasks by outcome, bytes in and out, dead-letter, and carries Node\'s process metrics', async () => {
     const t = await startAgent();
+    // Every configured target has its dead-letter series from the start, at 0.
+    expect(sample((await get(t, '/metrics')).text, 'stevedore_dead_letter{target="box"}')).toBe(0);
     await blockWithDirectory(t, 'blocked.txt');
     expect((await upload(t, 'ok.txt', 'twelve bytes')).status).toBe('done');
     expect((await upload(t, 'blocked.txt', 'x')).status).toBe('failed');

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { json, send } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
@@ -38,6 +38,30 @@ const readyz = async (t: TestAgent) => {
   const answer = await send(t.url, '/readyz', { method: 'GET' });
   return { status: answer.status, body: answer.text };
 };
+
+const metrics = async (t: TestAgent) => (await send(t.url, '/metrics', { method: 'GET' })).text;
+
+/** The log lines the agent wrote for a task, in order: `task retrying`, `task failed`, … */
+const logsOf = (t: TestAgent, id: string) => t.logs.filter((line) => line.taskId === id);
+
+/** What an operator sees while target c is down: the log says why, /readyz and the metrics say down. */
+async function expectDown(t: TestAgent, id: string): Promise<void> {
+  expect(logsOf(t, id)).toContainEqual(expect.objectContaining({ msg: 'task retrying', target: 'c', error: expect.objectContaining({ code: 'TARGET_DOWN' }) }));
+  const ready = await readyz(t);
+  expect(ready.status).toBe(503);
+  expect(ready.body).toContain('target c is down');
+  const scraped = await metrics(t);
+  expect(scraped).toContain('stevedore_target_up{target="c"} 0');
+  expect(scraped).toMatch(/stevedore_retries_total\{target="c",reason="TARGET_DOWN"\} [1-9]/);
+}
+
+/** Once it is back: ready, up, and the files counted as done. */
+async function expectUp(t: TestAgent, done: number): Promise<void> {
+  expect((await readyz(t)).status).toBe(200);
+  const scraped = await metrics(t);
+  expect(scraped).toContain('stevedore_target_up{target="c"} 1');
+  expect(scraped).toContain(`stevedore_tasks_total{source="http",target="c",outcome="done"} ${done}`);
+}
 
 describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
   let container: string;
@@ -77,14 +101,39 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(entries).toContainEqual(expect.objectContaining({ id: evil.id, has_data: true }));
   });
 
+  it('the container\'s disk full: retried, then dead-lettered with its data and a clear log line; /readyz stays 200; lands once space frees', async () => {
+    const full = await runtime.createWithSmallDisk('sd-full', '/srv/c', '3m');
+    onTestFinished(() => runtime.remove(full));
+    await runtime.sh(full, 'dd if=/dev/zero of=/srv/c/filler bs=1024 count=2600 2>/dev/null');
+    const t = await agentFor(full);
+    const [small, big] = await Promise.all([upload(t, 'small.txt', 'fits'), upload(t, 'big.bin', 'x'.repeat(1 << 20))]);
+    expect(await finished(t, small.id)).toMatchObject({ status: 'done' });
+    expect(await finished(t, big.id)).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'TARGET_FULL', message: expect.stringContaining('out of space') } });
+    const lines = logsOf(t, big.id).filter((line) => line.error !== undefined);
+    expect(lines.map((line) => [line.msg, (line.error as { code: string }).code])).toEqual([
+      ['task retrying', 'TARGET_FULL'], ['task retrying', 'TARGET_FULL'], ['task failed', 'TARGET_FULL'],
+    ]);
+    expect(lines.at(-1)).toMatchObject({ target: 'c', dest: '/srv/c/big.bin', error: { message: expect.stringContaining('No space left on device') } });
+    expect((await readyz(t)).status).toBe(200); // the target answers; other paths may have room
+    const scraped = await metrics(t);
+    expect(scraped).toContain('stevedore_retries_total{target="c",reason="TARGET_FULL"} 2');
+    expect(scraped).toContain('stevedore_tasks_total{source="http",target="c",outcome="failed"} 1');
+    expect(scraped).toContain('stevedore_dead_letter{target="c"} 1');
+    expect(scraped).toContain('stevedore_target_up{target="c"} 1');
+    expect(await runtime.sh(full, 'ls -A /srv/c')).toBe('filler\nsmall.txt'); // no part of big.bin, no staging directory
+
+    await runtime.sh(full, 'rm /srv/c/filler'); // the operator frees space
+    const retried = json<TaskJson>(await send(t.url, `/dead-letter/${big.id}/retry`, { method: 'POST' }));
+    expect(await finished(t, retried.id)).toMatchObject({ status: 'done' });
+    expect(await runtime.sh(full, 'wc -c < /srv/c/big.bin')).toBe(String(1 << 20));
+  });
+
   it('waits for a stopped container without spending attempts, says so in /readyz, then lands', async () => {
     const t = await agentFor(container);
     await runtime.stop(container);
     const ids = await Promise.all(['a', 'b', 'c'].map(async (name) => (await upload(t, `stopped/${name}.txt`, name)).id));
     await waitFor(async () => (await task(t, ids[0] as string)).status === 'retrying', { timeoutMs: 20_000, what: 'a failed push' });
-    const ready = await readyz(t);
-    expect(ready.status).toBe(503);
-    expect(ready.body).toContain('target c is down');
+    await expectDown(t, ids[0] as string);
     await new Promise((resolve) => setTimeout(resolve, 2500)); // a few more probes of the stopped container
     // Read between probes: a push in flight counts its attempt until it is found down.
     const waiting = await waitFor(async () => {
@@ -96,7 +145,7 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     const done = await Promise.all(ids.map((id) => finished(t, id)));
     expect(done.map((x) => [x.status, x.attempts])).toEqual([['done', 1], ['done', 1], ['done', 1]]);
     expect(await sh('cat /srv/c/stopped/a.txt /srv/c/stopped/b.txt /srv/c/stopped/c.txt')).toBe('abc');
-    expect((await readyz(t)).status).toBe(200);
+    await expectUp(t, 3);
   });
 
   it('dead-letters a task for a container that does not exist, keeping the file', async () => {
@@ -117,13 +166,14 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
       const { id } = await upload(t, 'daemon/x.txt', 'after the restart');
       await waitFor(async () => (await task(t, id)).status === 'retrying', { timeoutMs: 20_000, what: 'a failed push' });
       expect((await task(t, id)).error?.code).toBe('TARGET_DOWN');
-      expect((await readyz(t)).body).toContain('target c is down');
+      await expectDown(t, id);
       await runtime.daemon?.start();
       // Docker stops its containers when its daemon stops; Incus keeps them running.
       await runtime.start(container).catch(() => undefined);
       expect(await finished(t, id)).toMatchObject({ status: 'done', attempts: 1 });
       expect(await sh('cat /srv/c/daemon/x.txt')).toBe('after the restart');
       expect(existsSync(path.join(t.stateDir, 'dead-letter', id))).toBe(false);
+      await expectUp(t, 1);
     } finally {
       await runtime.daemon?.start();
     }
@@ -136,12 +186,20 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     await runtime.remove(name);
     const ids = await Promise.all(['a', 'b'].map(async (file) => (await upload(t, `gone/${file}.txt`, `kept ${file}`)).id));
     for (const id of ids) expect(await finished(t, id)).toMatchObject({ status: 'failed', error: { code: 'TARGET_NOT_FOUND' } });
+    for (const id of ids) expect(logsOf(t, id).at(-1)).toMatchObject({ msg: 'task failed', level: 50, target: 'c', error: { message: expect.stringContaining(name) } });
+    // Not down (nothing to wait for): the agent stays ready, and the metrics count two dead letters.
+    expect((await readyz(t)).status).toBe(200);
+    const scraped = await metrics(t);
+    expect(scraped).toContain('stevedore_tasks_total{source="http",target="c",outcome="failed"} 2');
+    expect(scraped).toContain('stevedore_dead_letter{target="c"} 2');
     await runtime.create('unused', undefined, name);
     try {
       const retried = json<{ tasks: { id: string }[]; skipped: unknown[] }>(await send(t.url, '/dead-letter/retry', { method: 'POST' }));
       expect(retried.skipped).toEqual([]);
       for (const { id } of retried.tasks) expect((await finished(t, id)).status).toBe('done');
       expect(await runtime.sh(name, 'cat /srv/c/gone/a.txt; echo; cat /srv/c/gone/b.txt')).toBe('kept a\nkept b');
+      await expectUp(t, 2);
+      expect(await metrics(t)).toContain('stevedore_dead_letter{target="c"} 0');
     } finally {
       await runtime.remove(name);
     }
@@ -160,6 +218,8 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
       await runtime.start(container).catch(() => undefined); // Docker's containers stop with their daemon
       for (const id of ids) expect((await finished(t, id, 120_000)).status).toBe('done');
       expect(await runtime.sh(container, 'ls /srv/c/crash | wc -l')).toBe('30');
+      expect(t.logs.filter((line) => line.msg === 'task retrying' && (line.error as { code?: string } | undefined)?.code === 'TARGET_DOWN').length).toBeGreaterThan(0);
+      await expectUp(t, 30);
     } finally {
       await runtime.daemon?.start();
     }

@@ -23,6 +23,8 @@ export interface RuntimeUnderTest {
   target(container: string): TargetConfig;
   /** A new running container from the busybox image (or NOTAR_IMAGE, which has no tar), with a unique name. */
   create(prefix?: string, image?: string, exactName?: string): Promise<string>;
+  /** A new running busybox container whose `dir` is a filesystem of its own of `size` (e.g. "1m"). */
+  createWithSmallDisk(prefix: string, dir: string, size: string): Promise<string>;
   remove(container: string): Promise<void>;
   stop(container: string): Promise<void>;
   start(container: string): Promise<void>;
@@ -64,6 +66,12 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
       await cli('launch', '-q', image, container);
       return container;
     },
+    async createWithSmallDisk(prefix, dir, size) {
+      const container = await this.create(prefix);
+      // An unprivileged container may mount a tmpfs in its own user namespace.
+      await cli('exec', container, '--', 'sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" tmpfs "$1"', 'sh', dir, size);
+      return container;
+    },
     remove: async (container) => void (await cli('delete', '-f', container)),
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
@@ -82,6 +90,11 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     async create(prefix = 'sd', image = IMAGE, exactName?: string) {
       const container = exactName ?? unique(prefix);
       await cli('run', '-d', '--name', container, '--network', 'none', image, 'sleep', '1d');
+      return container;
+    },
+    async createWithSmallDisk(prefix, dir, size) {
+      const container = unique(prefix);
+      await cli('run', '-d', '--name', container, '--network', 'none', '--tmpfs', `${dir}:size=${size}`, IMAGE, 'sleep', '1d');
       return container;
     },
     // Podman waits 10 s for `sleep` as PID 1 to ignore SIGTERM unless told -t 0; Docker's -f kills at once.

@@ -30,7 +30,7 @@ export const fileRules: readonly FailureRule[] = [
   { match: /Permission denied|Operation not permitted|Read-only file system/i, code: 'PERMISSION_DENIED', says: 'permission denied in the container' },
   { match: /Not a directory|File exists/i, code: 'DEST_UNSAFE', says: 'a part of the destination path is not a directory' },
   { match: /Is a directory|cannot overwrite directory/i, code: 'DEST_IS_DIR', says: 'the destination is a directory' },
-  { match: /No space left|Disk quota/i, code: 'TARGET_IO', says: 'the container is out of space' },
+  { match: /No space left|Disk quota/i, code: 'TARGET_FULL', says: 'the container is out of space' },
 ];
 
 const lastLines = (text: string) => text.trim().split('\n').slice(-3).join(' ').slice(0, 500);
