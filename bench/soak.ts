@@ -3,6 +3,8 @@
 // half of what the agent can take here, bench/push). Prints RSS, open fds and spool
 // size for the first and the last minute (they must stay flat), the errors (must be 0)
 // and the files lost (must be 0, every name checked in the container, a sample by sha256).
+// The JS heap and external memory, read from the agent's /metrics, tell a leak in the
+// heap from memory the allocator keeps.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
@@ -22,9 +24,14 @@ const incus = (...args: string[]) => execa('incus', args, { stdin: 'ignore' });
 interface Sample {
   at: number;
   rssMb: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
   fds: number;
   spoolFiles: number;
 }
+
+const metricMb = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]) / 2 ** 20;
 
 async function main() {
   const work = await mkdtemp(path.join(tmpdir(), 'stevedore-soak-'));
@@ -46,9 +53,13 @@ async function main() {
   const started = performance.now();
   const sample = async () => {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const metrics = await (await fetch(`${agentProc.url}/metrics`)).text();
     samples.push({
       at: (performance.now() - started) / 1000,
       rssMb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024,
+      heapUsedMb: metricMb(metrics, 'nodejs_heap_size_used_bytes'),
+      heapTotalMb: metricMb(metrics, 'nodejs_heap_size_total_bytes'),
+      externalMb: metricMb(metrics, 'nodejs_external_memory_bytes'),
       fds: (await readdir(`/proc/${pid}/fd`)).length,
       spoolFiles: (await readdir(spool)).length,
     });
@@ -101,7 +112,12 @@ async function main() {
   console.log(`files sent: ${sent.size} (${fmt(sent.size / (DURATION / 1000))}/s); errors: ${errorCount} ${JSON.stringify(Object.fromEntries(errors))}; lost: ${lost.length}; sha256 sample: ${picked.length} checked, ${badSums.length} wrong`);
   console.log('                  first minute | last minute');
   console.log(`RSS (MB)          ${fmt(avg(first, 'rssMb')).padStart(12)} | ${fmt(avg(last, 'rssMb'))}`);
+  console.log(`JS heap used (MB) ${fmt(avg(first, 'heapUsedMb')).padStart(12)} | ${fmt(avg(last, 'heapUsedMb'))}`);
+  console.log(`JS heap total (MB)${fmt(avg(first, 'heapTotalMb')).padStart(12)} | ${fmt(avg(last, 'heapTotalMb'))}`);
+  console.log(`external (MB)     ${fmt(avg(first, 'externalMb')).padStart(12)} | ${fmt(avg(last, 'externalMb'))}`);
   console.log(`open fds          ${fmt(avg(first, 'fds')).padStart(12)} | ${fmt(avg(last, 'fds'))}`);
+  const minutes = Array.from({ length: Math.ceil(DURATION / 60_000) }, (_, m) => minute(m * 60, (m + 1) * 60));
+  console.log(`by minute, RSS / heap used (MB): ${minutes.map((list) => `${fmt(avg(list, 'rssMb'))}/${fmt(avg(list, 'heapUsedMb'))}`).join('  ')}`);
   console.log(`spool files       ${fmt(avg(first, 'spoolFiles')).padStart(12)} | ${fmt(avg(last, 'spoolFiles'))}`);
   client.destroy();
   await agentProc.stop();
