@@ -205,6 +205,27 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     }
   });
 
+  // Podman has no daemon to hang.
+  if (runtime.daemon) it('a daemon that hangs: the push is killed at push_timeout and retried, and lands once the daemon answers', async () => {
+    const t = await agentFor(container, ', push_timeout: 1s, retry: { attempts: 20, initial_delay: 100ms, max_delay: 500ms }');
+    await runtime.daemon?.freeze();
+    let id = '';
+    try {
+      id = (await upload(t, 'hung/x.txt', 'after the hang')).id;
+      // The log line, not the task: it is `retrying` for only the backoff before the next try.
+      const killed = () => logsOf(t, id).find((line) => line.msg === 'task retrying' && (line.error as { code?: string } | undefined)?.code === 'PUSH_TIMEOUT');
+      expect(await waitFor(killed, { timeoutMs: 30_000, what: 'a push killed at its timeout' })).toMatchObject({ target: 'c', dest: '/srv/c/hung/x.txt' });
+      // A hang looks like a slow push: not down, so /readyz stays 200; attempts are spent.
+      expect((await readyz(t)).status).toBe(200);
+      expect(await metrics(t)).toMatch(/stevedore_retries_total\{target="c",reason="PUSH_TIMEOUT"\} [1-9]/);
+    } finally {
+      await runtime.daemon?.thaw();
+    }
+    expect(await finished(t, id)).toMatchObject({ status: 'done' });
+    expect(await sh('cat /srv/c/hung/x.txt')).toBe('after the hang');
+    await expectUp(t, 1);
+  });
+
   // Podman has no daemon to crash.
   if (runtime.daemon) it('the daemon killed (SIGKILL) mid-burst, then started: every upload lands', async () => {
     const t = await agentFor(container);

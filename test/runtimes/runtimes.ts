@@ -31,7 +31,8 @@ export interface RuntimeUnderTest {
   /** Runs `sh -c script` in the container and answers its stdout. */
   sh(container: string, script: string, ...args: string[]): Promise<string>;
   /** Stops (SIGTERM), kills (SIGKILL) and starts the daemon, for runtimes that have one. */
-  daemon?: { stop(): Promise<void>; kill(): Promise<void>; start(): Promise<void> };
+  /** freeze: SIGSTOP, a daemon that stops answering and hangs its clients; thaw: SIGCONT. */
+  daemon?: { stop(): Promise<void>; kill(): Promise<void>; start(): Promise<void>; freeze(): Promise<void>; thaw(): Promise<void> };
 }
 
 const IMAGE = 'local/busybox';
@@ -42,7 +43,13 @@ const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).th
 
 export const required = process.env.CI === 'true';
 
-const daemonOf = (name: string) => ({ stop: () => setup('stop', name), kill: () => setup('kill', name), start: () => setup('start', name) });
+const daemonOf = (name: string) => ({
+  stop: () => setup('stop', name),
+  kill: () => setup('kill', name),
+  start: () => setup('start', name),
+  freeze: async () => void (await execa('pkill', ['-STOP', '-x', `${name}d`])),
+  thaw: async () => void (await execa('pkill', ['-CONT', '-x', `${name}d`])),
+});
 
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
