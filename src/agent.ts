@@ -21,7 +21,7 @@ import { createDeadLetter } from './spool/dead-letter.js';
 import { createJournal } from './spool/journal.js';
 import { checkFree } from './spool/receive.js';
 import { recover } from './spool/recover.js';
-import { settleTask } from './spool/settle.js';
+import { createSettlement } from './spool/settle.js';
 import { createSpool } from './spool/spool.js';
 import { containerName, createStagingLedger, createTarget } from './targets/index.js';
 import type { Target } from './targets/target.js';
@@ -58,13 +58,15 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const registry = createRegistry({ logger });
   const targets = new Map<string, Target>();
   let closing = false;
+  const shutdown = new AbortController();
   let http: HttpServer | undefined;
   const deadLetterCounts = cachedCounts(deadLetter);
 
   // Watches stopped by a reload stay here until the end: their tasks still settle through them.
   const retired: Watch[] = [];
+  const settleTask = createSettlement({ journal, spool, deadLetter, logger, signal: shutdown.signal });
   const settle = async (task: Task, how: Settlement) => {
-    await settleTask(task, how, { journal, spool, deadLetter });
+    await settleTask(task, how);
     if (how === 'failed') deadLetterCounts.forget();
     const origin = task.origin;
     if (origin) await [...watches, ...retired].find((w) => w.name === origin.watch)?.settled(task, how);
@@ -165,6 +167,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     },
     async close() {
       closing = true;
+      shutdown.abort(); // a task end still waiting for room stays journaled
       const grace = config.queue.shutdown_grace;
       const deadline = Date.now() + grace;
       await Promise.all(watches.map((watch) => watch.close()));

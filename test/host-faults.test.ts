@@ -1,12 +1,15 @@
 // Host faults, for real: state_dir on a small tmpfs that fills up. Uploads get 507 once
 // min_free would be crossed (and when the disk really is full), the agent keeps serving,
-// nothing accepted is lost, and once the spool drains new uploads succeed again.
+// nothing accepted is lost, and once the spool drains new uploads succeed again. A
+// watched folder on that same disk: its files wait in the folder while there is no
+// room, and all land once there is.
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, readdir, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { startAgent } from './helpers/agent.js';
+import { stringify } from 'yaml';
+import { startAgent, type TestAgent } from './helpers/agent.js';
 import { json, open, send } from './helpers/http.js';
 import { gatedTarget } from './helpers/targets.js';
 import { tempDir } from './helpers/temp.js';
@@ -23,6 +26,24 @@ async function smallDisk(dir: string, size: string): Promise<void> {
     await run('umount', ['-l', dir]);
   });
 }
+
+const MiB = 2 ** 20;
+const freeOn = async (dir: string) => {
+  const { bavail, bsize } = await statfs(dir);
+  return bavail * bsize;
+};
+/** Grows `file` until the disk refuses another byte (ENOSPC). */
+async function fillUp(file: string): Promise<void> {
+  for (const chunk of [MiB, 4096, 1]) {
+    try {
+      for (;;) await appendFile(file, Buffer.alloc(chunk));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+    }
+  }
+}
+const get = (t: TestAgent, what: string) => send(t.url, what, { method: 'GET' });
+const logged = (t: TestAgent, start: string) => t.logs.filter((line) => String(line.msg).startsWith(start));
 
 describe.runIf(root || process.env.CI === 'true')('a full spool disk', () => {
   it('answers 507 past min_free and when the disk is really full, keeps serving, loses nothing, and takes uploads again once the spool drains', async () => {
@@ -67,4 +88,93 @@ describe.runIf(root || process.env.CI === 'true')('a full spool disk', () => {
     expect((await send(t.url, '/readyz', { method: 'GET' })).status).toBe(200);
     await t.close(); // before the disk goes away
   });
+});
+
+describe.runIf(root || process.env.CI === 'true')('a watched folder on the same full disk', () => {
+  // Staging a watched file is always a copy into the spool, never a hard link, even on
+  // the spool's own disk (a writer may still change the file in place): every file
+  // dropped here needs its size again in free space before it can be staged.
+  it('keeps files in the folder while there is no room (said once), never crosses min_free by staging, and lands every file once space frees', async () => {
+    const dir = await tempDir();
+    const disk = path.join(dir, 'disk');
+    await smallDisk(disk, '24m');
+    const drop = path.join(disk, 'drop');
+    const spool = path.join(disk, 'state/spool');
+    const filler = path.join(disk, 'filler');
+    await mkdir(drop);
+    const gate = gatedTarget(); // pushes wait: the spool fills, nothing drains
+    const watch = { name: 'in', path: drop, target: 'box', dest: '/srv/in', settle: '100ms' };
+    const t = await startAgent({ dir, stateDir: path.join(disk, 'state'), minFree: '4MiB', createTarget: gate.createTarget, queue: 'per_target: 1', extra: stringify({ watch: [watch] }) });
+    const expected = new Map<string, Buffer>();
+    const spooled = async () => (await readdir(spool)).length;
+
+    // With room: an upload takes the one push slot and waits at the gate; 250 small
+    // drops are staged behind it.
+    expect((await send(t.url, '/drop/files/first.txt', { body: 'first' })).status).toBe(202);
+    for (let i = 0; i < 250; i += 1) {
+      expected.set(`s${i}.txt`, Buffer.alloc(4096, i));
+      await writeFile(path.join(drop, `s${i}.txt`), Buffer.alloc(4096, i));
+    }
+    await waitFor(async () => (await spooled()) === 251, { timeoutMs: 15_000, what: 'the small drops to be staged' });
+
+    // Near min_free: twelve 1 MiB files arrive at once (written as *.part, renamed in)
+    // when only 2.5 MiB are left above min_free. Before, each was admitted alone on the
+    // same free figure and their copies together ran the disk full (ENOSPC).
+    for (let i = 0; i < 12; i += 1) await writeFile(path.join(drop, `b${i}.bin.part`), Buffer.alloc(MiB, 100 + i));
+    await writeFile(filler, Buffer.alloc((await freeOn(disk)) - 6.5 * MiB));
+    await Promise.all(Array.from({ length: 12 }, (_, i) => rename(path.join(drop, `b${i}.bin.part`), path.join(drop, `b${i}.bin`))));
+    for (let i = 0; i < 12; i += 1) expected.set(`b${i}.bin`, Buffer.alloc(MiB, 100 + i));
+    const status = async () => json<{ watches: { pending: number }[]; spool: { files: number; free_bytes: number } }>(await get(t, '/status'));
+    const waitingForRoom = async () => logged(t, 'no room in the spool').length > 0 && (await status()).watches[0]?.pending === 12 - ((await spooled()) - 251);
+    await waitFor(waitingForRoom, { timeoutMs: 10_000, what: 'the big files to wait for room' });
+    const bigStaged = (await spooled()) - 251;
+    const freeAtStop = await freeOn(disk);
+    expect(bigStaged).toBeGreaterThanOrEqual(1);
+    expect(freeAtStop).toBeGreaterThanOrEqual(4 * MiB); // staging stopped at min_free, not at a full disk
+    expect(logged(t, 'could not stage a watched file')).toEqual([]);
+    expect(logged(t, 'no room in the spool for watched files')).toHaveLength(1);
+    expect((await get(t, '/readyz')).status).toBe(200); // small uploads still fit
+
+    // Really full: the agent still serves, says why it is not ready, refuses uploads.
+    await fillUp(filler);
+    expect((await get(t, '/healthz')).status).toBe(200);
+    const readyz = await get(t, '/readyz');
+    expect(readyz.status).toBe(503);
+    expect(json<{ problems: string[] }>(readyz).problems).toEqual([expect.stringMatching(/^the spool's disk would drop below min_free of 4194304 bytes \(\d+ bytes free\)$/)]);
+    expect((await status()).spool).toMatchObject({ files: 251 + bigStaged, free_bytes: expect.any(Number) });
+    expect((await status()).watches[0]?.pending).toBe(12 - bigStaged);
+    expect((await send(t.url, '/drop/files/refused.bin', { body: 'no room' })).status).toBe(507);
+
+    // The target comes back while the disk is still full: pushes land, but their end
+    // cannot be journaled. Before, such tasks stayed half-settled until a restart: staged,
+    // their drop files kept, even after space came back.
+    gate.open();
+    await waitFor(async () => (await readdir(path.join(t.root, 'srv/in')).catch(() => [])).length >= 250 + bigStaged, { timeoutMs: 15_000, what: 'the staged files to land' });
+    const refused = () => logged(t, 'cannot record the end of finished tasks').length + logged(t, 'settling a task failed').length > 0;
+    await waitFor(refused, { what: 'the journal to refuse the ends' });
+    expect(logged(t, 'settling a task failed')).toEqual([]); // given up on, before: left half-settled
+    const freedAt = Date.now();
+    await rm(filler);
+    await waitFor(async () => (await readdir(drop)).length === 0 && (await spooled()) === 0, { timeoutMs: 40_000, what: 'the folder and the spool to empty' });
+    const drained = Date.now() - freedAt;
+
+    const wrong: string[] = [];
+    for (const [name, content] of expected) {
+      const landed = await readFile(path.join(t.root, 'srv/in', name)).catch(() => Buffer.alloc(0));
+      if (!landed.equals(content)) wrong.push(`${name}: ${landed.length} bytes`);
+    }
+    expect(wrong).toEqual([]);
+    expect(await readFile(path.join(t.root, 'srv/files/first.txt'), 'utf8')).toBe('first');
+    expect((await get(t, '/readyz')).status).toBe(200);
+    expect(logged(t, 'no watched file waits for room in the spool any more')).toHaveLength(1);
+    expect(logged(t, 'recorded the end of the tasks that waited')).toHaveLength(1);
+    expect(logged(t, 'settling a task failed')).toEqual([]);
+    // eslint-disable-next-line no-console -- each fault test prints what it tried and what happened
+    console.log(
+      `watch on a full disk: ${expected.size} files dropped (250 × 4 KiB, 12 × 1 MiB); ${bigStaged} of the 1 MiB ones staged before min_free (${(freeAtStop / MiB).toFixed(1)} MiB free, min_free 4 MiB), ` +
+        `${12 - bigStaged} waited in the folder; full disk: /healthz 200, /readyz 503, upload 507; ends not journaled while full: logged once, recorded later; ` +
+        `${expected.size} landed intact ${drained} ms after the space freed, 0 left in the spool or the folder`,
+    );
+    await t.close(); // before the disk goes away
+  }, 90_000);
 });

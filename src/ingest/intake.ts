@@ -6,7 +6,7 @@ import { StevedoreError } from '../errors.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, newTaskId, type FileOptions, type Task, type TaskOrigin, type TaskSource } from '../queue/task.js';
 import type { Journal } from '../spool/journal.js';
-import { checkFree, receive, spoolError, type ReceiveOptions, type Received } from '../spool/receive.js';
+import { checkFree, receive, spoolError, type ReceiveOptions, type Received, type Staging } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
 
 export interface Accepted {
@@ -23,9 +23,18 @@ export interface Accepted {
   origin?: TaskOrigin;
 }
 
+/** What admit() holds besides queue slots: the bytes about to be written. */
+export interface Admission {
+  /** The file is written (the disk counts it now) or never will be: stop holding its bytes. Idempotent. */
+  done(): void;
+}
+
 export interface Intake {
-  /** Takes `count` queue slots, or throws QUEUE_FULL / SHUTTING_DOWN / INSUFFICIENT_STORAGE. */
-  admit(count: number, expectedBytes?: number): Promise<void>;
+  /**
+   * Takes `count` queue slots and holds `expectedBytes` of the spool's disk until
+   * done(), or throws QUEUE_FULL / SHUTTING_DOWN / INSUFFICIENT_STORAGE.
+   */
+  admit(count: number, expectedBytes?: number): Promise<Admission>;
   release(count: number): void;
   /** Stages a body; `declared` is its Content-Length when known. */
   receive(body: Readable, options: Omit<ReceiveOptions, 'minFree'>, declared?: number): Promise<Received>;
@@ -45,6 +54,9 @@ export interface IntakeOptions {
 }
 
 export function createIntake({ spool, journal, scheduler, minFree, isClosing, onAccepted }: IntakeOptions): Intake {
+  // Without it, files admitted together (a folder of drops, a burst of uploads) each
+  // fit the free space alone and crossed min_free together, up to a full disk.
+  const staging: Staging = { bytes: 0 };
   return {
     async admit(count, expectedBytes = 0) {
       if (isClosing()) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
@@ -52,11 +64,18 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing, on
         throw new StevedoreError('QUEUE_FULL', 'the queue is at capacity; retry later', { details: { size: scheduler.size } });
       }
       try {
-        await checkFree(spool, minFree, expectedBytes);
+        await checkFree(spool, minFree, expectedBytes, staging);
       } catch (error) {
         scheduler.release(count);
         throw error;
       }
+      let held = expectedBytes;
+      return {
+        done() {
+          staging.bytes -= held;
+          held = 0;
+        },
+      };
     },
     release: (count) => scheduler.release(count),
     receive: (body, options, declared) => receive(spool, body, { ...options, minFree }, declared),

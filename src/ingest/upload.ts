@@ -9,6 +9,7 @@ import { bearerToken, tokenAllows } from './auth.js';
 import { expectedDigest } from './checksum.js';
 import { singleHeader } from './headers.js';
 import type { HttpContext, Route } from './http.js';
+import type { Admission } from './intake.js';
 import { joinDest } from './paths.js';
 import { continueBody, sendJson } from './respond.js';
 
@@ -46,12 +47,11 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
     // Claimed before the first await: a twin request arriving meanwhile must see it.
     ctx.uploading.add(uploading);
   }
-  let admitted = false;
+  let admission: Admission | undefined;
   let committed = false;
   let id: string | undefined;
   try {
-    await ctx.intake.admit(1, length ?? 0);
-    admitted = true;
+    admission = await ctx.intake.admit(1, length ?? 0);
     id = announce(ctx, res, to, length);
     const announced = id;
     continueBody(req, res);
@@ -63,9 +63,11 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
     }
     const [task] = await ctx.intake.commit([{ received, source: 'http', ...to, ...(id ? { id } : {}), ...(key === undefined ? {} : { idempotencyKey: key }) }]);
     committed = true;
+    admission.done(); // on disk now: before a Prefer: wait holds the answer
     await answerTasks(ctx, req, res, task ? [task] : [], false);
   } finally {
-    if (admitted && !committed) ctx.intake.release(1);
+    admission?.done();
+    if (admission && !committed) ctx.intake.release(1);
     if (uploading) ctx.uploading.delete(uploading);
     if (id) ctx.receiving.delete(id);
   }

@@ -117,18 +117,30 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
   }
 }
 
-/** Throws INSUFFICIENT_STORAGE when writing `incoming` more bytes would cross `minFree`. */
 // Within this of the limit, a cached reading is not trusted.
 const NEAR_LIMIT = 256 * 2 ** 20;
 
-export async function checkFree(spool: Spool, minFree: number, incoming = 0): Promise<void> {
+/** Bytes admitted and not written yet: the disk does not count them, the next admission must. */
+export interface Staging {
+  bytes: number;
+}
+
+/**
+ * Throws INSUFFICIENT_STORAGE when writing `incoming` more bytes (plus what `staging`
+ * holds) would cross `minFree`. With `staging`, admitted bytes are added to it in the
+ * same step as the check: concurrent admissions, each fitting alone, cannot all pass.
+ */
+export async function checkFree(spool: Spool, minFree: number, incoming = 0, staging?: Staging): Promise<void> {
   let free = await spool.freeBytes();
-  if (free - incoming < minFree + NEAR_LIMIT) free = await spool.freeBytes(true);
-  if (free - incoming < minFree) {
-    throw new StevedoreError('INSUFFICIENT_STORAGE', `the spool's disk would drop below min_free (${free} bytes free)`, {
-      details: { free, minFree, incoming },
+  if (free - incoming - (staging?.bytes ?? 0) < minFree + NEAR_LIMIT) free = await spool.freeBytes(true);
+  const held = staging?.bytes ?? 0;
+  if (free - incoming - held < minFree) {
+    const what = held > 0 ? `${free} bytes free, ${held} being staged` : `${free} bytes free`;
+    throw new StevedoreError('INSUFFICIENT_STORAGE', `the spool's disk would drop below min_free of ${minFree} bytes (${what})`, {
+      details: { free, minFree, incoming, staging: held },
     });
   }
+  if (staging) staging.bytes += incoming;
 }
 
 const clientAborted = () => new StevedoreError('CLIENT_ABORTED', 'the client went away mid-body');

@@ -1,3 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { errnoCode, errorMessage } from '../errors.js';
 import type { Task } from '../queue/task.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { Journal } from './journal.js';
@@ -23,4 +26,51 @@ export async function settleTask(task: Task, how: 'done' | 'failed' | 'supersede
   }
   await journal.append({ op: 'done', id: task.id });
   if (task.kind === 'put') await spool.remove(task.staged);
+}
+
+export interface SettlementOptions extends SettleArgs {
+  logger: Logger;
+  /** Aborted when the agent stops: a task still waiting stays live in the journal. */
+  signal: AbortSignal;
+  retryMs?: number;
+}
+
+/** What the host gives back in time: disk space, file descriptors. */
+const WAIT_FOR = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE']);
+
+/**
+ * settleTask, waiting out a full disk or a lack of file descriptors: the push is over,
+ * only its journal line (or dead-letter entry) cannot be written yet. Before, such a
+ * task was left half-settled until a restart: staged, live in the journal, its dropped
+ * host file kept. Retried every second, said once when the wait starts and once when
+ * it ends; given up when the agent stops (the next start pushes the file again).
+ */
+export function createSettlement({ logger, signal, retryMs = 1000, ...args }: SettlementOptions): (task: Task, how: 'done' | 'failed' | 'superseded') => Promise<void> {
+  let waiting = 0;
+  // One timer for every task that waits: they retry together, in one journal write.
+  let tick: Promise<void> | undefined;
+  const nextTry = () =>
+    (tick ??= sleep(retryMs, undefined, { signal }).then(
+      () => void (tick = undefined),
+      () => void (tick = undefined),
+    ));
+  return async (task, how) => {
+    let waited = false;
+    try {
+      for (;;) {
+        try {
+          return await settleTask(task, how, args);
+        } catch (error) {
+          if (!WAIT_FOR.has(errnoCode(error) ?? '') || signal.aborted) throw error;
+          if (!waited && (waiting += 1) === 1) {
+            logger.warn({ code: errnoCode(error), taskId: task.id }, `cannot record the end of finished tasks (${errorMessage(error)}); their files stay staged, retrying every ${retryMs} ms`);
+          }
+          waited = true;
+          await nextTry();
+        }
+      }
+    } finally {
+      if (waited && (waiting -= 1) === 0 && !signal.aborted) logger.info('recorded the end of the tasks that waited');
+    }
+  };
 }

@@ -41,11 +41,13 @@ export interface StartOptions {
   targets?: string;
   /** http.listen (default 127.0.0.1:0); the test still connects over 127.0.0.1. */
   listen?: string;
+  /** state_dir (default DIR/state), e.g. on a disk of the test's own. */
+  stateDir?: string;
 }
 
-export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s', targets = '', listen = '127.0.0.1:0' }: StartOptions = {}): string {
+export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s', targets = '', listen = '127.0.0.1:0', stateDir = path.join(dir, 'state') }: StartOptions = {}): string {
   return `version: 1
-state_dir: ${path.join(dir, 'state')}
+state_dir: ${stateDir}
 log: { level: debug, format: json }
 targets:
   box: { runtime: local, root: ${path.join(dir, 'box')} }
@@ -95,7 +97,7 @@ export async function launchAgent(options: StartOptions & { dir: string }): Prom
     config,
     url: `http://127.0.0.1:${address?.port}`,
     dir,
-    stateDir: path.join(dir, 'state'),
+    stateDir: config.state_dir,
     root: path.join(dir, 'box'),
     logs,
     close,

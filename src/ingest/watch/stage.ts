@@ -1,14 +1,19 @@
 // Stages one settled host file through the intake, as an upload would be: admitted,
-// copied into the spool with its checksum, journaled, queued.
+// copied into the spool with its checksum, journaled, queued. Always a copy, never a
+// link, even on the spool's own disk: a drop folder's writer may still change the file
+// in place, and the staged bytes must stay those the checksum was taken of.
 import { createReadStream, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { errnoCode, errorMessage, isStevedoreError } from '../../errors.js';
-import type { Accepted, Intake } from '../intake.js';
+import { errnoCode, isStevedoreError, type StevedoreError } from '../../errors.js';
+import type { Accepted, Admission, Intake } from '../intake.js';
 
-/** queued; skipped (gone, or not ours to push); later (no room now); changed (written to while copied). */
-export type StageOutcome = 'queued' | 'skipped' | 'later' | 'changed';
+/**
+ * queued; skipped (gone, or not ours to push); later (no queue slot now, or a read that
+ * failed); full (no room in the spool's disk now); changed (written to while copied).
+ */
+export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed';
 
 export interface StageArgs {
   file: string;
@@ -18,20 +23,24 @@ export interface StageArgs {
   intake: Intake;
   log: Logger;
   accepted: Omit<Accepted, 'received'>;
+  /** Told when the outcome is `full`, with why (the watch says it once, not per file). */
+  noRoom(error: StevedoreError): void;
 }
 
-export async function stageFile({ file, root, stats, intake, log, accepted }: StageArgs): Promise<StageOutcome> {
+export async function stageFile({ file, root, stats, intake, log, accepted, noRoom }: StageArgs): Promise<StageOutcome> {
   const real = await realpath(file).catch(() => undefined);
   if (real === undefined) return 'skipped';
   if (real !== root && !real.startsWith(`${root}${path.sep}`)) {
     log.warn({ path: file, resolves: real }, 'skipping a symlink that leads outside the watched directory');
     return 'skipped';
   }
+  let admission: Admission;
   try {
-    await intake.admit(1, stats.size);
+    admission = await intake.admit(1, stats.size);
   } catch (error) {
     if (isStevedoreError(error, 'SHUTTING_DOWN')) return 'skipped';
-    log.debug({ path: file, reason: errorMessage(error) }, 'no room to stage a watched file yet');
+    if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
+    log.debug({ path: file, reason: (error as Error).message }, 'no queue slot to stage a watched file yet');
     return 'later';
   }
   let committed = false;
@@ -49,9 +58,16 @@ export async function stageFile({ file, root, stats, intake, log, accepted }: St
     return 'queued';
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return 'skipped';
+    if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
     log.error({ path: file, err: error }, 'could not stage a watched file; trying again shortly');
     return 'later';
   } finally {
+    admission.done();
     if (!committed) intake.release(1);
   }
+}
+
+function full(error: StevedoreError, noRoom: (error: StevedoreError) => void): 'full' {
+  noRoom(error);
+  return 'full';
 }

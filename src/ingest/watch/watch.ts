@@ -52,6 +52,7 @@ export interface WatchStatus {
   mode: 'drop' | 'mirror';
   state: WatchState;
   since: string;
+  /** Files seen and not queued yet: settling, being staged, or waiting for room in the spool. */
   pending: number;
   /** Files and directories it knows under its folder. */
   paths: number;
@@ -95,7 +96,10 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     void next.then(() => chains.get(file) === next && chains.delete(file));
   };
   const settler = createSettler(config.settle, stageInOrder);
-  const retries = new Map<string, number>();
+  const retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
+  // Files that found no room in the spool's disk: said when the first one waits and
+  // when none is left waiting, not per file and retry. Each one staged wakes a few.
+  const noRoom = new Set<string>();
   let watcher: TreeWatcher | undefined;
   let rootTimer: NodeJS.Timeout | undefined;
   let current: Pick<WatchStatus, 'state' | 'since' | 'error'> = { state: 'starting', since: new Date().toISOString() };
@@ -105,13 +109,32 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
   const setState = (state: WatchState, error?: string) => {
     if (current.state !== state || current.error !== error) current = { state, since: new Date().toISOString(), ...(error ? { error } : {}) };
   };
-  // No room in the queue, or a read that failed: look again, backing off per file so a
-  // tree larger than the queue or an unreadable file does not spin.
+  // No room in the queue or the spool, or a read that failed: look again, backing off
+  // per file so a tree larger than the queue or an unreadable file does not spin.
   const later = (file: string) => {
     if (closed) return;
-    const attempt = (retries.get(file) ?? 0) + 1;
-    retries.set(file, attempt);
-    setTimeout(() => !closed && settler.touch(file), Math.min(RETRY_MAX, RETRY_FIRST * 2 ** (attempt - 1))).unref();
+    const attempt = (retries.get(file)?.attempt ?? 0) + 1;
+    const timer = setTimeout(() => !closed && settler.touch(file), Math.min(RETRY_MAX, RETRY_FIRST * 2 ** (attempt - 1))).unref();
+    retries.set(file, { attempt, timer });
+  };
+  const forgetRetry = (file: string) => {
+    clearTimeout(retries.get(file)?.timer);
+    retries.delete(file);
+  };
+
+  const lacksRoom = (file: string, error: StevedoreError) => {
+    if (noRoom.size === 0) log.warn({ ...error.details }, `no room in the spool for watched files: ${error.message}; they wait in the folder and are staged once there is room`);
+    noRoom.add(file);
+  };
+  const leavesNoRoom = (file: string, staged: boolean) => {
+    if (!noRoom.delete(file)) return;
+    if (noRoom.size === 0) return void log.info('no watched file waits for room in the spool any more');
+    if (!staged) return;
+    // Room came back: the next ones need not wait out their backoff (up to 30 s).
+    for (const next of [...noRoom].slice(0, STAGING)) {
+      forgetRetry(next);
+      settler.touch(next);
+    }
   };
 
   async function stageOne({ file, stats }: { file: string; stats: Stats }): Promise<void> {
@@ -122,10 +145,12 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     const dest = destFor(rel);
     if (dest === undefined) return;
     const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs };
-    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: accepted(dest, origin) });
-    if (outcome !== 'later') retries.delete(file);
+    const noRoomFor = (error: StevedoreError) => lacksRoom(file, error);
+    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: accepted(dest, origin), noRoom: noRoomFor });
+    if (outcome !== 'later' && outcome !== 'full') retries.delete(file);
+    if (outcome !== 'full') leavesNoRoom(file, outcome === 'queued');
     if (outcome === 'queued') queued.set(rel, origin);
-    else if (outcome === 'later' || outcome === 'changed') later(file);
+    else if (outcome === 'later' || outcome === 'full' || outcome === 'changed') later(file);
   }
 
   const accepted = (dest: string, origin: TaskOrigin) => ({ source: 'watch' as const, route: config.name, target: config.target, dest, options, origin });
@@ -189,6 +214,8 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
 
   function onUnlink(file: string, dir: boolean): void {
     settler.forget(file);
+    forgetRetry(file);
+    leavesNoRoom(file, false);
     if (file === root) return void goneMissing();
     if (config.mode === 'mirror' && config.delete) void settleDelete(relOf(file), dir);
   }
@@ -263,6 +290,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     async close() {
       closed = true;
       clearInterval(rootTimer);
+      for (const file of retries.keys()) forgetRetry(file);
       guard.release();
       settler.close();
       await watcher?.close();
@@ -297,6 +325,6 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
         await afterDrop({ root, afterPush: config.after_push, origin, log });
       }
     },
-    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length(), paths: watcher?.count() ?? 0 }),
+    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + noRoom.size, paths: watcher?.count() ?? 0 }),
   };
 }
