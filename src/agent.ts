@@ -14,6 +14,7 @@ import { createIntake } from './ingest/intake.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
 import { createMetrics } from './observe/metrics.js';
 import { cachedCounts, createOperations } from './observe/operations.js';
+import { createOutOfFilesAlarm } from './open-files.js';
 import { createRegistry, type Registry } from './queue/registry.js';
 import { createScheduler, type Settlement } from './queue/scheduler.js';
 import type { Task } from './queue/task.js';
@@ -59,6 +60,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const targets = new Map<string, Target>();
   let closing = false;
   const shutdown = new AbortController();
+  const outOfFiles = createOutOfFilesAlarm(logger);
   let http: HttpServer | undefined;
   const deadLetterCounts = cachedCounts(deadLetter);
 
@@ -94,7 +96,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested });
   // state_dir never changes in a running agent (a reload says it needs a restart).
   const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
-    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger });
+    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger, outOfFiles });
   let watches = config.watch.map((w) => makeWatch(w, config.defaults));
 
   const ops = createOperations({
@@ -141,7 +143,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {
-        http = createHttpServer(httpOptions(config, { intake, registry, logger, readiness, ops }));
+        http = createHttpServer(httpOptions(config, { intake, registry, logger, readiness, ops, outOfFiles }));
         address = await http.listen();
         logger.info({ address: `${address.address}:${address.port}` }, 'listening');
       }
@@ -160,7 +162,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       watches = [...watches.filter((w) => !stopping.includes(w)), ...starting];
       // Only what can change in place moves to `next`; the rest keeps running as it was.
       current = keepRunning(current, next);
-      if (http && current.http) http.update(httpOptions(current, { intake, registry, logger, readiness, ops }));
+      if (http && current.http) http.update(httpOptions(current, { intake, registry, logger, readiness, ops, outOfFiles }));
       logger.level = current.log.level;
       await Promise.all(starting.map((w) => w.start()));
       return plan;
@@ -187,7 +189,7 @@ function schedulerLimits(config: Config) {
   return { capacity, concurrency, perTarget, batchFiles, batchBytes };
 }
 
-type HttpDeps = Pick<HttpOptions, 'intake' | 'registry' | 'logger' | 'readiness' | 'ops'>;
+type HttpDeps = Pick<HttpOptions, 'intake' | 'registry' | 'logger' | 'readiness' | 'ops' | 'outOfFiles'>;
 
 function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   const http = config.http as NonNullable<Config['http']>;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { StevedoreError, isStevedoreError, type ErrorCode } from '../errors.js';
+import { connectionCap, isOutOfFiles, openFilesLimit, outOfFiles, type OutOfFilesAlarm } from '../open-files.js';
 import type { Registry } from '../queue/registry.js';
 import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
 import type { Intake } from './intake.js';
@@ -37,6 +38,8 @@ export interface HttpOptions {
   readiness(): Promise<string[]>;
   /** /metrics, /status and /dead-letter. */
   ops: Operations;
+  /** Says once a minute that descriptors ran out (a failed accept or upload, a refused connection). */
+  outOfFiles: OutOfFilesAlarm;
 }
 
 /** What every handler gets: the options plus the idempotency keys being uploaded now. */
@@ -90,8 +93,18 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       server.on('checkContinue', onRequest);
       server.on('clientError', answerClientError);
       server.keepAliveTimeout = 5000;
+      limitConnections(server, options.outOfFiles);
       await new Promise<void>((resolve, reject) => {
-        server?.once('error', reject).listen(port, host, () => resolve());
+        server?.once('error', reject).listen(port, host, () => {
+          server?.off('error', reject);
+          resolve();
+        });
+      });
+      // Once listening, an 'error' is an accept that failed, EMFILE when descriptors run
+      // out: a second one with no listener left would have ended the process.
+      server.on('error', (error) => {
+        if (isOutOfFiles(error)) options.outOfFiles.note(error, { during: 'accept' });
+        else options.logger.error({ err: error }, 'the listener failed to accept a connection');
       });
       return server.address() as AddressInfo;
     },
@@ -122,9 +135,12 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
       ctx.logger.info({ method: req.method, url: req.url }, 'client aborted mid-body; nothing queued');
       return;
     }
-    const failure = isStevedoreError(error) ? error : new StevedoreError('INTERNAL', 'internal error', { cause: error });
-    const level = failure.status >= 500 ? 'error' : 'info';
-    ctx.logger[level]({ method: req.method, url: req.url, code: failure.code, err: failure.status >= 500 ? error : undefined }, failure.message);
+    const failure = isStevedoreError(error) ? error : isOutOfFiles(error) ? outOfFiles(error) : new StevedoreError('INTERNAL', 'internal error', { cause: error });
+    if (failure.code === 'TOO_MANY_OPEN_FILES') ctx.outOfFiles.note(failure, { method: req.method, url: req.url });
+    else {
+      const level = failure.status >= 500 ? 'error' : 'info';
+      ctx.logger[level]({ method: req.method, url: req.url, code: failure.code, err: failure.status >= 500 ? error : undefined }, failure.message);
+    }
     sendError(req, res, failure, failure.code === 'PUSH_FAILED' ? failure.details : {});
   }
 }
@@ -205,6 +221,16 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
   const [status, code, message] = PARSER_ERRORS[error.code ?? ''] ?? [400, 'BAD_REQUEST', `malformed request (${error.code ?? error.message})`];
   const body = `${JSON.stringify({ error: { code, message } })}\n`;
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+// With the open-files limit known, the listener takes at most connectionCap() of them
+// at once: a connection past it is closed at accept (node's maxConnections), before it
+// holds a descriptor that the files of the connections already taken need.
+function limitConnections(server: Server, alarm: OutOfFilesAlarm): void {
+  const limit = openFilesLimit();
+  if (limit === undefined) return;
+  server.maxConnections = connectionCap(limit);
+  server.on('drop', () => alarm.note(undefined, { refused: 'a connection', maxConnections: server.maxConnections }));
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

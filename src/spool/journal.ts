@@ -6,7 +6,7 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode } from '../errors.js';
 import type { TaskRecord } from '../queue/task.js';
-import { fsyncDir, writeFileDurable } from './durable.js';
+import { writeFileDurable } from './durable.js';
 
 /** add: accepted; done: pushed; dead: moved to dead-letter; discard: never acknowledged. */
 export type JournalEntry = { op: 'add'; task: TaskRecord } | { op: 'done' | 'dead' | 'discard'; id: string };
@@ -37,6 +37,17 @@ export interface Journal {
 export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }: JournalOptions): Journal {
   const live = new Map<string, TaskRecord>();
   let handle: FileHandle | undefined;
+  // Opened once and held, not opened per commit: with descriptors run out, a commit
+  // that needed one more failed every upload it carried. (Batches run one at a time.)
+  const dirHandles = new Map<string, FileHandle>();
+  const syncDir = async (dir: string) => {
+    let dirHandle = dirHandles.get(dir);
+    if (!dirHandle) {
+      dirHandle = await open(dir, 'r');
+      dirHandles.set(dir, dirHandle);
+    }
+    await dirHandle.sync();
+  };
   let size = 0;
   let appended = 0;
   let waiting: Waiter[] = [];
@@ -68,7 +79,7 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
     // The spool's new names and the journal lines are flushed side by side: both are
     // durable before anyone is told "accepted", and a record whose file did not make
     // it is caught at recovery by its checksum.
-    const dirs = entries.some((e) => e.op === 'add') ? syncDirs.map(fsyncDir) : [];
+    const dirs = entries.some((e) => e.op === 'add') ? syncDirs.map(syncDir) : [];
     try {
       // appendFile loops until every byte is written (a bare write may stop short).
       await Promise.all([...dirs, file.appendFile(text).then(() => file.datasync())]);
@@ -135,6 +146,8 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
       await flushing;
       await handle?.close();
       handle = undefined;
+      await Promise.all([...dirHandles.values()].map((dir) => dir.close()));
+      dirHandles.clear();
     },
   };
 }

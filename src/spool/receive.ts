@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StevedoreError, errnoCode } from '../errors.js';
+import { isOutOfFiles, outOfFiles } from '../open-files.js';
 import { fsyncFile } from './durable.js';
 import type { Spool } from './spool.js';
 
@@ -152,8 +153,12 @@ const bodyError = (error: Error): Error => (errnoCode(error) === 'ECONNRESET' ? 
 export const tooLarge = (maxBytes: number) =>
   new StevedoreError('TOO_LARGE', `the body is larger than max_body (${maxBytes} bytes)`, { details: { maxBytes } });
 
-/** A full disk (or quota) under the spool or journal is INSUFFICIENT_STORAGE; anything else as it came. */
-export const spoolError = (error: unknown): unknown =>
-  errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT'
-    ? new StevedoreError('INSUFFICIENT_STORAGE', 'the spool disk is full', { cause: error })
-    : error;
+/**
+ * A full disk (or quota) under the spool or journal is INSUFFICIENT_STORAGE, no file
+ * descriptor left TOO_MANY_OPEN_FILES; anything else as it came.
+ */
+export function spoolError(error: unknown): unknown {
+  if (error instanceof StevedoreError) return error;
+  if (errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT') return new StevedoreError('INSUFFICIENT_STORAGE', 'the spool disk is full', { cause: error });
+  return isOutOfFiles(error) ? outOfFiles(error) : error;
+}

@@ -174,6 +174,9 @@ const errnoToCode: Record<string, ErrorCode> = {
   ELOOP: 'DEST_UNSAFE',
   ENOSPC: 'TARGET_FULL',
   EDQUOT: 'TARGET_FULL',
+  // The host's own limit, not the target's: waited out without spending attempts.
+  EMFILE: 'TOO_MANY_OPEN_FILES',
+  ENFILE: 'TOO_MANY_OPEN_FILES',
 };
 
 function toResult(error: unknown): PushResult {

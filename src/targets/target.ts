@@ -50,7 +50,8 @@ export interface Target {
 
 /**
  * transient: retry with backoff, spending an attempt. permanent: dead-letter now.
- * down: the target itself is unreachable; wait for it without spending attempts.
+ * down: the target itself is unreachable (or the host has no file descriptor left to
+ * reach it with); wait for it without spending attempts.
  */
 export type FailureKind = 'transient' | 'permanent' | 'down';
 
@@ -62,6 +63,7 @@ const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   CONTAINER_UNSUPPORTED: 'permanent',
   STAGED_MISSING: 'permanent',
   TARGET_DOWN: 'down',
+  TOO_MANY_OPEN_FILES: 'down',
 };
 
 export const failureKind = (error: StevedoreError): FailureKind => kinds[error.code] ?? 'transient';

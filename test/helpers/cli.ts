@@ -56,10 +56,13 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** A command that runs node in turn (execs it), e.g. ['prlimit', '--nofile=160:160']. */
+  wrap?: string[];
 }
 
-export function start(args: string[], { env = cleanEnv(), cwd = root }: CliOptions = {}): ChildProcessWithoutNullStreams {
-  const child = spawn(process.execPath, [cliJs, ...args], { env, cwd, stdio: 'pipe' });
+export function start(args: string[], { env = cleanEnv(), cwd = root, wrap = [] }: CliOptions = {}): ChildProcessWithoutNullStreams {
+  const [command = process.execPath, ...rest] = [...wrap, process.execPath];
+  const child = spawn(command, [...rest, cliJs, ...args], { env, cwd, stdio: 'pipe' });
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

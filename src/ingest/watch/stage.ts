@@ -7,6 +7,7 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { errnoCode, isStevedoreError, type StevedoreError } from '../../errors.js';
+import { isOutOfFiles, type OutOfFilesAlarm } from '../../open-files.js';
 import type { Accepted, Admission, Intake } from '../intake.js';
 
 /**
@@ -25,9 +26,10 @@ export interface StageArgs {
   accepted: Omit<Accepted, 'received'>;
   /** Told when the outcome is `full`, with why (the watch says it once, not per file). */
   noRoom(error: StevedoreError): void;
+  outOfFiles: OutOfFilesAlarm;
 }
 
-export async function stageFile({ file, root, stats, intake, log, accepted, noRoom }: StageArgs): Promise<StageOutcome> {
+export async function stageFile({ file, root, stats, intake, log, accepted, noRoom, outOfFiles }: StageArgs): Promise<StageOutcome> {
   const real = await realpath(file).catch(() => undefined);
   if (real === undefined) return 'skipped';
   if (real !== root && !real.startsWith(`${root}${path.sep}`)) {
@@ -59,7 +61,8 @@ export async function stageFile({ file, root, stats, intake, log, accepted, noRo
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return 'skipped';
     if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
-    log.error({ path: file, err: error }, 'could not stage a watched file; trying again shortly');
+    if (isOutOfFiles(error)) outOfFiles.note(error, { watch: accepted.route, path: file });
+    else log.error({ path: file, err: error }, 'could not stage a watched file; trying again shortly');
     return 'later';
   } finally {
     admission.done();

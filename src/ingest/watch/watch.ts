@@ -8,6 +8,7 @@ import path from 'node:path';
 import fastq from 'fastq';
 import type { Logger } from 'pino';
 import { StevedoreError, errorMessage } from '../../errors.js';
+import type { OutOfFilesAlarm } from '../../open-files.js';
 import type { Settlement } from '../../queue/scheduler.js';
 import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
 import type { Intake } from '../intake.js';
@@ -42,6 +43,7 @@ export interface WatchOptions {
   /** Where mirror state files live (state_dir/watch). */
   stateDir: string;
   logger: Logger;
+  outOfFiles: OutOfFilesAlarm;
 }
 
 export type WatchState = 'starting' | 'watching' | 'missing' | 'failed' | 'stopped';
@@ -81,7 +83,7 @@ const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
 const STAGING = 16;
 
-export function createWatch({ config, options, intake, stateDir, logger }: WatchOptions): Watch {
+export function createWatch({ config, options, intake, stateDir, logger, outOfFiles }: WatchOptions): Watch {
   const log = logger.child({ watch: config.name });
   const root = path.resolve(config.path);
   const mirror: MirrorState | undefined = config.mode === 'mirror' ? createMirrorState(path.join(stateDir, `${config.name}.json`)) : undefined;
@@ -146,7 +148,7 @@ export function createWatch({ config, options, intake, stateDir, logger }: Watch
     if (dest === undefined) return;
     const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs };
     const noRoomFor = (error: StevedoreError) => lacksRoom(file, error);
-    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: accepted(dest, origin), noRoom: noRoomFor });
+    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: accepted(dest, origin), noRoom: noRoomFor, outOfFiles });
     if (outcome !== 'later' && outcome !== 'full') retries.delete(file);
     if (outcome !== 'full') leavesNoRoom(file, outcome === 'queued');
     if (outcome === 'queued') queued.set(rel, origin);

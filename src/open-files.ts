@@ -1,0 +1,74 @@
+// Running out of file descriptors (EMFILE: this process's RLIMIT_NOFILE; ENFILE: the
+// system's table): which limit, its value, and how to raise it, said once a minute at
+// most, however many calls fail meanwhile.
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { StevedoreError, errnoCode } from './errors.js';
+
+export const isOutOfFiles = (error: unknown): boolean => {
+  const code = errnoCode(error);
+  return code === 'EMFILE' || code === 'ENFILE' || code === 'TOO_MANY_OPEN_FILES';
+};
+
+const readOr = (file: string, pick: (text: string) => string | undefined): string => {
+  try {
+    return pick(readFileSync(file, 'utf8')) ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+};
+
+/** The soft RLIMIT_NOFILE of this process (Linux), or undefined. */
+export function openFilesLimit(): number | undefined {
+  const value = Number(readOr('/proc/self/limits', (text) => /^Max open files\s+(\d+)/m.exec(text)?.[1]));
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
+
+// The listener leaves this many descriptors to the agent's own files (staged uploads,
+// journal, watches, pushes): connections never take them all, so a connection that
+// was accepted can always be answered, with 503 if its upload finds no descriptor.
+const OWN_FILES = 64;
+const MIN_CONNECTIONS = 16;
+
+/** How many connections the listener takes at once with `limit` descriptors. */
+export const connectionCap = (limit: number): number => Math.max(MIN_CONNECTIONS, limit - OWN_FILES);
+
+/** What to tell an operator: the limit that was reached, its value, how to raise it. */
+export function outOfFilesMessage(code: string | undefined): string {
+  if (code === 'ENFILE') {
+    const max = readOr('/proc/sys/fs/file-max', (text) => text.trim());
+    return `the system's open-files table is full (ENFILE, fs.file-max = ${max}); raise it with "sysctl -w fs.file-max=…" (persist it in /etc/sysctl.d/)`;
+  }
+  return `out of file descriptors: this agent's limit is ${openFilesLimit() ?? 'unknown'} open files (RLIMIT_NOFILE); raise it with LimitNOFILE= in the service unit, or ulimit -n before starting it`;
+}
+
+/** The answer a client gets meanwhile (503, Retry-After): the limit is the operator's business. */
+export const outOfFiles = (cause: unknown): StevedoreError =>
+  new StevedoreError('TOO_MANY_OPEN_FILES', 'the agent is out of file descriptors for now; retry later', { cause });
+
+export interface OutOfFilesAlarm {
+  /**
+   * Something failed for want of a descriptor (an errno error, TOO_MANY_OPEN_FILES, or
+   * undefined for a connection refused at the listener's cap): logged with `context`
+   * unless it was in the last minute.
+   */
+  note(error: unknown, context?: Record<string, unknown>): void;
+}
+
+const QUIET = 60_000;
+
+export function createOutOfFilesAlarm(logger: Logger, quietMs = QUIET): OutOfFilesAlarm {
+  let last = -Infinity;
+  let since = 0;
+  return {
+    note(error, context = {}) {
+      since += 1;
+      if (Date.now() - last < quietMs) return;
+      const cause = error instanceof StevedoreError ? error.cause : error;
+      const code = errnoCode(cause);
+      logger.error({ ...context, ...(code ? { code } : {}), failures: since }, outOfFilesMessage(code));
+      last = Date.now();
+      since = 0;
+    },
+  };
+}
