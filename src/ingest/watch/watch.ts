@@ -98,7 +98,8 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     void next.then(() => chains.get(file) === next && chains.delete(file));
   };
   const settler = createSettler(config.settle, stageInOrder);
-  const retries = new Map<string, { attempt: number; timer: NodeJS.Timeout }>();
+  // `timer` is unset once it fired: the file is being looked at again.
+  const retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
   // Files that found no room in the spool's disk: said when the first one waits and
   // when none is left waiting, not per file and retry. Each one staged wakes a few.
   const noRoom = new Set<string>();
@@ -115,9 +116,12 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   // per file so a tree larger than the queue or an unreadable file does not spin.
   const later = (file: string) => {
     if (closed) return;
-    const attempt = (retries.get(file)?.attempt ?? 0) + 1;
-    const timer = setTimeout(() => !closed && settler.touch(file), Math.min(RETRY_MAX, RETRY_FIRST * 2 ** (attempt - 1))).unref();
-    retries.set(file, { attempt, timer });
+    const retry: { attempt: number; timer?: NodeJS.Timeout } = { attempt: (retries.get(file)?.attempt ?? 0) + 1 };
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined;
+      if (!closed) settler.touch(file);
+    }, Math.min(RETRY_MAX, RETRY_FIRST * 2 ** (retry.attempt - 1))).unref();
+    retries.set(file, retry);
   };
   const forgetRetry = (file: string) => {
     clearTimeout(retries.get(file)?.timer);
@@ -128,6 +132,8 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     if (noRoom.size === 0) log.warn({ ...error.details }, `no room in the spool for watched files: ${error.message}; they wait in the folder and are staged once there is room`);
     noRoom.add(file);
   };
+  // Waiting for room and not being looked at right now (that one counts in the settler or the stager).
+  const restingForRoom = () => [...noRoom].filter((file) => retries.get(file)?.timer !== undefined).length;
   const leavesNoRoom = (file: string, staged: boolean) => {
     if (!noRoom.delete(file)) return;
     if (noRoom.size === 0) return void log.info('no watched file waits for room in the spool any more');
@@ -327,6 +333,6 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
         await afterDrop({ root, afterPush: config.after_push, origin, log });
       }
     },
-    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + noRoom.size, paths: watcher?.count() ?? 0 }),
+    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + stager.running() + restingForRoom(), paths: watcher?.count() ?? 0 }),
   };
 }
