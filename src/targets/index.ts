@@ -7,16 +7,16 @@ import { StevedoreError } from '../errors.js';
 import { createContainerTarget } from './container/container.js';
 import { dockerRuntime } from './container/docker.js';
 import { incusRuntime } from './container/incus.js';
-import type { StagingLedger } from './container/ledger.js';
+import type { StagingLedger } from './ledger.js';
 
-export { createStagingLedger, type StagingLedger } from './container/ledger.js';
+export { createStagingLedger, type StagingLedger } from './ledger.js';
 import type { Runtime } from './container/runtime.js';
 import { createLocalTarget } from './local.js';
 import type { Target } from './target.js';
 
-/** `ledger`: where container targets note their staging directories (the agent's; see ledger.ts). */
+/** `ledger`: where targets note a batch's staging while it runs (the agent's; see ledger.ts). */
 export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger): Target {
-  if (config.runtime === 'local') return createLocalTarget({ name, root: config.root });
+  if (config.runtime === 'local') return createLocalTarget({ name, root: config.root, ...(ledger ? { ledger } : {}), ...(logger ? { logger } : {}) });
   const runtime = runtimeFor(config);
   if (!onPath(runtime.command)) {
     throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${runtime.command}" command, which is not on PATH (is ${config.runtime} installed?)`);

@@ -2,25 +2,50 @@
 // Each file lands atomically (temp name beside the destination, then rename), and
 // nothing is written outside `root`, even through a symlink planted inside it.
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
+import type { StagingLedger } from './ledger.js';
 import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
   name: string;
   root: string;
+  /** Where an agent notes a batch's temp files while it runs (`stevedore push` has none). */
+  ledger?: StagingLedger;
+  logger?: Logger;
 }
 
-export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
+export function createLocalTarget({ name, root, ledger, logger }: LocalTargetOptions): Target {
+  // A batch's temp files are DIR/.stevedore-TAG-N.tmp. Each is renamed or removed before
+  // the batch ends; only a killed agent leaves some, which its note names for the next run.
+  async function sweep(rootReal: string): Promise<void> {
+    for (const note of ledger?.leftovers(name) ?? []) {
+      const prefix = `.stevedore-${note.tag}-`;
+      for (const dir of note.dirs) {
+        const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
+        const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
+        await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+      }
+      await ledger?.clear(name, note.tag);
+      logger?.info({ target: name, dirs: note.dirs }, 'removed the temp files an interrupted push left in the target');
+    }
+  }
+
   return {
     name,
     runtime: 'local',
     async push(items, signal) {
       await mkdir(root, { recursive: true, mode: 0o755 });
       const rootReal = await realpath(root);
+      await sweep(rootReal);
+      const note = { tag: randomName(9), dirs: [...new Set(items.flatMap((item) => (item.op === 'put' ? [path.posix.dirname(item.dest)] : [])))] };
+      if (note.dirs.length > 0) await ledger?.note(name, note);
+      let temps = 0;
+      const tempName = () => `.stevedore-${note.tag}-${(temps += 1)}.tmp`;
       const dirs = new Map<string, Promise<string | undefined>>();
       // Directories whose entries changed in this batch: each parent of a landed file,
       // and each parent of a directory made for one.
@@ -35,7 +60,7 @@ export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
         try {
           checkDest(item.dest);
           signal.throwIfAborted();
-          const parent = item.op === 'put' ? await putOne(item, ensure, signal) : await deleteOne(item, ensure);
+          const parent = item.op === 'put' ? await putOne(item, ensure, signal, tempName()) : await deleteOne(item, ensure);
           if (parent) changed.add(parent);
           return ok;
         } catch (error) {
@@ -46,6 +71,7 @@ export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
       // end with the file there.
       const deletes = await Promise.all(items.map((item) => (item.op === 'delete' ? land(item) : undefined)));
       const results = await Promise.all(items.map((item, i) => deletes[i] ?? land(item)));
+      if (note.dirs.length > 0) await ledger?.clear(name, note.tag);
       // One fsync per changed directory makes every rename (and removal) durable; until
       // it has succeeded nothing may be reported landed.
       const unsynced = await Promise.all([...changed].map((dir) => fsyncDir(dir).then(() => undefined, (error: unknown) => error)));
@@ -60,11 +86,12 @@ export function createLocalTarget({ name, root }: LocalTargetOptions): Target {
 /** Resolves a container directory inside root; creates what is missing when given a mode. */
 type EnsureDir = (dir: string, mode: number | undefined) => Promise<string | undefined>;
 
-async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal): Promise<string> {
+// `tempName`: a short name of the batch's own, not the destination's name plus a suffix,
+// which could pass NAME_MAX.
+async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tempName: string): Promise<string> {
   const parent = (await ensure(path.posix.dirname(item.dest), item.dirMode)) as string;
   const final = path.join(parent, path.posix.basename(item.dest));
-  // A fixed-length name: a long destination name plus a suffix could pass NAME_MAX.
-  const temp = path.join(parent, `.stevedore-${randomName(9)}.tmp`);
+  const temp = path.join(parent, tempName);
   try {
     if (!(await linkStaged(item, temp))) await copyStaged(item, temp);
     signal.throwIfAborted();

@@ -152,7 +152,7 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
 
   it('removes the staging directory an agent killed mid-push left, before the next run\'s first push', async () => {
     const dir = await tempDir();
-    const notes = path.join(dir, 'container-staging');
+    const notes = path.join(dir, 'staging-notes');
     const killed = createStagingLedger(notes);
     await killed.open();
     // What a push killed with its agent leaves: a staging directory with part of a file, and its note.

@@ -3,12 +3,12 @@
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createStagingLedger } from '../../src/targets/container/ledger.js';
+import { createStagingLedger } from '../../src/targets/ledger.js';
 import { tempDir } from '../helpers/temp.js';
 
 describe('the staging ledger', () => {
   it('keeps what a killed run noted for the next one, per target, and forgets what was cleared', async () => {
-    const dir = path.join(await tempDir(), 'container-staging');
+    const dir = path.join(await tempDir(), 'staging-notes');
     const first = createStagingLedger(dir);
     await first.open();
     expect((await stat(dir)).mode & 0o777).toBe(0o700);

@@ -1,6 +1,7 @@
 import { lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createStagingLedger, type StagingLedger } from '../../src/targets/ledger.js';
 import { createLocalTarget } from '../../src/targets/local.js';
 import type { PushItem, PushResult, PutItem } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
@@ -15,12 +16,12 @@ interface Setup {
   push(items: PushItem[], signal?: AbortSignal): Promise<PushResult[]>;
 }
 
-async function setup(): Promise<Setup> {
+async function setup(ledger?: StagingLedger): Promise<Setup> {
   const base = await tempDir();
   const root = path.join(base, 'root');
   const sources = path.join(base, 'sources');
   await mkdir(sources);
-  const target = createLocalTarget({ name: 'box', root });
+  const target = createLocalTarget({ name: 'box', root, ...(ledger ? { ledger } : {}) });
   let n = 0;
   return {
     root,
@@ -101,7 +102,7 @@ describe('local target', () => {
     expect(await readFile(path.join(s.root, 'srv/one'), 'utf8')).toBe('1');
     expect(await readFile(path.join(s.root, 'srv/two'), 'utf8')).toBe('2');
     expect(await readFile(path.join(s.root, 'srv/taken/inside'), 'utf8')).toBe('keep me');
-    expect((await walk(s.root)).filter((name) => name.includes('.stevedore-tmp'))).toEqual([]);
+    expect((await walk(s.root)).filter((name) => path.basename(name).startsWith('.stevedore-'))).toEqual([]);
   });
 
   it('refuses a planted symlink that leads outside the root (DEST_UNSAFE) and writes nothing there', async () => {
@@ -140,7 +141,7 @@ describe('local target', () => {
     expect(await readFile(path.join(s.root, 'data/real/sub/x.txt'), 'utf8')).toBe('x');
   });
 
-  it('leaves no .stevedore-tmp files behind after cancelled or failed pushes', async () => {
+  it('leaves no .stevedore- temp files behind after cancelled or failed pushes', async () => {
     const s = await setup();
     const big = await s.item('/srv/big.bin', Buffer.alloc(32 * 2 ** 20, 'z'));
     // A staged file that vanished is a permanent failure: retrying cannot bring it back.
@@ -154,7 +155,7 @@ describe('local target', () => {
     const [result] = await pushing;
     if (result?.ok) expect((await stat(path.join(s.root, 'srv/big.bin'))).size).toBe(big.bytes);
     else expect(await walk(path.join(s.root, 'srv'))).not.toContain('big.bin');
-    expect((await walk(s.root)).filter((name) => name.includes('.stevedore-tmp'))).toEqual([]);
+    expect((await walk(s.root)).filter((name) => path.basename(name).startsWith('.stevedore-'))).toEqual([]);
   });
 });
 
@@ -182,5 +183,21 @@ describe('local target edges', () => {
     expect(results).toEqual([{ ok: true }, { ok: true }]);
     expect(await readdir(path.join(s.root, 'srv/d'))).toEqual(['new.txt']);
   });
-});
 
+  it('removes the temp files a killed agent left, named by its note, before the next run\'s first push', async () => {
+    const notes = path.join(await tempDir(), 'staging-notes');
+    const killed = createStagingLedger(notes);
+    await killed.open();
+    await killed.note('box', { tag: 'KILLED', dirs: ['/srv/a', '/srv/never-made'] });
+    const next = createStagingLedger(notes);
+    await next.open();
+    const s = await setup(next);
+    await mkdir(path.join(s.root, 'srv/a'), { recursive: true });
+    await writeFile(path.join(s.root, 'srv/a/.stevedore-KILLED-1.tmp'), 'part of a file');
+    await writeFile(path.join(s.root, 'srv/a/.stevedore-OTHER-1.tmp'), 'not named by the note');
+    expect(codes(await s.push([await s.item('/srv/a/f', 'whole')]))).toEqual(['ok']);
+    expect(await walk(path.join(s.root, 'srv/a'))).toEqual(['.stevedore-OTHER-1.tmp', 'f']);
+    expect(next.targets()).toEqual([]);
+    expect(await readdir(notes)).toEqual([]); // this batch's own note is gone too
+  });
+});

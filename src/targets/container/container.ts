@@ -10,7 +10,7 @@ import { archive } from './archive.js';
 import { run } from './cli.js';
 import { runHooks } from './hooks.js';
 import { chunks, precheck, toResult } from './items.js';
-import type { StagingLedger, StagingNote } from './ledger.js';
+import type { StagingLedger, StagingNote } from '../ledger.js';
 import type { Runtime } from './runtime.js';
 import { parseReport, planBatch, scriptArgs, stagedPath, type Plan, type Report, type ScriptMode } from './plan.js';
 

@@ -1,9 +1,10 @@
-// Host-side notes of the staging directories (DIR/.stevedore-TAG) a container batch
-// makes, kept while it runs. An agent killed mid-push leaves its notes behind, and a
-// batch that failed while its container was down leaves one too: the target removes
-// what they name before its next push, so no hidden partial file stays in a container.
+// Host-side notes of where a batch stages files under temporary names, kept while it
+// runs: a container batch's DIR/.stevedore-TAG/ directories, a local batch's
+// DIR/.stevedore-TAG-N.tmp files. An agent killed mid-push leaves its notes behind, and
+// a container batch that failed while its container did not answer leaves one too: the
+// target removes what they name before its next push, so no hidden partial file stays.
 // No fsync: a note only has to outlive the agent process, not the machine (after a
-// power cut a staging directory can stay; it never holds a file under its real name).
+// power cut a temp name can stay; it never holds a file under its real name).
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
