@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { StevedoreError } from '../../errors.js';
 import { randomName } from '../../random.js';
-import { failed, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
+import { failed, failureKind, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
 import { archive } from './archive.js';
 import { run } from './cli.js';
 import { runHooks } from './hooks.js';
@@ -57,10 +57,12 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       await run(runtime, script(plan, 'abort', note.tag), { signal });
       return true;
     } catch (error) {
-      // Gone with the container, or never made: a container without sh runs no batch.sh.
-      return (error instanceof StevedoreError && error.code === 'TARGET_NOT_FOUND') || noShell(error) !== undefined;
+      return nothingThere(error);
     }
   }
+
+  // Gone with the container, or never made: a container without sh runs no batch.sh.
+  const nothingThere = (error: unknown) => (error instanceof StevedoreError && error.code === 'TARGET_NOT_FOUND') || noShell(error) !== undefined;
 
   // Before a push: what earlier batches left (a killed agent, a container that went down).
   async function sweep(signal: AbortSignal): Promise<void> {
@@ -79,14 +81,19 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       if (note.dirs.length > 0) await ledger?.clear(name, note.tag);
       return report;
     } catch (error) {
-      // A push cut short can leave part of a file in its staging directories: batch.sh
-      // removes them when its input ends, but Podman kills it with its client, and a
-      // copy that failed leaves them too. If the container does not answer now, the
-      // target's next push removes them.
-      if (note.dirs.length > 0 && (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS)))) await ledger?.clear(name, note.tag);
-      else if (note.dirs.length > 0) ledger?.leave(name, note);
+      if (note.dirs.length > 0) await afterFailure(note, error);
       throw error;
     }
+  }
+
+  // A push cut short can leave part of a file in its staging directories: batch.sh
+  // removes them when its input ends, but Podman kills it with its client, and a copy
+  // that failed leaves them too. They are removed now, or, if the container cannot be
+  // reached (down, or not answering), before the target's next push.
+  async function afterFailure(note: StagingNote, error: unknown): Promise<void> {
+    const unreachable = error instanceof StevedoreError && failureKind(error) === 'down';
+    if (nothingThere(error) || (!unreachable && (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS))))) await ledger?.clear(name, note.tag);
+    else ledger?.leave(name, note);
   }
 
   async function stage(plan: Plan, tag: string, signal: AbortSignal, large: boolean): Promise<Report> {
