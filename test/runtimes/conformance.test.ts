@@ -12,7 +12,10 @@ import { createStagingLedger, createTarget } from '../../src/targets/index.js';
 import { failureKind, type PushItem, type PushResult, type PutItem, type Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
+import { parseReport, planBatch, scriptArgs } from '../../src/targets/container/plan.js';
 import { NOTAR_IMAGE, runtimesToTest, wrapCli, type RuntimeUnderTest } from './runtimes.js';
+
+const BATCH = await readFile(new URL('../../src/targets/container/batch.sh', import.meta.url), 'utf8');
 
 const list = await runtimesToTest();
 
@@ -150,13 +153,32 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await sh('cat /srv/route/real/ok.txt /srv/route/plain/ok.txt; echo; [ -L /srv/route/file-link ] || cat /srv/route/file-link')).toBe('innerplain\nreplaced the link');
   });
 
+  it('refuses a dangling symlink even when another directory of the batch makes what it points at', async () => {
+    const dir = await tempDir();
+    await sh('mkdir -p /srv/ra/sub /srv/rb && ln -s /srv/rb/x /srv/ra/sub/dangling');
+    const items = [await put(dir, '/srv/ra/sub/dangling/g', 'through the link', { root: '/srv/ra' }), await put(dir, '/srv/rb/x/f', 'f', { root: '/srv/rb' })];
+    expect(codes(await push(target, items))).toEqual(['DEST_UNSAFE', 'ok']);
+    expect(await sh('ls -A /srv/rb/x')).toBe('f');
+  });
+
+  it('checks its staging directory again before chown and rename: one swapped for a symlink meanwhile is refused, nothing moved or chowned through it', async () => {
+    const batch = (...args: string[]) => sh(BATCH, ...args);
+    await sh('mkdir -p /srv/swap/d /secret && echo s > /secret/key && chmod 600 /secret/key');
+    const plan = planBatch([], [{ op: 'put', id: 'x', source: '/dev/null', dest: '/srv/swap/d/f', bytes: 0, mode: 0o644, dirMode: 0o755, owner: { uid: 33, gid: 44 }, root: '/srv/swap' }]);
+    await batch(...scriptArgs(plan, 'prepare', 'T1', true));
+    // What a user who owns /srv/swap/d could do while the runtime's copy runs:
+    await sh('cd /srv/swap/d && mv .stevedore-T1 old && ln -s /secret .stevedore-T1 && echo x > /secret/f');
+    expect(parseReport(await batch(...scriptArgs(plan, 'commit', 'T1', true))).puts.get(0)).toMatchObject({ status: 'unsafe' });
+    expect(await sh('ls -A /srv/swap/d; ls -A /secret; stat -c "%u:%g %a" /secret/key /secret/f')).toBe('.stevedore-T1\nold\nf\nkey\n0:0 600\n0:0 644');
+  });
+
   it('removes the staging directory an agent killed mid-push left, before the next run\'s first push', async () => {
     const dir = await tempDir();
     const notes = path.join(dir, 'staging-notes');
     const killed = createStagingLedger(notes);
     await killed.open();
     // What a push killed with its agent leaves: a staging directory with part of a file, and its note.
-    await killed.note('t', { tag: 'KILLED', dirs: ['/srv/swept', '/srv/swept/gone'] });
+    await killed.note('t', { tag: 'KILLED', where: container, dirs: ['/srv/swept', '/srv/swept/gone'] });
     await sh('mkdir -p /srv/swept/.stevedore-KILLED && echo part > /srv/swept/.stevedore-KILLED/f');
     const restarted = createStagingLedger(notes);
     await restarted.open();

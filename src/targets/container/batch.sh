@@ -12,15 +12,20 @@
 # to DIR/NAME with one mv per directory: rename(2), so a reader sees the old file or the
 # new one, never a partial one.
 # ROOT is the configured directory a path lies under: a path whose existing part resolves
-# (symlinks followed) outside ROOT's own resolution is refused as unsafe, and nothing is
-# made, unpacked, renamed or removed through it.
+# (symlinks followed) outside ROOT's own resolution, or goes through a dangling symlink,
+# is refused as unsafe, and nothing is made, unpacked, renamed or removed through it.
+# A staging directory is checked again (a real directory, where its DIR resolves) right
+# before tar runs and before its files are chowned and renamed, which happens from inside
+# it: one swapped for a symlink meanwhile is refused. What tar (or the runtime's own
+# copy) writes while it runs cannot be checked from sh; that window stays.
 # Output: "r I ok" | "r I KIND MSG" per removal; "d I unsafe MSG" per refused directory;
 # "p I KIND MSG" per put that failed (KIND: missing, isdir, unsafe, fail); "g FIRST END"
 # when every other put in FIRST..END-1 landed; "t - MSG" when tar failed.
 #
 # One pass over the arguments (a `for` loop: `shift` and long argument lists cost O(n^2)
 # in sh), and variables only for directories and the current directory's puts: sh keeps
-# variables in a small hash table, so thousands of them make every lookup slow.
+# variables in a small hash table, so thousands of them make every lookup slow. cd -P and
+# $PWD resolve paths without a subshell; every path given is absolute, so moving is harmless.
 mode=$1 tag=$2 fix=$3; shift 3
 say() { printf '%s %s %s\n' "$1" "$2" "$3"; }
 oneline() { printf '%s' "$1" | tr '\n' ' '; }
@@ -30,13 +35,13 @@ mkdirs() {
   [ -z "$p" ] || mkdirs "$p" "$2" || return 1
   mkdir -m "$2" -- "$1" 2>/dev/null || [ -d "$1" ] || mkdir -m "$2" -- "$1"
 }
-# True when path $1 cannot lead outside root $2: the deepest part of $1 that exists
-# resolves to the root's resolution or below it. When that part lies above the root,
-# nothing below the root exists yet, and what mkdir makes there is no symlink. cd -P
-# and $PWD resolve without a subshell; every path here is absolute, so moving is harmless.
+# True when path $1 cannot lead outside root $2: no part of it is a dangling symlink, and
+# the deepest part that exists resolves to the root's resolution or below it. When that
+# part lies above the root, nothing below the root exists yet, and what mkdir makes
+# there is no symlink.
 inside() {
   a=$1 r=${2%/}
-  while [ -n "$a" ] && [ ! -d "$a" ]; do a=${a%/*}; done
+  while [ -n "$a" ] && [ ! -d "$a" ]; do [ -L "$a" ] && return 1; a=${a%/*}; done
   case $r/ in "$a"/*) [ "$a" != "$r" ] && return 0 ;; esac
   cd -P -- "${a:-/}" 2>/dev/null || return 1
   a=$PWD
@@ -44,15 +49,24 @@ inside() {
   case ${a%/}/ in "${PWD%/}"/*) return 0 ;; esac
   return 1
 }
-unsafe=
+# True when directory $1 (root $2) is inside its root and its staging directory is a real
+# directory where $1 resolves; the shell is then in it, $sp its path, $dp the directory's.
+ours() {
+  inside "${1:-/}" "$2" && cd -P -- "${1:-/}" 2>/dev/null || return 1
+  dp=${PWD%/} sp=${PWD%/}/.stevedore-$tag
+  [ ! -L "$sp" ] && cd -P -- "$sp" 2>/dev/null && [ "$PWD" = "$sp" ]
+}
+unsafe= nd=0
+refuse() { # INDEX MESSAGE: nothing of the batch is unpacked (tar would follow the way)
+  unsafe=1; eval "derr_$1=\$2"; say d "$1" "unsafe $2"
+}
 # Directory number $4 is $1 (root $2, mode $3): made if missing, with a staging directory in it.
 directory() {
-  eval "dir_$4=\$1"
-  if [ "$mode" = abort ]; then rm -rf -- "$1/.stevedore-$tag"
-  elif ! inside "${1:-/}" "$2"; then
-    unsafe=1; eval "derr_$4=\"\${1:-/} leads outside \$2 through a symlink\""; say d $4 "unsafe ${1:-/} leads outside $2 through a symlink"
+  eval "dir_$4=\$1 droot_$4=\$2"; nd=$(($4+1))
+  if [ "$mode" = abort ]; then inside "${1:-/}" "$2" && rm -rf -- "$1/.stevedore-$tag"
+  elif ! inside "${1:-/}" "$2"; then refuse $4 "${1:-/} leads outside $2 through a symlink"
   elif [ "$mode" != commit ]; then
-    if ! err=$(mkdirs "${1:-/}" "$3" 2>&1 && mkdir -m 700 -- "$1/.stevedore-$tag" 2>&1); then eval "derr_$4=\$(oneline \"\$err\")"; fi
+    if ! err=$(mkdirs "${1:-/}" "$3" 2>&1 && mkdir -m 700 -- "$1/.stevedore-$tag" 2>&1); then unsafe=1; eval "derr_$4=\$(oneline \"\$err\")"; fi
   fi
 }
 remove() { # PATH ROOT INDEX
@@ -61,22 +75,33 @@ remove() { # PATH ROOT INDEX
   err=$(rm -rf -- "$1" 2>&1)
   if [ -e "$1" ] || [ -L "$1" ]; then say r $3 "fail $(oneline "$err")"; else say r $3 ok; fi
 }
+# Right before tar: every staging directory still ours.
+recheck() {
+  i=0
+  while [ $i -lt $nd ]; do
+    eval "x=\${derr_$i-} d=\$dir_$i r=\$droot_$i"
+    [ -n "$x" ] || ours "$d" "$r" || refuse $i "${d:-/}/.stevedore-$tag was replaced"
+    i=$((i+1))
+  done
+}
 # A tar that failed may have left its last file half-written: then nothing is renamed.
 terr='not unpacked' tfail=
 # tar follows a symlinked directory on its way: with one refused, nothing is unpacked,
 # and the other files go again one by one (their batch has no refused directory).
 untar() {
   [ "$mode" = all ] && [ "$1" -gt 0 ] || return 0
+  recheck
   if [ -n "$unsafe" ]; then cat >/dev/null; terr='not unpacked: another directory of the batch was refused' tfail=1; say t - "$terr"
   elif ! err=$(tar -xf - -C / 2>&1); then terr=$(oneline "$err") tfail=1; say t - "$terr"; fi
 }
-# Put number $j: NAME $1, owner $2, mode $3, in the directory of the current group.
+# Put number $j: NAME $1, owner $2, mode $3, in the current group's staging directory
+# (the shell is in it).
 put() {
-  s=$stg/$1
+  s=./$1
   if [ -n "$e" ]; then say p $j "unsafe $e"
   elif [ -n "$tfail" ] || [ ! -f "$s" ]; then say p $j "missing $terr"
-  elif [ -d "$dst/$1" ] && [ ! -L "$dst/$1" ]; then say p $j "isdir $dst/$1 is a directory"; rm -f -- "$s"
-  elif [ "$fix" = 1 ] && ! ferr=$(chown "$2" "$s" 2>&1 && chmod "$3" "$s" 2>&1); then
+  elif [ -d "$dp/$1" ] && [ ! -L "$dp/$1" ]; then say p $j "isdir $dst/$1 is a directory"; rm -f -- "$s"
+  elif [ "$fix" = 1 ] && ! ferr=$(chown -h "$2" "$s" 2>&1 && chmod "$3" "$s" 2>&1); then
     say p $j "fail $(oneline "$ferr")"; rm -f -- "$s"
   else eval "q_$j=\$1"
   fi
@@ -84,7 +109,7 @@ put() {
 # A glob that matched nothing stays itself: nothing to move then.
 move() {
   [ -e "$1" ] || [ -L "$1" ] || return 0
-  err=$(mv -f -- "$@" "$dst/" 2>&1) || merr="$merr$err "
+  err=$(mv -f -- "$@" "$dp/" 2>&1) || merr="$merr$err "
 }
 # Puts first..j-1 share directory $cur: rename every file left in its staging directory
 # with one mv (globbed), then report; only when mv failed is each file looked at.
@@ -92,25 +117,26 @@ group_end() {
   [ -n "$cur" ] || return 0
   if [ -z "$e" ] && [ -z "$tfail" ]; then
     merr=
-    move "$stg"/*
-    move "$stg"/.[!.]*
-    move "$stg"/..?*
+    move ./*
+    move ./.[!.]*
+    move ./..?*
     g=$first
     while [ -n "$merr" ] && [ $g -lt $j ]; do
       eval "q=\${q_$g-}"
-      if [ -n "$q" ] && [ -e "$stg/$q" ]; then say p $g "fail $(oneline "$merr")"; rm -f -- "$stg/$q"; fi
+      if [ -n "$q" ] && [ -e "./$q" ]; then say p $g "fail $(oneline "$merr")"; rm -f -- "./$q"; fi
       g=$((g+1))
     done
     say g $first $j
   fi
   g=$first
   while [ $g -lt $j ]; do unset "q_$g"; g=$((g+1)); done
-  if [ -n "$tfail" ]; then rm -rf -- "$stg"; else rmdir -- "$stg" 2>/dev/null; fi
+  [ -z "$e" ] || return 0
+  cd / && if [ -n "$tfail" ]; then rm -rf -- "$sp"; else rmdir -- "$sp" 2>/dev/null; fi
 }
 group_start() {
   cur=$1 first=$j
-  eval "dst=\$dir_$1 e=\${derr_$1-}"
-  stg=$dst/.stevedore-$tag
+  eval "dst=\$dir_$1 e=\${derr_$1-} r=\$droot_$1"
+  [ -n "$e" ] || ours "$dst" "$r" || e="${dst:-/}/.stevedore-$tag is not a directory of ours (replaced, or not made)"
 }
 state=nd k=0 j=0 cur=
 for a; do
