@@ -5,24 +5,30 @@
 // target removes what they name before its next push, so no hidden partial file stays.
 // No fsync: a note only has to outlive the agent process, not the machine (after a
 // power cut a temp name can stay; it never holds a file under its real name).
+// A note that cannot be written (state_dir full, no descriptor) does not stop a push:
+// it only means a crash now could leave a temp name behind, and that is said once.
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 
 export interface StagingNote {
   tag: string;
+  /** The container (or local root) the directories are in. */
+  where: string;
   dirs: string[];
 }
 
 export interface StagingLedger {
   /** Reads what an earlier run left; before any push. */
   open(): Promise<void>;
-  /** Before a batch makes its staging directories. */
+  /** Before a batch stages anything. */
   note(target: string, note: StagingNote): Promise<void>;
-  /** Its staging directories are gone. */
+  /** Its temp names are gone. */
   clear(target: string, tag: string): Promise<void>;
   /** Its batch ended without removing them: the target's next push does. */
   leave(target: string, note: StagingNote): void;
-  /** Notes whose directories may still be there: an earlier run's, and those left since. */
+  /** Notes whose temp names may still be there: an earlier run's, and those left since. */
   leftovers(target: string): StagingNote[];
   /** Targets that have leftovers. */
   targets(): string[];
@@ -30,7 +36,7 @@ export interface StagingLedger {
 
 const TAG = /^[\w-]+$/;
 
-export function createStagingLedger(dir: string): StagingLedger {
+export function createStagingLedger(dir: string, logger?: Logger): StagingLedger {
   const left = new Map<string, Map<string, StagingNote>>();
   const file = (tag: string) => {
     if (!TAG.test(tag)) throw new Error(`not a staging tag: ${JSON.stringify(tag)}`);
@@ -40,26 +46,38 @@ export function createStagingLedger(dir: string): StagingLedger {
     const notes = left.get(target) ?? new Map<string, StagingNote>();
     left.set(target, notes.set(note.tag, note));
   };
+  let failing = false;
+  const tried = async (work: () => Promise<void>) => {
+    try {
+      await work();
+      if (failing) logger?.info({ dir }, 'staging notes are written again');
+      failing = false;
+    } catch (error) {
+      if (!failing) logger?.warn({ dir, err: error }, `cannot write staging notes (${errorMessage(error)}): pushes go on, but a crash now could leave a temp name in a target`);
+      failing = true;
+    }
+  };
   return {
     async open() {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       for (const name of await readdir(dir)) {
         const tag = name.replace(/\.json$/, '');
         try {
-          const { target, dirs } = JSON.parse(await readFile(file(tag), 'utf8')) as { target: string; dirs: string[] };
-          leave(target, { tag, dirs });
+          const { target, where, dirs } = JSON.parse(await readFile(file(tag), 'utf8')) as { target: string } & Omit<StagingNote, 'tag'>;
+          leave(target, { tag, where, dirs });
         } catch {
           // Cut while being written: its batch never started, so it made nothing.
           await rm(path.join(dir, name), { force: true, recursive: true });
         }
       }
     },
-    async note(target, note) {
-      await writeFile(file(note.tag), JSON.stringify({ target, dirs: note.dirs }), { mode: 0o600 });
+    async note(target, { tag, where, dirs }) {
+      const noteFile = file(tag);
+      await tried(() => writeFile(noteFile, JSON.stringify({ target, where, dirs }), { mode: 0o600 }));
     },
-    async clear(target, tag) {
+    clear(target, tag) {
       left.get(target)?.delete(tag);
-      await rm(file(tag), { force: true });
+      return tried(() => rm(file(tag), { force: true }));
     },
     leave,
     leftovers: (target) => [...(left.get(target)?.values() ?? [])],

@@ -25,13 +25,17 @@ export function createLocalTarget({ name, root, ledger, logger }: LocalTargetOpt
   async function sweep(rootReal: string): Promise<void> {
     for (const note of ledger?.leftovers(name) ?? []) {
       const prefix = `.stevedore-${note.tag}-`;
-      for (const dir of note.dirs) {
-        const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
-        const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
-        await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+      if (note.where !== root) {
+        logger?.warn({ target: name, root: note.where, dirs: note.dirs, prefix }, 'an interrupted push left temp files in a root this target no longer has: remove them by hand');
+      } else {
+        for (const dir of note.dirs) {
+          const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
+          const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
+          await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+        }
+        logger?.info({ target: name, dirs: note.dirs }, 'removed the temp files an interrupted push left in the target');
       }
       await ledger?.clear(name, note.tag);
-      logger?.info({ target: name, dirs: note.dirs }, 'removed the temp files an interrupted push left in the target');
     }
   }
 
@@ -42,7 +46,7 @@ export function createLocalTarget({ name, root, ledger, logger }: LocalTargetOpt
       await mkdir(root, { recursive: true, mode: 0o755 });
       const rootReal = await realpath(root);
       await sweep(rootReal);
-      const note = { tag: randomName(9), dirs: [...new Set(items.flatMap((item) => (item.op === 'put' ? [path.posix.dirname(item.dest)] : [])))] };
+      const note = { tag: randomName(9), where: root, dirs: [...new Set(items.flatMap((item) => (item.op === 'put' ? [path.posix.dirname(item.dest)] : [])))] };
       if (note.dirs.length > 0) await ledger?.note(name, note);
       let temps = 0;
       const tempName = () => `.stevedore-${note.tag}-${(temps += 1)}.tmp`;

@@ -9,8 +9,8 @@ type CreateTarget = NonNullable<AgentOptions['createTarget']>;
 export type PushFn = (items: readonly PushItem[], signal: AbortSignal, real: Target) => Promise<PushResult[]>;
 
 export function scriptedTarget(push: PushFn): CreateTarget {
-  return (name, config) => {
-    const real = realTarget(name, config);
+  return (name, config, logger, ledger) => {
+    const real = realTarget(name, config, logger, ledger);
     return { name, runtime: real.runtime, push: (items, signal) => push(items, signal, real) };
   };
 }

@@ -188,15 +188,18 @@ describe('local target edges', () => {
     const notes = path.join(await tempDir(), 'staging-notes');
     const killed = createStagingLedger(notes);
     await killed.open();
-    await killed.note('box', { tag: 'KILLED', dirs: ['/srv/a', '/srv/never-made'] });
     const next = createStagingLedger(notes);
-    await next.open();
     const s = await setup(next);
+    await killed.note('box', { tag: 'KILLED', where: s.root, dirs: ['/srv/a', '/srv/never-made'] });
+    // A note from when this target had another root: said and dropped, nothing here touched.
+    await killed.note('box', { tag: 'MOVED', where: '/old/root', dirs: ['/srv/a'] });
+    await next.open();
     await mkdir(path.join(s.root, 'srv/a'), { recursive: true });
     await writeFile(path.join(s.root, 'srv/a/.stevedore-KILLED-1.tmp'), 'part of a file');
-    await writeFile(path.join(s.root, 'srv/a/.stevedore-OTHER-1.tmp'), 'not named by the note');
+    await writeFile(path.join(s.root, 'srv/a/.stevedore-MOVED-1.tmp'), 'named by a note for another root');
+    await writeFile(path.join(s.root, 'srv/a/.stevedore-OTHER-1.tmp'), 'not named by any note');
     expect(codes(await s.push([await s.item('/srv/a/f', 'whole')]))).toEqual(['ok']);
-    expect(await walk(path.join(s.root, 'srv/a'))).toEqual(['.stevedore-OTHER-1.tmp', 'f']);
+    expect(await walk(path.join(s.root, 'srv/a'))).toEqual(['.stevedore-MOVED-1.tmp', '.stevedore-OTHER-1.tmp', 'f']);
     expect(next.targets()).toEqual([]);
     expect(await readdir(notes)).toEqual([]); // this batch's own note is gone too
   });

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { StevedoreError, errorMessage } from '../../errors.js';
+import { isOutOfFiles, outOfFiles } from '../../open-files.js';
 import { classify, type FailureRule } from './classify.js';
 
 export interface Cli {
@@ -50,6 +51,8 @@ export async function run(cli: Cli, args: readonly string[], { signal, input }: 
     });
   }
   const result = await child;
+  // Out of descriptors (to spawn the CLI or read the file): the host's limit, waited out.
+  if (isOutOfFiles(inputError) || isOutOfFiles(result)) throw outOfFiles(inputError ?? result);
   if (inputError !== undefined) {
     throw new StevedoreError('TARGET_IO', `could not read a staged file: ${errorMessage(inputError)}`, { cause: inputError });
   }

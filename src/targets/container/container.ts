@@ -64,20 +64,26 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
   // Gone with the container, or never made: a container without sh runs no batch.sh.
   const nothingThere = (error: unknown) => (error instanceof StevedoreError && error.code === 'TARGET_NOT_FOUND') || noShell(error) !== undefined;
 
-  // Before a push: what earlier batches left (a killed agent, a container that went down).
-  async function sweep(signal: AbortSignal): Promise<void> {
+  // Before a push: what earlier batches left (a killed agent, a container that went
+  // down mid-push). Each removal has its own timeout: the push's is for the push.
+  async function sweep(): Promise<void> {
     for (const note of ledger?.leftovers(name) ?? []) {
-      if (!(await removeStaging(note, signal))) return;
+      if (note.where !== runtime.container) {
+        logger?.warn({ target: name, container: note.where, dirs: note.dirs, tag: note.tag }, 'an interrupted push left staging directories (.stevedore-TAG) in a container this target no longer points at: remove them by hand');
+      } else if (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS))) {
+        logger?.info({ target: name, container: runtime.container, dirs: note.dirs }, 'removed the staging directories an interrupted push left in the container');
+      } else return;
       await ledger?.clear(name, note.tag);
-      logger?.info({ target: name, container: runtime.container, dirs: note.dirs }, 'removed the staging directories an interrupted push left in the container');
     }
   }
 
   async function land(plan: Plan, signal: AbortSignal, large: boolean): Promise<Report> {
-    const note = { tag: randomName(9), dirs: plan.dirs.map(({ dir }) => dir) };
+    // Asked before anything is noted: a container that is down fails here, having made nothing.
+    const how: Way = large ? 'copy' : await probe(signal);
+    const note = { tag: randomName(9), where: runtime.container, dirs: plan.dirs.map(({ dir }) => dir) };
     if (note.dirs.length > 0) await ledger?.note(name, note);
     try {
-      const report = await stage(plan, note.tag, signal, large);
+      const report = await stage(plan, note.tag, signal, how);
       if (note.dirs.length > 0) await ledger?.clear(name, note.tag);
       return report;
     } catch (error) {
@@ -96,9 +102,9 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     else ledger?.leave(name, note);
   }
 
-  async function stage(plan: Plan, tag: string, signal: AbortSignal, large: boolean): Promise<Report> {
+  async function stage(plan: Plan, tag: string, signal: AbortSignal, way: Way): Promise<Report> {
     const entries = plan.puts.map(({ item, dir }) => ({ item, dir, name: stagedPath(item, tag) }));
-    if (!large && (await probe(signal)) === 'tar') {
+    if (way === 'tar') {
       const input = entries.length > 0 ? archive(entries) : undefined;
       return parseReport((await run(runtime, script(plan, 'all', tag), { signal, ...(input ? { input } : {}) })).stdout);
     }
@@ -157,7 +163,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     name,
     runtime: runtime.runtime,
     async push(items, signal) {
-      if (ledger?.leftovers(name).length) await (sweeping ??= sweep(signal).finally(() => (sweeping = undefined)));
+      if (ledger?.leftovers(name).length) await (sweeping ??= sweep().finally(() => (sweeping = undefined)));
       const results = new Map<string, PushResult>();
       const valid = await precheck(items, results);
       const isLarge = (item: PushItem): item is PutItem => item.op === 'put' && runtime.pushFile !== undefined && item.bytes >= LARGE_FILE;
