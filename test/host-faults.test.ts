@@ -13,6 +13,13 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { isStevedoreError } from '../src/errors.js';
+import { createIntake } from '../src/ingest/intake.js';
+import { createLogger } from '../src/log.js';
+import { createRegistry } from '../src/queue/registry.js';
+import { createScheduler } from '../src/queue/scheduler.js';
+import { createJournal } from '../src/spool/journal.js';
+import { createSpool } from '../src/spool/spool.js';
 import { startAgent, type TestAgent } from './helpers/agent.js';
 import { start, useBuiltCli } from './helpers/cli.js';
 import { freePort, json, open, send, type Answer } from './helpers/http.js';
@@ -49,6 +56,36 @@ async function fillUp(file: string): Promise<void> {
 }
 const get = (t: TestAgent, what: string) => send(t.url, what, { method: 'GET' });
 const logged = (t: TestAgent, start: string) => t.logs.filter((line) => String(line.msg).startsWith(start));
+
+describe.runIf(root || process.env.CI === 'true')('bytes admitted but not yet written', () => {
+  it('count against min_free until they are on disk, and then only once', async () => {
+    const disk = path.join(await tempDir(), 'disk');
+    await smallDisk(disk, '16m');
+    const logger = createLogger({ level: 'silent', format: 'json' });
+    const spool = createSpool(path.join(disk, 'spool'));
+    await spool.init();
+    const journal = createJournal({ file: path.join(disk, 'journal.log'), syncDirs: [spool.dir], logger });
+    await journal.open();
+    onTestFinished(() => journal.close());
+    const scheduler = createScheduler({
+      concurrency: 1, perTarget: 1, capacity: 10, batchFiles: 10, batchBytes: MiB, logger, registry: createRegistry({ logger }),
+      getTarget: () => undefined, sourcePath: (task) => spool.path(task.staged), settle: async () => undefined,
+    });
+    const intake = createIntake({ spool, journal, scheduler, minFree: 4 * MiB, isClosing: () => false });
+    const free = await freeOn(disk);
+    const refused = (bytes: number) => intake.admit(1, bytes).then(() => false, (error: unknown) => isStevedoreError(error, 'INSUFFICIENT_STORAGE'));
+
+    const big = await intake.admit(1, free - 8 * MiB); // 8 MiB left above nothing, 4 above min_free
+    expect(await refused(5 * MiB)).toBe(true); // fits the disk alone, not beside what big will write
+    await writeFile(path.join(spool.dir, 'big.part'), Buffer.alloc(6 * MiB));
+    big.written(6 * MiB); // 6 MiB now counted by the disk: held no more
+    const small = await intake.admit(1, 3 * MiB); // counted twice, this would be refused
+    small.done();
+    big.done();
+    big.done(); // idempotent
+    expect(await refused(free - 6 * MiB - 4 * MiB - 64 * 1024)).toBe(false); // nothing held any more
+  });
+});
 
 describe.runIf(root || process.env.CI === 'true')('a full spool disk', () => {
   it('answers 507 past min_free and when the disk is really full, keeps serving, loses nothing, and takes uploads again once the spool drains', async () => {
@@ -274,7 +311,9 @@ watch: [{ name: in, path: ${drop}, target: box, dest: /srv/in, settle: 100ms }]
     expect(agent.exitCode).toBeNull();
     agent.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => agent.once('close', (exit) => resolve(exit)));
-    const pushesWaited = logs.filter((line) => line.msg === 'task retrying' && (line.error as { code?: string } | undefined)?.code === 'TOO_MANY_OPEN_FILES').length;
+    const retried = (code: string) => logs.filter((line) => line.msg === 'task retrying' && (line.error as { code?: string } | undefined)?.code === code);
+    const pushesWaited = retried('TOO_MANY_OPEN_FILES').length;
+    expect(retried('TARGET_IO')).toEqual([]); // out of descriptors never spends an attempt as an I/O error
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     // eslint-disable-next-line no-console -- each fault test prints what it tried and what happened
     console.log(

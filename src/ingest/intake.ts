@@ -25,6 +25,8 @@ export interface Accepted {
 
 /** What admit() holds besides queue slots: the bytes about to be written. */
 export interface Admission {
+  /** `bytes` of it are written so far: the disk counts those now, so they are held no more. */
+  written(bytes: number): void;
   /** The file is written (the disk counts it now) or never will be: stop holding its bytes. Idempotent. */
   done(): void;
 }
@@ -70,11 +72,13 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing, on
         throw error;
       }
       let held = expectedBytes;
+      const hold = (bytes: number) => {
+        staging.bytes -= held - bytes;
+        held = bytes;
+      };
       return {
-        done() {
-          staging.bytes -= held;
-          held = 0;
-        },
+        written: (bytes) => hold(Math.min(held, Math.max(0, expectedBytes - bytes))),
+        done: () => hold(0),
       };
     },
     release: (count) => scheduler.release(count),

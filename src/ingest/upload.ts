@@ -55,8 +55,12 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
     id = announce(ctx, res, to, length);
     const announced = id;
     continueBody(req, res);
-    const onProgress = announced ? (bytes: number) => progress(ctx, announced, bytes) : undefined;
-    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody, ...(onProgress ? { onProgress } : {}) }, length);
+    const held = admission;
+    const onProgress = (bytes: number) => {
+      held.written(bytes);
+      if (announced) progress(ctx, announced, bytes);
+    };
+    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody, onProgress }, length);
     if (digest && digest.hex !== received.sha256) {
       await ctx.intake.discard(received);
       throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the body (sha-256 ${received.sha256})`);
