@@ -16,7 +16,7 @@ import type { Target } from './target.js';
 
 /** `ledger`: where targets note a batch's staging while it runs (the agent's; see ledger.ts). */
 export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger): Target {
-  if (config.runtime === 'local') return createLocalTarget({ name, root: config.root, ...(ledger ? { ledger } : {}), ...(logger ? { logger } : {}) });
+  if (config.runtime === 'local') return createLocalTarget({ name, root: config.root, ...(ledger ? { ledger } : {}) });
   const runtime = runtimeFor(config);
   if (!onPath(runtime.command)) {
     throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${runtime.command}" command, which is not on PATH (is ${config.runtime} installed?)`);

@@ -30,6 +30,13 @@ export interface StagingLedger {
   leave(target: string, note: StagingNote): void;
   /** Notes whose temp names may still be there: an earlier run's, and those left since. */
   leftovers(target: string): StagingNote[];
+  /**
+   * Before a target's push: each of its leftovers in `where` (its container or root) goes
+   * through `remove`, which answers false when it cannot be done now (then the rest waits
+   * for the next push). A note for another place is logged for removal by hand. One
+   * sweep per target at a time; none at all when there is nothing left.
+   */
+  sweep(target: string, where: string, remove: (note: StagingNote) => Promise<boolean>): Promise<void>;
   /** Targets that have leftovers. */
   targets(): string[];
 }
@@ -46,6 +53,17 @@ export function createStagingLedger(dir: string, logger?: Logger): StagingLedger
     const notes = left.get(target) ?? new Map<string, StagingNote>();
     left.set(target, notes.set(note.tag, note));
   };
+  const sweeping = new Map<string, Promise<void>>();
+  async function sweepOnce(target: string, where: string, remove: (note: StagingNote) => Promise<boolean>): Promise<void> {
+    for (const note of [...(left.get(target)?.values() ?? [])]) {
+      if (note.where !== where) {
+        logger?.warn({ target, where: note.where, dirs: note.dirs, tag: note.tag }, 'an interrupted push left temp names (.stevedore-TAG) in a place this target no longer points at: remove them by hand');
+      } else if (await remove(note)) {
+        logger?.info({ target, where, dirs: note.dirs }, 'removed the temp names an interrupted push left in the target');
+      } else return;
+      await ledger.clear(target, note.tag);
+    }
+  }
   let failing = false;
   const tried = async (work: () => Promise<void>) => {
     try {
@@ -57,7 +75,7 @@ export function createStagingLedger(dir: string, logger?: Logger): StagingLedger
       failing = true;
     }
   };
-  return {
+  const ledger: StagingLedger = {
     async open() {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       for (const name of await readdir(dir)) {
@@ -81,6 +99,16 @@ export function createStagingLedger(dir: string, logger?: Logger): StagingLedger
     },
     leave,
     leftovers: (target) => [...(left.get(target)?.values() ?? [])],
+    async sweep(target, where, remove) {
+      if (!left.get(target)?.size) return;
+      let running = sweeping.get(target);
+      if (!running) {
+        running = sweepOnce(target, where, remove).finally(() => sweeping.delete(target));
+        sweeping.set(target, running);
+      }
+      await running;
+    },
     targets: () => [...left].filter(([, notes]) => notes.size > 0).map(([target]) => target),
   };
+  return ledger;
 }

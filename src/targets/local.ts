@@ -4,11 +4,10 @@
 import { constants } from 'node:fs';
 import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from 'pino';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
-import type { StagingLedger } from './ledger.js';
+import type { StagingLedger, StagingNote } from './ledger.js';
 import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
@@ -16,27 +15,19 @@ export interface LocalTargetOptions {
   root: string;
   /** Where an agent notes a batch's temp files while it runs (`stevedore push` has none). */
   ledger?: StagingLedger;
-  logger?: Logger;
 }
 
-export function createLocalTarget({ name, root, ledger, logger }: LocalTargetOptions): Target {
+export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): Target {
   // A batch's temp files are DIR/.stevedore-TAG-N.tmp. Each is renamed or removed before
   // the batch ends; only a killed agent leaves some, which its note names for the next run.
-  async function sweep(rootReal: string): Promise<void> {
-    for (const note of ledger?.leftovers(name) ?? []) {
-      const prefix = `.stevedore-${note.tag}-`;
-      if (note.where !== root) {
-        logger?.warn({ target: name, root: note.where, dirs: note.dirs, prefix }, 'an interrupted push left temp files in a root this target no longer has: remove them by hand');
-      } else {
-        for (const dir of note.dirs) {
-          const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
-          const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
-          await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
-        }
-        logger?.info({ target: name, dirs: note.dirs }, 'removed the temp files an interrupted push left in the target');
-      }
-      await ledger?.clear(name, note.tag);
+  async function removeTemps(rootReal: string, note: StagingNote): Promise<boolean> {
+    const prefix = `.stevedore-${note.tag}-`;
+    for (const dir of note.dirs) {
+      const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
+      const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
+      await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
     }
+    return true;
   }
 
   return {
@@ -45,7 +36,7 @@ export function createLocalTarget({ name, root, ledger, logger }: LocalTargetOpt
     async push(items, signal) {
       await mkdir(root, { recursive: true, mode: 0o755 });
       const rootReal = await realpath(root);
-      await sweep(rootReal);
+      await ledger?.sweep(name, root, (note) => removeTemps(rootReal, note));
       const note = { tag: randomName(9), where: root, dirs: [...new Set(items.flatMap((item) => (item.op === 'put' ? [path.posix.dirname(item.dest)] : [])))] };
       if (note.dirs.length > 0) await ledger?.note(name, note);
       let temps = 0;

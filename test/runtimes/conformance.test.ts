@@ -180,9 +180,9 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     // What a push killed with its agent leaves: a staging directory with part of a file, and its note.
     await killed.note('t', { tag: 'KILLED', where: container, dirs: ['/srv/swept', '/srv/swept/gone'] });
     await sh('mkdir -p /srv/swept/.stevedore-KILLED && echo part > /srv/swept/.stevedore-KILLED/f');
-    const restarted = createStagingLedger(notes);
-    await restarted.open();
     const { lines, logger } = captureLogs();
+    const restarted = createStagingLedger(notes, logger);
+    await restarted.open();
     const next = createTarget('t', runtime.target(container), logger, restarted);
     expect(codes(await push(next, [await put(dir, '/srv/swept/f', 'whole')]))).toEqual(['ok']);
     expect(await sh('ls -A /srv/swept; cat /srv/swept/f')).toBe('f\nwhole');

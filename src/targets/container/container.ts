@@ -27,7 +27,6 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
   // Read when a container target is made: the build copies it beside this module.
   const SCRIPT = readFileSync(new URL('batch.sh', import.meta.url), 'utf8');
   let way: Way | undefined;
-  let sweeping: Promise<void> | undefined;
 
   // Once per container start: a CLI-level failure forgets it, so a replaced container is asked again.
   async function probe(signal: AbortSignal): Promise<Way> {
@@ -64,30 +63,18 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
   // Gone with the container, or never made: a container without sh runs no batch.sh.
   const nothingThere = (error: unknown) => (error instanceof StevedoreError && error.code === 'TARGET_NOT_FOUND') || noShell(error) !== undefined;
 
-  // Before a push: what earlier batches left (a killed agent, a container that went
-  // down mid-push). Each removal has its own timeout: the push's is for the push.
-  async function sweep(): Promise<void> {
-    for (const note of ledger?.leftovers(name) ?? []) {
-      if (note.where !== runtime.container) {
-        logger?.warn({ target: name, container: note.where, dirs: note.dirs, tag: note.tag }, 'an interrupted push left staging directories (.stevedore-TAG) in a container this target no longer points at: remove them by hand');
-      } else if (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS))) {
-        logger?.info({ target: name, container: runtime.container, dirs: note.dirs }, 'removed the staging directories an interrupted push left in the container');
-      } else return;
-      await ledger?.clear(name, note.tag);
-    }
-  }
-
   async function land(plan: Plan, signal: AbortSignal, large: boolean): Promise<Report> {
     // Asked before anything is noted: a container that is down fails here, having made nothing.
     const how: Way = large ? 'copy' : await probe(signal);
     const note = { tag: randomName(9), where: runtime.container, dirs: plan.dirs.map(({ dir }) => dir) };
-    if (note.dirs.length > 0) await ledger?.note(name, note);
+    if (note.dirs.length === 0) return stage(plan, note.tag, signal, how); // deletes only: nothing staged
+    await ledger?.note(name, note);
     try {
       const report = await stage(plan, note.tag, signal, how);
-      if (note.dirs.length > 0) await ledger?.clear(name, note.tag);
+      await ledger?.clear(name, note.tag);
       return report;
     } catch (error) {
-      if (note.dirs.length > 0) await afterFailure(note, error);
+      await afterFailure(note, error);
       throw error;
     }
   }
@@ -163,7 +150,9 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     name,
     runtime: runtime.runtime,
     async push(items, signal) {
-      if (ledger?.leftovers(name).length) await (sweeping ??= sweep().finally(() => (sweeping = undefined)));
+      // What earlier batches left (a killed agent, a container that went down mid-push),
+      // each removal with its own timeout: the push's is for the push.
+      await ledger?.sweep(name, runtime.container, (note) => removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS)));
       const results = new Map<string, PushResult>();
       const valid = await precheck(items, results);
       const isLarge = (item: PushItem): item is PutItem => item.op === 'put' && runtime.pushFile !== undefined && item.bytes >= LARGE_FILE;
