@@ -7,7 +7,7 @@ import type { Config } from '../config/load.js';
 import { formatBytes } from '../config/units.js';
 import { StevedoreError, isStevedoreError } from '../errors.js';
 import { newTask, taskJson } from '../queue/task.js';
-import { createDeadLetter } from '../spool/dead-letter.js';
+import { createDeadLetter, deadEntryJson, type DeadEntryJson } from '../spool/dead-letter.js';
 import { createJournal } from '../spool/journal.js';
 import { replayAll, type Replayed } from '../spool/replay.js';
 import { createSpool } from '../spool/spool.js';
@@ -17,16 +17,6 @@ import { runningAgent } from './pid.js';
 import { table } from './table.js';
 
 const DEAD_LETTER_USAGE = 'stevedore dead-letter list | retry ID | retry --all | purge ID [-c FILE]';
-
-/** One entry as GET /dead-letter lists it. */
-interface Listed {
-  id: string;
-  target: string;
-  dest: string;
-  bytes: number;
-  failed_at: string;
-  reason: string;
-}
 
 export async function deadLetterCommand(config: Config, action: string | undefined, id: string | undefined, all: boolean): Promise<number> {
   if (action === 'list' && id === undefined) return list(config);
@@ -60,9 +50,7 @@ function offline(config: Config) {
 
 async function list(config: Config): Promise<number> {
   const answer = await online(config, 'GET', '/dead-letter');
-  const entries: Listed[] = answer
-    ? (answer.body as { entries: Listed[] }).entries
-    : (await offline(config).deadLetter.list()).map((e) => ({ ...e, failed_at: e.failedAt }));
+  const entries = answer ? (answer.body as { entries: DeadEntryJson[] }).entries : (await offline(config).deadLetter.list()).map(deadEntryJson);
   if (entries.length === 0) {
     process.stdout.write('the dead-letter store is empty\n');
     return EXIT.ok;

@@ -9,7 +9,7 @@ import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import { newTask, taskJson } from '../queue/task.js';
-import type { DeadLetter } from '../spool/dead-letter.js';
+import { deadEntryJson, type DeadLetter } from '../spool/dead-letter.js';
 import type { Journal } from '../spool/journal.js';
 import { replayAll } from '../spool/replay.js';
 import type { Spool } from '../spool/spool.js';
@@ -54,8 +54,7 @@ export function createOperations(deps: OperationsDeps): Operations {
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, startedAt: deps.startedAt }),
     deadLetter: {
-      list: async () =>
-        (await deadLetter.list()).map(({ record: _record, data, failedAt, ...entry }) => ({ ...entry, failed_at: failedAt, has_data: data !== undefined })),
+      list: async () => (await deadLetter.list()).map(deadEntryJson),
       retry: (id) =>
         serially(async () => {
           const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];

@@ -22,6 +22,11 @@ export interface DeadEntry {
   data?: string;
 }
 
+/** An entry as GET /dead-letter lists it (and `stevedore dead-letter list` reads it). */
+export const deadEntryJson = ({ record: _record, data, failedAt, ...entry }: DeadEntry) => ({ ...entry, failed_at: failedAt, has_data: data !== undefined });
+
+export type DeadEntryJson = ReturnType<typeof deadEntryJson>;
+
 export interface DeadLetter {
   readonly dir: string;
   init(): Promise<void>;
