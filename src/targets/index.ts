@@ -7,12 +7,12 @@ import { StevedoreError } from '../errors.js';
 import { createContainerTarget } from './container/container.js';
 import { dockerRuntime } from './container/docker.js';
 import { incusRuntime } from './container/incus.js';
-import type { StagingLedger } from './ledger.js';
-
-export { createStagingLedger, type StagingLedger } from './ledger.js';
 import type { Runtime } from './container/runtime.js';
+import type { StagingLedger } from './ledger.js';
 import { createLocalTarget } from './local.js';
 import type { Target } from './target.js';
+
+export { createStagingLedger, type StagingLedger } from './ledger.js';
 
 /** `ledger`: where targets note a batch's staging while it runs (the agent's; see ledger.ts). */
 export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger): Target {
