@@ -17,7 +17,7 @@ export interface SettleArgs {
  * task is over: a crash in between leaves an orphan that the next start sweeps, never
  * a task without data.
  */
-export async function settleTask(task: Task, how: 'done' | 'failed' | 'superseded', { journal, spool, deadLetter }: SettleArgs): Promise<void> {
+async function settleTask(task: Task, how: 'done' | 'failed' | 'superseded', { journal, spool, deadLetter }: SettleArgs): Promise<void> {
   if (how === 'failed') {
     // The scheduler announces `failed` only after this, but task.json must say it already.
     await deadLetter.put({ ...task, status: 'failed' }, task.kind === 'put' ? spool.path(task.staged) : undefined, task.error?.message ?? 'failed');
