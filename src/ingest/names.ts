@@ -43,18 +43,18 @@ const SLASH_LOOKALIKES = [
 // The first rule that matches a character names it (and may say why). Bidi controls
 // are Cf too; they come first only to be named as such.
 const CHARACTER_RULES: [RegExp, string, string?][] = [
-  [/\p{Cc}/u, 'a control character'],
+  [/\p{Cc}/u, 'control character'],
   [/\\/u, 'a backslash'],
-  [/\p{Bidi_Control}/u, 'a bidi control'],
-  [/\p{Cf}/u, 'an invisible format character'],
+  [/\p{Bidi_Control}/u, 'bidi control'],
+  [/\p{Cf}/u, 'invisible format character'],
   // Line and paragraph separators forge log lines.
-  [/[\p{Zl}\p{Zp}]/u, 'a line separator'],
+  [/[\p{Zl}\p{Zp}]/u, 'line separator'],
   // for..of and the u flag see an unpaired surrogate as a code point of its own.
-  [/\p{Cs}/u, 'an unpaired surrogate'],
-  [/\p{Noncharacter_Code_Point}/u, 'a noncharacter'],
-  [/\uFFFD/u, 'the replacement character', ': the name was not valid UTF-8'],
+  [/\p{Cs}/u, 'unpaired surrogate'],
+  [/\p{Noncharacter_Code_Point}/u, 'noncharacter'],
+  [/\uFFFD/u, 'replacement character', ': the name was not valid UTF-8'],
   // An alternation, not a class: a class with combining marks in it reads as a trap.
-  [new RegExp(SLASH_LOOKALIKES.join('|'), 'u'), 'a slash look-alike'],
+  [new RegExp(SLASH_LOOKALIKES.join('|'), 'u'), 'slash look-alike'],
 ];
 // One pass over the name finds whether any rule applies; only a refused name is classified.
 const FORBIDDEN = new RegExp(CHARACTER_RULES.map(([rule]) => rule.source).join('|'), 'u');
@@ -67,7 +67,7 @@ const hex = (cp: number): string => `U+${cp.toString(16).toUpperCase().padStart(
 export function nameProblem(name: string): string | undefined {
   const bad = FORBIDDEN.exec(name)?.[0];
   if (bad !== undefined) {
-    const [, what, why = ''] = CHARACTER_RULES.find(([rule]) => rule.test(bad)) ?? [FORBIDDEN, 'a forbidden character'];
+    const [, what, why = ''] = CHARACTER_RULES.find(([rule]) => rule.test(bad)) ?? [FORBIDDEN, 'forbidden character'];
     return `contains ${what} ${hex(bad.codePointAt(0) ?? 0)}${why}`;
   }
   if (name.normalize('NFC') !== name) return 'is not in Unicode NFC (composed) form: normalize it to NFC first';
