@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig, parseConfig, type Config } from '../../src/config/load.js';
 import { fileOptionsFor } from '../../src/config/resolve.js';
 import { StevedoreError } from '../../src/errors.js';
+import { tempDir } from '../helpers/temp.js';
 
 const exampleFile = fileURLToPath(new URL('../../config.example.yaml', import.meta.url));
 const exampleText = readFileSync(exampleFile, 'utf8');
@@ -481,14 +483,14 @@ describe('container paths, route paths and tokens are normal', () => {
     ['a .. segment', '/srv/../etc', 'path segment 2 is "..": parent references are not allowed'],
     ['a trailing ..', '/srv/www/..', 'path segment 3 is "..": parent references are not allowed'],
     ['a . segment', '/srv/./www', 'path segment 2 is ".": current-directory references are not allowed'],
-    ['a control character', '/srv/a\u0001b', 'path segment 2 contains a control character U+0001'],
-    ['DEL', '/srv/a\u007fb', 'path segment 2 contains a control character U+007F'],
-    ['a tab', '/srv/a\tb', 'path segment 2 contains a control character U+0009'],
-    ['a right-to-left override', '/srv/evil\u202etxt', 'path segment 2 contains a bidi control U+202E'],
-    ['a zero-width space', '/srv/a\u200bb', 'path segment 2 contains an invisible format character U+200B'],
+    ['a control character', '/srv/a\u0001b', 'path segment 2 contains control character U+0001'],
+    ['DEL', '/srv/a\u007fb', 'path segment 2 contains control character U+007F'],
+    ['a tab', '/srv/a\tb', 'path segment 2 contains control character U+0009'],
+    ['a right-to-left override', '/srv/evil\u202etxt', 'path segment 2 contains bidi control U+202E'],
+    ['a zero-width space', '/srv/a\u200bb', 'path segment 2 contains invisible format character U+200B'],
     ['a decomposed é', '/srv/cafe\u0301', 'path segment 2 is not in Unicode NFC (composed) form: normalize it to NFC first'],
     ['a segment of one space', '/srv/ /www', 'path segment 2 has nothing visible: only whitespace or invisible characters'],
-    ['a division slash', '/srv/a\u2215b', 'path segment 2 contains a slash look-alike U+2215'],
+    ['a division slash', '/srv/a\u2215b', 'path segment 2 contains slash look-alike U+2215'],
     ['fullwidth dots', '/srv/\uff0e\uff0e', 'path segment 2 normalizes to ".."'],
     ['a 256-byte name', `/srv/${'n'.repeat(256)}`, 'path segment 2 is 256 bytes, over the 255-byte name limit'],
   ];
@@ -555,6 +557,116 @@ describe('container paths, route paths and tokens are normal', () => {
     const visible = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join('');
     expect(parse(configWith('http.routes.0.dest', tokenLine(visible))).http?.routes[0]?.token).toBe(visible);
     expect(parse(configWith('http.routes.0.dest', '    - { name: r, path: /r, target: box, dest: /d, token: 123456 }')).http?.routes[0]?.token).toBe('123456');
+  });
+});
+
+// Directories the agent reads and writes may not nest (issue 10, item 5; SPEC §9).
+describe('host directories that overlap', () => {
+  /** state_dir on line 2, the box target's root on line 4, then `watch` lines from line 6. */
+  const dirs = (stateDir: string, root: string, ...watch: string[]) =>
+    yaml('version: 1', `state_dir: ${stateDir}`, 'targets:', `  box: { runtime: local, root: ${root} }`, '  web: { runtime: incus, container: /data/in }', ...(watch.length ? ['watch:', ...watch] : []));
+  const watchAt = (dir: string, more = '') => `  - { name: w, path: ${dir}, target: box, dest: /d${more} }`;
+  const PUSH_OWN = 'the agent would push, and in drop mode delete, its own spool and journal';
+  const OWN_FILES = "the target would write among the agent's own files";
+  const AGAIN = 'each landed file would be seen by the watch and pushed again';
+  const MOVED = "pushed files would be moved among the agent's own files";
+
+  const refused: [string, string, string[]][] = [
+    ['a watch that contains state_dir', dirs('/data/in/state', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in contains state_dir /data/in/state: ${PUSH_OWN}`]],
+    ['a watch inside state_dir', dirs('/data', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in lies inside state_dir /data: ${PUSH_OWN}`]],
+    ['a watch that is state_dir', dirs('/data/in', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in is state_dir /data/in: ${PUSH_OWN}`]],
+    ['a watch spelled with a trailing slash and ..', dirs('/data/x/../in/state', '/srv/box', watchAt('/data/in/')), [`x.yaml:7:22: watch.0.path: /data/in contains state_dir /data/in/state: ${PUSH_OWN}`]],
+    ['state_dir named "..data" inside a watch (a name, not a parent reference)', dirs('/data/in/..data', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in contains state_dir /data/in/..data: ${PUSH_OWN}`]],
+    ['a local root that contains state_dir', dirs('/srv/box/state', '/srv/box'), [`x.yaml:4:32: targets.box.root: /srv/box contains state_dir /srv/box/state: ${OWN_FILES}`]],
+    ['a local root inside state_dir', dirs('/var/lib/stevedore', '/var/lib/stevedore/box'), [`x.yaml:4:32: targets.box.root: /var/lib/stevedore/box lies inside state_dir /var/lib/stevedore: ${OWN_FILES}`]],
+    ['a local root that contains a watch', dirs('/var/lib/stevedore', '/srv/box', watchAt('/srv/box/in')), [`x.yaml:4:32: targets.box.root: /srv/box contains watch.0.path /srv/box/in: ${AGAIN}`]],
+    ['a local root inside a watch', dirs('/var/lib/stevedore', '/data/in/box', watchAt('/data/in')), [`x.yaml:4:32: targets.box.root: /data/in/box lies inside watch.0.path /data/in: ${AGAIN}`]],
+    ['after_push inside state_dir', dirs('/var/lib/stevedore', '/srv/box', watchAt('/data/in', ', after_push: /var/lib/stevedore/done')), [`x.yaml:7:67: watch.0.after_push: /var/lib/stevedore/done lies inside state_dir /var/lib/stevedore: ${MOVED}`]],
+    ['after_push that contains state_dir', dirs('/var/lib/stevedore', '/srv/box', watchAt('/data/in', ', after_push: /var')), [`x.yaml:7:67: watch.0.after_push: /var contains state_dir /var/lib/stevedore: ${MOVED}`]],
+    [
+      'every overlap at once, in order',
+      dirs('/data/state', '/data', watchAt('/data'), '  - { name: v, path: /data/state/v, target: box, dest: /d }'),
+      [
+        `x.yaml:4:32: targets.box.root: /data contains state_dir /data/state: ${OWN_FILES}`,
+        `x.yaml:4:32: targets.box.root: /data is watch.0.path /data: ${AGAIN}`,
+        `x.yaml:4:32: targets.box.root: /data contains watch.1.path /data/state/v: ${AGAIN}`,
+        `x.yaml:7:22: watch.0.path: /data contains state_dir /data/state: ${PUSH_OWN}`,
+        `x.yaml:8:22: watch.1.path: /data/state/v lies inside state_dir /data/state: ${PUSH_OWN}`,
+      ],
+    ],
+  ];
+  it.each(refused)('%s is refused, naming both keys', (_label, text, expected) => {
+    expect(problems(text)).toEqual(expected);
+  });
+
+  it('the default state_dir lies inside a watch of the config file\'s own directory', () => {
+    const text = minimal('watch:', '  - { name: w, path: ., target: box, dest: /d }');
+    expect(problems(text)).toEqual([`x.yaml:5:22: watch.0.path: ${path.resolve('.')} contains state_dir ${path.resolve('var/stevedore')}: ${PUSH_OWN}`]);
+  });
+
+  it.each([
+    ['siblings', dirs('/data/state', '/data/box', watchAt('/data/in', ', after_push: /data/done'))],
+    ['a sibling named "..in" beside the watch', dirs('/data/..in', '/data/box', watchAt('/data/in'))],
+    ['a sibling that only starts like the watch', dirs('/data/in-state', '/data/in.box', watchAt('/data/in', ', after_push: /data/in..done'))],
+    ['a container target (its container is not a host path)', dirs('/var/lib/stevedore', '/srv/box', watchAt('/data/in'))],
+  ])('%s are fine', (_label, text) => {
+    expect(parse(text).watch.length).toBeGreaterThan(0);
+  });
+
+  describe('through symlinks (loadConfig reads the host)', () => {
+    /** A temp dir holding real/ (with real/in), a symlink link → real, and the config file. */
+    async function host() {
+      const base = await tempDir();
+      await mkdir(path.join(base, 'real/in'), { recursive: true });
+      await mkdir(path.join(base, 'elsewhere'));
+      await symlink(path.join(base, 'real'), path.join(base, 'link'));
+      const file = path.join(base, 'stevedore.yaml');
+      const load = async (stateDir: string, root: string, watchDir: string, more = '') => {
+        await writeFile(file, dirs(stateDir, root, watchAt(watchDir, more)));
+        return loadConfig(file, {}).then(() => [], (error: unknown) => (error as ConfigError).message.split('\n'));
+      };
+      return { base, file, load };
+    }
+
+    it('a watch whose symlink leads to the directory holding state_dir', async () => {
+      const { base, file, load } = await host();
+      const [watchDir, stateDir, real] = [path.join(base, 'link'), path.join(base, 'real/state'), path.join(base, 'real')];
+      expect(await load(stateDir, path.join(base, 'box'), watchDir)).toEqual([
+        `${file}:7:${watchAt(watchDir).indexOf(watchDir) + 1}: watch.0.path: ${watchDir} contains state_dir ${stateDir} (through symlinks: ${real} and ${stateDir}): ${PUSH_OWN}`,
+      ]);
+    });
+
+    it('a state_dir not made yet, under a symlinked parent that leads into the watch', async () => {
+      const { base, file, load } = await host();
+      const [watchDir, stateDir] = [path.join(base, 'real/in'), path.join(base, 'link/in/state')];
+      expect(await load(stateDir, path.join(base, 'box'), watchDir)).toEqual([
+        `${file}:7:${watchAt(watchDir).indexOf(watchDir) + 1}: watch.0.path: ${watchDir} contains state_dir ${stateDir} (through symlinks: ${watchDir} and ${path.join(base, 'real/in/state')}): ${PUSH_OWN}`,
+      ]);
+    });
+
+    it('a local root that is the watch under another name', async () => {
+      const { base, file, load } = await host();
+      const [root, watchDir] = [path.join(base, 'link/in'), path.join(base, 'real/in')];
+      expect(await load(path.join(base, 'state'), root, watchDir)).toEqual([
+        `${file}:4:32: targets.box.root: ${root} is watch.0.path ${watchDir} (through symlinks: ${watchDir} and ${watchDir}): ${AGAIN}`,
+      ]);
+    });
+
+    it('an after_push whose symlinked parent leads into the watch', async () => {
+      const { base, file, load } = await host();
+      const [watchDir, done] = [path.join(base, 'real/in'), path.join(base, 'link/in/done')];
+      const line = watchAt(watchDir, `, after_push: ${done}`);
+      expect(await load(path.join(base, 'state'), path.join(base, 'box'), watchDir, `, after_push: ${done}`)).toEqual([
+        `${file}:7:${line.indexOf(done) + 1}: watch.0.after_push: must not be inside, or contain, the watched directory ${watchDir} (through symlinks: ${path.join(watchDir, 'done')} and ${watchDir})`,
+      ]);
+    });
+
+    it('a symlink that leads elsewhere is fine', async () => {
+      const { base, load } = await host();
+      await symlink(path.join(base, 'elsewhere'), path.join(base, 'real/in/out'));
+      expect(await load(path.join(base, 'real/in/out/state'), path.join(base, 'box'), path.join(base, 'real/in'))).toHaveLength(1); // spelled inside: refused
+      expect(await load(path.join(base, 'link2/state'), path.join(base, 'box'), path.join(base, 'real/in'))).toEqual([]);
+    });
   });
 });
 
