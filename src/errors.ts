@@ -36,6 +36,8 @@ export const errorStatus = {
   // Pushing into a target
   DEST_UNSAFE: undefined,
   DEST_IS_DIR: undefined,
+  // The destination is too long where it would land (PATH_MAX, or a filesystem's NAME_MAX): not retried.
+  DEST_TOO_LONG: undefined,
   PERMISSION_DENIED: undefined,
   TARGET_IO: undefined,
   // The target's filesystem is out of space or quota: retried, since space can come back.

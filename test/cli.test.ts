@@ -159,6 +159,19 @@ describe('validate', () => {
     ]);
   });
 
+  it('a watch of the config file\'s own directory, which holds the default state_dir and the target, exits 2 naming both keys', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'nested.yaml');
+    await writeFile(file, ['version: 1', 'targets:', '  box: { runtime: local, root: ./box }', 'watch:', '  - { name: here, path: ., target: box, dest: /d }', ''].join('\n'));
+    const result = await cli(['validate', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(expectOnlyProblemLines(result.stderr, file)).toEqual([
+      `${file}:3:32: targets.box.root: ${path.join(dir, 'box')} lies inside watch.0.path ${dir}: each landed file would be seen by the watch and pushed again`,
+      `${file}:5:25: watch.0.path: ${dir} contains state_dir ${path.join(dir, 'var/stevedore')}: the agent would push, and in drop mode delete, its own spool and journal`,
+    ]);
+  });
+
   it('a YAML syntax error exits 2 with positions, no stack trace', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'syntax.yaml');

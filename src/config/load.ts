@@ -1,11 +1,11 @@
 // YAML text → ${VAR} interpolation → zod validation → frozen Config. Every problem is
 // collected and reported at once as `FILE:LINE:COL: key: message`.
-import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, isAlias, isMap, isNode, isPair, isScalar, isSeq, parse, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { StevedoreError, errorMessage } from '../errors.js';
+import { checkHostPaths } from './host-paths.js';
 import { configSchema, type ParsedConfig } from './schema.js';
 
 export type Config = DeepReadonly<ParsedConfig> & { readonly file: string };
@@ -34,15 +34,15 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
   } catch (error) {
     throw new StevedoreError('CONFIG_UNREADABLE', `${file}: cannot read the config file: ${errorMessage(error)}`, { cause: error });
   }
-  return parseConfig(text, file, env, { checkHostPaths: true });
+  return parseConfig(text, file, env, { onHost: true });
 }
 
 export interface ParseOptions {
-  /** Also check that host directories the config names (watched folders) exist. */
-  checkHostPaths?: boolean;
+  /** Also look at the host: watched folders must exist, and symlinks are read before host directories are compared. */
+  onHost?: boolean;
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, { checkHostPaths = false }: ParseOptions = {}): Config {
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, { onHost = false }: ParseOptions = {}): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => lineCounter.linePos(offset);
@@ -62,32 +62,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (!result.success) problems.push(...result.error.issues.flatMap((issue) => locateIssue(doc, issue, at)));
   if (problems.length > 0 || !result.success) throw new ConfigError(file, problems.sort(byPosition));
   const config = resolvePaths(result.data, path.dirname(path.resolve(file)));
-  problems.push(...checkWatchPaths(config, checkHostPaths).map(({ path: keyPath, message }) => ({ ...at(findOffset(doc, keyPath)), key: keyPath.join('.'), message })));
-  if (problems.length > 0) throw new ConfigError(file, problems);
+  problems.push(...checkHostPaths(config, onHost).map(({ path: keyPath, message }) => ({ ...at(findOffset(doc, keyPath)), key: keyPath.join('.'), message })));
+  if (problems.length > 0) throw new ConfigError(file, problems.sort(byPosition));
   return deepFreeze({ ...config, file: path.resolve(file) });
-}
-
-// A watched directory must exist at start; a drop watch's after_push must lie outside
-// it (a moved file would be seen, and pushed, again).
-function checkWatchPaths(config: ParsedConfig, checkHostPaths: boolean): { path: (string | number)[]; message: string }[] {
-  return config.watch.flatMap((watch, i) => {
-    const problems: { path: (string | number)[]; message: string }[] = [];
-    if (checkHostPaths) {
-      const stats = statSync(watch.path, { throwIfNoEntry: false });
-      if (!stats) problems.push({ path: ['watch', i, 'path'], message: `${watch.path} does not exist` });
-      else if (!stats.isDirectory()) problems.push({ path: ['watch', i, 'path'], message: `${watch.path} is not a directory` });
-    }
-    // Either way round a moved file can come back into the watch and be pushed again.
-    const overlaps = watch.after_push !== null && (isWithin(watch.path, watch.after_push) || isWithin(watch.after_push, watch.path));
-    if (overlaps) problems.push({ path: ['watch', i, 'after_push'], message: `must not be inside, or contain, the watched directory ${watch.path}` });
-    return problems;
-  });
-}
-
-// `..` as a whole segment only: `in/..done` lies inside `in`.
-function isWithin(dir: string, candidate: string): boolean {
-  const rel = path.relative(dir, candidate);
-  return rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
 // Valid YAML that still cannot be a config, caught before toJS() (which would throw, or

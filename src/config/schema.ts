@@ -1,6 +1,8 @@
 // The config file's schema (SPEC §2). Unknown keys are errors everywhere; durations,
 // sizes and modes are parsed here so the rest of the code sees numbers.
 import { z } from 'zod';
+import { errorMessage } from '../errors.js';
+import { checkAbsolutePath } from '../ingest/paths.js';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
 import { LISTEN_PATTERN, checkCrossReferences } from './references.js';
 
@@ -26,12 +28,31 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, {
   error: 'expected a name of letters, digits, "_", "-" or "." (at most 63)',
 });
 
-const absolutePath = z.string().regex(/^\/(?:[^/\0\\]+(?:\/[^/\0\\]+)*)?$/, {
-  error: 'expected an absolute path like /var/www/html (no trailing slash, no empty segments)',
-});
+// A container directory (a `dest`, a `path_prefix`): the shape here (and in the JSON
+// Schema), then, once the shape is right, the rules an uploaded path obeys
+// (ingest/paths.ts), so that it is already normal: no "." or ".." segments, no control
+// or invisible characters, NFC.
+const ABSOLUTE_PATH = /^\/(?:[^/\0\\]+(?:\/[^/\0\\]+)*)?$/;
+const absolutePath = z
+  .string()
+  .regex(ABSOLUTE_PATH, { error: 'expected an absolute path like /var/www/html (no trailing slash, no empty segments)' })
+  .superRefine((text, ctx) => {
+    if (!ABSOLUTE_PATH.test(text)) return;
+    try {
+      checkAbsolutePath(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `expected a normalized absolute path like /var/www/html: ${errorMessage(error)}` });
+    }
+  });
 
-// A token may be all digits: `token: ${PIN}` interpolates to a plain number.
-const token = z.union([z.string().min(1), z.number().transform(String)]);
+// A bearer token is visible ASCII (RFC 6750's b64token is a subset): a space, a control
+// character or a non-ASCII one could never arrive in an Authorization header as written.
+// The message never repeats the token. It may be all digits: `token: ${PIN}`
+// interpolates to a plain number.
+const token = z.union([
+  z.string().regex(/^[\x21-\x7e]+$/, { error: 'expected a token of visible ASCII characters (no spaces, control or non-ASCII characters; RFC 6750)' }),
+  z.number().transform(String),
+]);
 
 const owner = z.strictObject({ uid: z.int().min(0), gid: z.int().min(0) });
 
@@ -61,11 +82,17 @@ const target = z.discriminatedUnion('runtime', [
   z.strictObject({ runtime: z.literal(['docker', 'podman']), ...containerTarget }),
 ], { error: 'expected runtime to be one of incus, lxd, docker, podman, local (kubectl is planned)' });
 
+const URL_PATH = /^(\/[A-Za-z0-9._~-]+)+$/;
+const isDotSegment = (segment: string) => segment === '.' || segment === '..';
+
 const route = z.strictObject({
   name,
-  path: z.string().regex(/^(\/[A-Za-z0-9._~-]+)+$/, {
-    error: 'expected a URL path like /drop/web (letters, digits, . _ ~ -; no trailing slash)',
-  }),
+  path: z
+    .string()
+    .regex(URL_PATH, { error: 'expected a URL path like /drop/web (letters, digits, . _ ~ -; no trailing slash)' })
+    .refine((text) => !URL_PATH.test(text) || !text.split('/').some(isDotSegment), {
+      error: 'expected a URL path like /drop/web: "." and ".." segments are not allowed',
+    }),
   target: name,
   dest: absolutePath,
   token: token.optional(),

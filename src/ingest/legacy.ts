@@ -6,7 +6,7 @@ import type { FileOptions } from '../queue/task.js';
 import { bearerToken, tokenAllows } from './auth.js';
 import type { HttpContext } from './http.js';
 import { singleHeader } from './headers.js';
-import { checkAbsolutePath, isUnder } from './paths.js';
+import { decodeHeaderPath, isUnder } from './paths.js';
 import { acceptBody } from './upload.js';
 
 export interface LegacyRule {
@@ -23,8 +23,9 @@ export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: 
   const presented = bearerToken(req.headers);
   const trusted = ctx.legacy.filter((rule) => tokenAllows(rule.token, presented));
   if (trusted.length === 0) throw new StevedoreError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)');
-  const container = requiredHeader(req, 'x-container-name');
-  const dest = checkAbsolutePath(requiredHeader(req, 'x-file-path'));
+  // Node reads header bytes as latin1; clients send UTF-8.
+  const container = Buffer.from(requiredHeader(req, 'x-container-name'), 'latin1').toString('utf8');
+  const dest = decodeHeaderPath(requiredHeader(req, 'x-file-path'));
   const rule = trusted.find((r) => r.container === container && dest !== r.pathPrefix && isUnder(dest, r.pathPrefix));
   if (!rule) throw new StevedoreError('FORBIDDEN', `http.legacy does not allow ${dest} in container "${container}"`);
   await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options });
@@ -33,6 +34,5 @@ export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: 
 function requiredHeader(req: IncomingMessage, name: string): string {
   const value = singleHeader(req.headers, name);
   if (typeof value !== 'string' || value === '') throw new StevedoreError('BAD_REQUEST', `the ${name} header is required`);
-  // Node reads header bytes as latin1; clients send UTF-8 paths.
-  return Buffer.from(value, 'latin1').toString('utf8');
+  return value;
 }

@@ -1,57 +1,21 @@
 // The one place that decides whether a path from the outside world is safe and
 // which container path it maps to. Posix semantics throughout; anything odd is
 // rejected with BAD_PATH rather than normalized, so what we write is exactly
-// what the client named.
+// what the client named. What one name may hold is names.ts's policy.
 import { StevedoreError } from '../errors.js';
+import { nameProblem } from './names.js';
 
 export const MAX_PATH_BYTES = 4096; // whole path, UTF-8 bytes
 export const MAX_SEGMENT_BYTES = 255; // NAME_MAX
-
-// Unicode Bidi_Control: ALM, LRM, RLM, LRE..RLO, LRI..PDI. They make a name
-// display differently from what it is ("txt.exe" shown as "exe.txt").
-const BIDI_CONTROLS = new Set([
-  0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069,
-]);
-// NFKC leaves these alone, but they render as "/".
-const SLASH_LOOKALIKES = new Set([0x2215, 0x2044]);
+// The longest container path a file may land at: batch.sh first unpacks it as
+// DIR/.stevedore-TAG/NAME, 21 bytes longer, which must fit PATH_MAX (4096 with its NUL).
+export const MAX_DEST_BYTES = 4096 - 1 - 21;
 
 const MAX_DETAIL_CHARS = 256;
 
 function fail(message: string, path: string): never {
   const shown = path.length > MAX_DETAIL_CHARS ? `${path.slice(0, MAX_DETAIL_CHARS)}…` : path;
   throw new StevedoreError('BAD_PATH', message, { details: { path: shown } });
-}
-
-const hex = (cp: number): string => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
-
-// Names the first character that may not appear in a file name, if any.
-// for..of walks code points, so an unpaired surrogate shows up on its own.
-function forbiddenChar(segment: string): string | undefined {
-  for (const ch of segment) {
-    const cp = ch.codePointAt(0) ?? 0;
-    if (cp <= 0x1f || (cp >= 0x7f && cp <= 0x9f)) return `control character ${hex(cp)}`;
-    if (ch === '\\') return 'a backslash';
-    if (BIDI_CONTROLS.has(cp)) return `bidi control ${hex(cp)}`;
-    if (cp === 0xfeff) return 'byte-order mark U+FEFF';
-    // Line separators and zero-width characters forge log lines and hide names.
-    if (cp === 0x2028 || cp === 0x2029) return `line separator ${hex(cp)}`;
-    if (cp >= 0x200b && cp <= 0x200d) return `zero-width character ${hex(cp)}`;
-    if (SLASH_LOOKALIKES.has(cp)) return `slash look-alike ${hex(cp)}`;
-    if (cp >= 0xd800 && cp <= 0xdfff) return `unpaired surrogate ${hex(cp)}`;
-  }
-  return undefined;
-}
-
-// Rejects names that become a separator or a dot reference once a later layer
-// (a filesystem, a shell tool, a human) applies compatibility normalization.
-function lookalikeProblem(segment: string): string | undefined {
-  const folded = segment.normalize('NFKC');
-  if (folded === segment) return undefined;
-  if (folded.includes('/') || folded.includes('\\')) {
-    return 'normalizes to a name containing a slash';
-  }
-  if (folded === '.' || folded === '..') return `normalizes to "${folded}"`;
-  return undefined;
 }
 
 function checkSegment(segment: string, n: number, isLast: boolean, path: string): void {
@@ -61,14 +25,12 @@ function checkSegment(segment: string, n: number, isLast: boolean, path: string)
   }
   if (segment === '.') fail(`${where} is ".": current-directory references are not allowed`, path);
   if (segment === '..') fail(`${where} is "..": parent references are not allowed`, path);
-  const bad = forbiddenChar(segment);
-  if (bad !== undefined) fail(`${where} contains ${bad}`, path);
   const bytes = Buffer.byteLength(segment, 'utf8');
   if (bytes > MAX_SEGMENT_BYTES) {
     fail(`${where} is ${bytes} bytes, over the ${MAX_SEGMENT_BYTES}-byte name limit`, path);
   }
-  const lookalike = lookalikeProblem(segment);
-  if (lookalike !== undefined) fail(`${where} ${lookalike}`, path);
+  const problem = nameProblem(segment);
+  if (problem !== undefined) fail(`${where} ${problem}`, path);
 }
 
 function checkTotalLength(path: string, shown: string): void {
@@ -138,13 +100,37 @@ export function checkAbsolutePath(path: string): string {
   return trimmed;
 }
 
-/** posix-joins a validated absolute dest dir and a validated relative path. */
+function checkDestLength(dest: string): void {
+  const bytes = Buffer.byteLength(dest, 'utf8');
+  if (bytes > MAX_DEST_BYTES) {
+    fail(`destination is ${bytes} bytes, over the ${MAX_DEST_BYTES}-byte limit (with its staging name it must fit the container's PATH_MAX, 4096)`, dest);
+  }
+}
+
+/** posix-joins a validated absolute dest dir and a validated relative path into the path a file lands at. */
 export function joinDest(dest: string, rel: string): string {
   const dir = checkAbsolutePath(dest);
   checkRelativePath(rel);
   const joined = dir === '/' ? `/${rel}` : `${dir}/${rel}`;
-  checkTotalLength(joined, joined);
+  checkDestLength(joined);
   return joined;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** An X-File-Path header as node hands it over (one latin1 character per byte): decoded as UTF-8 and checked as the path a file lands at. */
+export function decodeHeaderPath(header: string): string {
+  let dest: string;
+  try {
+    // ignoreBOM keeps a leading BOM, to be refused, instead of dropping it unseen.
+    dest = strictUtf8.decode(Buffer.from(header, 'latin1'));
+  } catch {
+    return fail('path is not valid UTF-8', header);
+  }
+  if (dest.endsWith('/')) fail('path ends with "/": it must name a file, not a directory', dest);
+  checkAbsolutePath(dest);
+  checkDestLength(dest);
+  return dest;
 }
 
 /** True when absolute `path` equals `prefix` or lies under it, segment-wise ("/var/www2" is NOT under "/var/www"). */

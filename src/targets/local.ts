@@ -2,7 +2,7 @@
 // Each file lands atomically (temp name beside the destination, then rename), and
 // nothing is written outside `root`, even through a symlink planted inside it.
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
@@ -23,7 +23,7 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
   async function removeTemps(rootReal: string, note: StagingNote): Promise<boolean> {
     const prefix = `.stevedore-${note.tag}-`;
     for (const dir of note.dirs) {
-      const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
+      const real = await ensureDir(rootReal, dir, undefined, { changed: new Set(), made: [] }).catch(() => undefined);
       const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
       await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
     }
@@ -42,13 +42,11 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
       let temps = 0;
       const tempName = () => `.stevedore-${note.tag}-${(temps += 1)}.tmp`;
       const dirs = new Map<string, Promise<string | undefined>>();
-      // Directories whose entries changed in this batch: each parent of a landed file,
-      // and each parent of a directory made for one.
-      const changed = new Set<string>();
+      const dirLog: DirLog = { changed: new Set(), made: [] };
       const ensure: EnsureDir = (dir, mode) => {
         const key = `${mode ?? 'find'}:${dir}`;
         let real = dirs.get(key);
-        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, mode, changed)));
+        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, mode, dirLog)));
         return real;
       };
       const land = async (item: PushItem): Promise<PushResult> => {
@@ -56,10 +54,10 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
           checkDest(item.dest);
           signal.throwIfAborted();
           const parent = item.op === 'put' ? await putOne(item, ensure, signal, tempName()) : await deleteOne(item, ensure);
-          if (parent) changed.add(parent);
+          if (parent) dirLog.changed.add(parent);
           return ok;
         } catch (error) {
-          return toResult(error);
+          return toResult(error, item.dest, rootReal);
         }
       };
       // Deletes first: a directory removed and a file put under it in one batch must
@@ -67,9 +65,10 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
       const deletes = await Promise.all(items.map((item) => (item.op === 'delete' ? land(item) : undefined)));
       const results = await Promise.all(items.map((item, i) => deletes[i] ?? land(item)));
       if (note.dirs.length > 0) await ledger?.clear(name, note.tag);
+      if (results.some((result) => !result.ok)) await removeEmpty(dirLog);
       // One fsync per changed directory makes every rename (and removal) durable; until
       // it has succeeded nothing may be reported landed.
-      const unsynced = await Promise.all([...changed].map((dir) => fsyncDir(dir).then(() => undefined, (error: unknown) => error)));
+      const unsynced = await Promise.all([...dirLog.changed].map((dir) => fsyncDir(dir).then(() => undefined, (error: unknown) => error)));
       const failure = unsynced.find((error) => error !== undefined);
       if (failure === undefined) return results;
       const error = new StevedoreError('TARGET_IO', `could not fsync a directory: ${errorMessage(failure)}`, { cause: failure });
@@ -80,6 +79,23 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
 
 /** Resolves a container directory inside root; creates what is missing when given a mode. */
 type EnsureDir = (dir: string, mode: number | undefined) => Promise<string | undefined>;
+
+/** What a batch did to directories (host paths). */
+interface DirLog {
+  /** Directories whose entries changed: each parent of a landed file, and of a directory made. */
+  changed: Set<string>;
+  /** Directories the batch made, each after its parent. */
+  made: string[];
+}
+
+// A put that failed leaves no directory made for it: each one the batch made that is
+// still empty goes, deepest first. rmdir refuses one that is not empty (a file landed
+// in it, by this batch or another), which then stays, as does one it cannot remove.
+async function removeEmpty({ changed, made }: DirLog): Promise<void> {
+  for (const dir of [...made].reverse()) {
+    if (await rmdir(dir).then(() => true, () => false)) changed.delete(dir);
+  }
+}
 
 // `tempName`: a short name of the batch's own, not the destination's name plus a suffix,
 // which could pass NAME_MAX.
@@ -150,7 +166,7 @@ async function copyStaged(item: PutItem, temp: string): Promise<void> {
 // Walks `dir` from the root one component at a time, creating what is missing with
 // `mode` (or answering undefined when there is no mode) and refusing any component
 // (a planted symlink) that resolves outside root.
-async function ensureDir(rootReal: string, dir: string, mode: number | undefined, changed: Set<string>): Promise<string | undefined> {
+async function ensureDir(rootReal: string, dir: string, mode: number | undefined, { changed, made }: DirLog): Promise<string | undefined> {
   let current = rootReal;
   for (const segment of dir.split('/').filter(Boolean)) {
     const next = path.join(current, segment);
@@ -160,9 +176,11 @@ async function ensureDir(rootReal: string, dir: string, mode: number | undefined
     });
     if (!stats) {
       if (mode === undefined) return undefined;
-      await mkdir(next, { mode }).catch((error: unknown) => {
+      const ours = await mkdir(next, { mode }).then(() => true, (error: unknown) => {
         if (errnoCode(error) !== 'EEXIST') throw error;
+        return false;
       });
+      if (ours) made.push(next);
       await open(next, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY).then(async (h) => {
         await h.chmod(mode);
         await h.close();
@@ -194,6 +212,7 @@ const errnoToCode: Record<string, ErrorCode> = {
   EEXIST: 'DEST_IS_DIR',
   ENOTDIR: 'DEST_UNSAFE',
   ELOOP: 'DEST_UNSAFE',
+  ENAMETOOLONG: 'DEST_TOO_LONG',
   ENOSPC: 'TARGET_FULL',
   EDQUOT: 'TARGET_FULL',
   // The host's own limit, not the target's: waited out without spending attempts.
@@ -201,11 +220,16 @@ const errnoToCode: Record<string, ErrorCode> = {
   ENFILE: 'TOO_MANY_OPEN_FILES',
 };
 
-function toResult(error: unknown): PushResult {
+function toResult(error: unknown, dest: string, rootReal: string): PushResult {
   if (error instanceof StevedoreError) return failed(error);
   if (error instanceof Error && error.name === 'AbortError') {
     return failed(new StevedoreError('PUSH_TIMEOUT', 'push cancelled or timed out', { cause: error }));
   }
   const code = errnoToCode[errnoCode(error) ?? ''] ?? 'TARGET_IO';
-  return failed(new StevedoreError(code, errorMessage(error), { cause: error }));
+  // The host path can be kilobytes long: say how long, not what (the task names its dest).
+  const message = code === 'DEST_TOO_LONG' ? tooLong(dest, rootReal) : errorMessage(error);
+  return failed(new StevedoreError(code, message, { cause: error }));
 }
+
+const tooLong = (dest: string, rootReal: string) =>
+  `too long for this host: under ${rootReal} the destination is a ${Buffer.byteLength(path.join(rootReal, dest))}-byte path (PATH_MAX is 4096 bytes, the NUL and the temp name included), or one of its names is longer than the filesystem allows (NAME_MAX)`;

@@ -58,6 +58,7 @@ export type FailureKind = 'transient' | 'permanent' | 'down';
 const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   DEST_UNSAFE: 'permanent',
   DEST_IS_DIR: 'permanent',
+  DEST_TOO_LONG: 'permanent',
   PERMISSION_DENIED: 'permanent',
   TARGET_NOT_FOUND: 'permanent',
   CONTAINER_UNSUPPORTED: 'permanent',

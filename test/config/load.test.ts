@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig, parseConfig, type Config } from '../../src/config/load.js';
 import { fileOptionsFor } from '../../src/config/resolve.js';
 import { StevedoreError } from '../../src/errors.js';
+import { tempDir } from '../helpers/temp.js';
 
 const exampleFile = fileURLToPath(new URL('../../config.example.yaml', import.meta.url));
 const exampleText = readFileSync(exampleFile, 'utf8');
@@ -229,6 +231,8 @@ describe('${VAR} interpolation', () => {
       `      token: ${token}`, //         11
     );
   const token = (value: string, env: NodeJS.ProcessEnv = {}) => parse(withToken(value), env).http?.routes[0]?.token;
+  // Tokens are visible ASCII: values with spaces or line breaks go through a watch's ignore glob.
+  const ignoreGlob = (value: string, env: NodeJS.ProcessEnv = {}) => parse(minimal('watch:', '  - name: w', '    path: /w', '    target: box', '    dest: /d', '    ignore:', `      - ${value}`), env).watch[0]?.ignore[0];
 
   it('replaces ${VAR} from the environment, anywhere in a string', () => {
     expect(token('${TOKEN}', { TOKEN: 's3cret' })).toBe('s3cret');
@@ -240,8 +244,8 @@ describe('${VAR} interpolation', () => {
     expect(token('${TOKEN:-fallback}')).toBe('fallback');
     expect(token('${TOKEN:-fallback}', { TOKEN: '' })).toBe('fallback');
     expect(token('${TOKEN:-fallback}', { TOKEN: 'set' })).toBe('set');
-    expect(token('"${TOKEN:-with spaces: and colons}"')).toBe('with spaces: and colons');
     expect(token('x${EMPTY:-}y')).toBe('xy');
+    expect(ignoreGlob('"${GLOB:-with spaces: and colons}"')).toBe('with spaces: and colons');
   });
 
   it('an unquoted reference takes the type its value would have unquoted', () => {
@@ -262,7 +266,7 @@ describe('${VAR} interpolation', () => {
   });
 
   it('a value cannot inject YAML structure, and keys are not interpolated', () => {
-    expect(token('${TOKEN}', { TOKEN: 'a: b\nc: [d]' })).toBe('a: b\nc: [d]');
+    expect(ignoreGlob('${GLOB}', { GLOB: 'a: b\nc: [d]' })).toBe('a: b\nc: [d]');
     const text = yaml('version: 1', 'targets:', '  ${NAME}: { runtime: local, root: /r }');
     expect(problems(text, { NAME: 'box' })).toEqual(['x.yaml:3:3: targets.${NAME}: expected a name of letters, digits, "_", "-" or "." (at most 63)']);
   });
@@ -458,6 +462,211 @@ describe('schema problems, each at its own line:col', () => {
       'x.yaml:3:19: targets.k8s.runtime: expected runtime to be one of incus, lxd, docker, podman, local (kubectl is planned)',
       'x.yaml:4:18: targets.vm.runtime: expected runtime to be one of incus, lxd, docker, podman, local (kubectl is planned)',
     ]);
+  });
+});
+
+// Container paths, route paths and tokens must already be normal (issue 10, item 12):
+// each row is one value, written as a JSON string (valid YAML), in the one line that
+// names it; the problem must be that line's, at the value.
+describe('container paths, route paths and tokens are normal', () => {
+  const at = (line: string, value: string) => line.indexOf(JSON.stringify(value)) + 1;
+  const places: [string, string, (value: string) => string][] = [
+    ['http.routes.0.dest', 'route dest', (v) => `    - { name: r, path: /r, target: box, dest: ${JSON.stringify(v)} }`],
+    ['http.legacy.0.path_prefix', 'legacy path_prefix', (v) => `    - { target: box, path_prefix: ${JSON.stringify(v)} }`],
+    ['watch.0.dest', 'watch dest', (v) => `  - { name: w, path: /w, target: box, dest: ${JSON.stringify(v)} }`],
+  ];
+  // Line 7: the route, the legacy rule, or the watch.
+  const configWith = (key: string, line: string) =>
+    key === 'watch.0.dest' ? minimal('http:', '  listen: 127.0.0.1:1', 'watch:', line) : minimal('http:', '  listen: 127.0.0.1:1', key.startsWith('http.routes') ? '  routes:' : '  legacy:', line);
+
+  const refusedPaths: [string, string, string][] = [
+    ['a .. segment', '/srv/../etc', 'path segment 2 is "..": parent references are not allowed'],
+    ['a trailing ..', '/srv/www/..', 'path segment 3 is "..": parent references are not allowed'],
+    ['a . segment', '/srv/./www', 'path segment 2 is ".": current-directory references are not allowed'],
+    ['a control character', '/srv/a\u0001b', 'path segment 2 contains control character U+0001'],
+    ['DEL', '/srv/a\u007fb', 'path segment 2 contains control character U+007F'],
+    ['a tab', '/srv/a\tb', 'path segment 2 contains control character U+0009'],
+    ['a right-to-left override', '/srv/evil\u202etxt', 'path segment 2 contains bidi control U+202E'],
+    ['a zero-width space', '/srv/a\u200bb', 'path segment 2 contains invisible format character U+200B'],
+    ['a decomposed é', '/srv/cafe\u0301', 'path segment 2 is not in Unicode NFC (composed) form: normalize it to NFC first'],
+    ['a segment of one space', '/srv/ /www', 'path segment 2 has nothing visible: only whitespace or invisible characters'],
+    ['a division slash', '/srv/a\u2215b', 'path segment 2 contains slash look-alike U+2215'],
+    ['fullwidth dots', '/srv/\uff0e\uff0e', 'path segment 2 normalizes to ".."'],
+    ['a 256-byte name', `/srv/${'n'.repeat(256)}`, 'path segment 2 is 256 bytes, over the 255-byte name limit'],
+  ];
+  const shapeRows: [string, string][] = [
+    ['relative', 'srv/www'],
+    ['a trailing slash', '/srv/www/'],
+    ['an empty segment', '/srv//www'],
+    ['a backslash', '/srv\\www'],
+  ];
+
+  const pathRows = places.flatMap(([key, label, line]) => refusedPaths.map(([what, value, message]) => [`${label} with ${what}`, key, line(value), value, message] as const));
+  it.each(pathRows)('%s is refused at FILE:LINE:COL', (_label, key, line, value, message) => {
+    expect(problems(configWith(key, line))).toEqual([`x.yaml:7:${at(line, value)}: ${key}: expected a normalized absolute path like /var/www/html: ${message}`]);
+  });
+
+  const shapes = places.flatMap(([key, label, line]) => shapeRows.map(([what, value]) => [`${label}, ${what}`, key, line(value), value] as const));
+  it.each(shapes)('%s keeps the shape message, alone', (_label, key, line, value) => {
+    expect(problems(configWith(key, line))).toEqual([`x.yaml:7:${at(line, value)}: ${key}: expected an absolute path like /var/www/html (no trailing slash, no empty segments)`]);
+  });
+
+  it('accepts names that only look odd: "..data", ".well-known", composed UTF-8, "/"', () => {
+    for (const value of ['/srv/..data', '/srv/.well-known/x', '/srv/café', '/srv/a b', '/']) {
+      const config = parse(configWith('http.routes.0.dest', places[0]?.[2](value) ?? ''));
+      expect(config.http?.routes[0]?.dest).toBe(value);
+    }
+  });
+
+  const route = (routePath: string) => `    - { name: r, path: ${JSON.stringify(routePath)}, target: box, dest: /d }`;
+  it.each([['/drop/../web'], ['/drop/./web'], ['/..'], ['/.'], ['/drop/..']])('a route path %s is refused', (routePath) => {
+    const line = route(routePath);
+    expect(problems(configWith('http.routes.0.dest', line))).toEqual([`x.yaml:7:${at(line, routePath)}: http.routes.0.path: expected a URL path like /drop/web: "." and ".." segments are not allowed`]);
+  });
+
+  it('a route path with dots inside its names is fine', () => {
+    for (const routePath of ['/drop/..web', '/drop/.well-known', '/v1.2/x...']) {
+      expect(parse(configWith('http.routes.0.dest', route(routePath))).http?.routes[0]?.path).toBe(routePath);
+    }
+  });
+
+  const TOKEN_MESSAGE = 'expected a token of visible ASCII characters (no spaces, control or non-ASCII characters; RFC 6750)';
+  const tokenLine = (token: string) => `    - { name: r, path: /r, target: box, dest: /d, token: ${JSON.stringify(token)} }`;
+  it.each([
+    ['a space', 'secret token'],
+    ['a leading space', ' secret'],
+    ['a trailing newline (as from a file read into an environment variable)', 'secret\n'],
+    ['a tab', 'sec\tret'],
+    ['a NUL', 'sec\u0000ret'],
+    ['DEL', 'secret\u007f'],
+    ['a non-ASCII letter', 'sécret'],
+    ['a no-break space', 'sec\u00a0ret'],
+    ['empty', ''],
+  ])('a token with %s is refused, without repeating it', (_label, token) => {
+    const line = tokenLine(token);
+    const [problem] = problems(configWith('http.routes.0.dest', line));
+    expect(problem).toBe(`x.yaml:7:${at(line, token)}: http.routes.0.token: ${TOKEN_MESSAGE}`);
+  });
+
+  it('the same rule holds for a legacy token, http.admin_token, and a token from the environment', () => {
+    const text = minimal('http:', '  listen: 127.0.0.1:1', '  admin_token: "${ADMIN}"', '  legacy:', '    - { target: box, path_prefix: /srv, token: "a b" }');
+    expect(problems(text, { ADMIN: 'from env\n' })).toEqual([`x.yaml:6:16: http.admin_token: ${TOKEN_MESSAGE}`, `x.yaml:8:48: http.legacy.0.token: ${TOKEN_MESSAGE}`]);
+  });
+
+  it('accepts every visible ASCII character, and an all-digit token', () => {
+    const visible = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join('');
+    expect(parse(configWith('http.routes.0.dest', tokenLine(visible))).http?.routes[0]?.token).toBe(visible);
+    expect(parse(configWith('http.routes.0.dest', '    - { name: r, path: /r, target: box, dest: /d, token: 123456 }')).http?.routes[0]?.token).toBe('123456');
+  });
+});
+
+// Directories the agent reads and writes may not nest (issue 10, item 5; SPEC §9).
+describe('host directories that overlap', () => {
+  /** state_dir on line 2, the box target's root on line 4, then `watch` lines from line 6. */
+  const dirs = (stateDir: string, root: string, ...watch: string[]) =>
+    yaml('version: 1', `state_dir: ${stateDir}`, 'targets:', `  box: { runtime: local, root: ${root} }`, '  web: { runtime: incus, container: /data/in }', ...(watch.length ? ['watch:', ...watch] : []));
+  const watchAt = (dir: string, more = '') => `  - { name: w, path: ${dir}, target: box, dest: /d${more} }`;
+  const PUSH_OWN = 'the agent would push, and in drop mode delete, its own spool and journal';
+  const OWN_FILES = "the target would write among the agent's own files";
+  const AGAIN = 'each landed file would be seen by the watch and pushed again';
+  const MOVED = "pushed files would be moved among the agent's own files";
+
+  const refused: [string, string, string[]][] = [
+    ['a watch that contains state_dir', dirs('/data/in/state', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in contains state_dir /data/in/state: ${PUSH_OWN}`]],
+    ['a watch inside state_dir', dirs('/data', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in lies inside state_dir /data: ${PUSH_OWN}`]],
+    ['a watch that is state_dir', dirs('/data/in', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in is state_dir /data/in: ${PUSH_OWN}`]],
+    ['a watch spelled with a trailing slash and ..', dirs('/data/x/../in/state', '/srv/box', watchAt('/data/in/')), [`x.yaml:7:22: watch.0.path: /data/in contains state_dir /data/in/state: ${PUSH_OWN}`]],
+    ['state_dir named "..data" inside a watch (a name, not a parent reference)', dirs('/data/in/..data', '/srv/box', watchAt('/data/in')), [`x.yaml:7:22: watch.0.path: /data/in contains state_dir /data/in/..data: ${PUSH_OWN}`]],
+    ['a local root that contains state_dir', dirs('/srv/box/state', '/srv/box'), [`x.yaml:4:32: targets.box.root: /srv/box contains state_dir /srv/box/state: ${OWN_FILES}`]],
+    ['a local root inside state_dir', dirs('/var/lib/stevedore', '/var/lib/stevedore/box'), [`x.yaml:4:32: targets.box.root: /var/lib/stevedore/box lies inside state_dir /var/lib/stevedore: ${OWN_FILES}`]],
+    ['a local root that contains a watch', dirs('/var/lib/stevedore', '/srv/box', watchAt('/srv/box/in')), [`x.yaml:4:32: targets.box.root: /srv/box contains watch.0.path /srv/box/in: ${AGAIN}`]],
+    ['a local root inside a watch', dirs('/var/lib/stevedore', '/data/in/box', watchAt('/data/in')), [`x.yaml:4:32: targets.box.root: /data/in/box lies inside watch.0.path /data/in: ${AGAIN}`]],
+    ['after_push inside state_dir', dirs('/var/lib/stevedore', '/srv/box', watchAt('/data/in', ', after_push: /var/lib/stevedore/done')), [`x.yaml:7:67: watch.0.after_push: /var/lib/stevedore/done lies inside state_dir /var/lib/stevedore: ${MOVED}`]],
+    ['after_push that contains state_dir', dirs('/var/lib/stevedore', '/srv/box', watchAt('/data/in', ', after_push: /var')), [`x.yaml:7:67: watch.0.after_push: /var contains state_dir /var/lib/stevedore: ${MOVED}`]],
+    [
+      'every overlap at once, in order',
+      dirs('/data/state', '/data', watchAt('/data'), '  - { name: v, path: /data/state/v, target: box, dest: /d }'),
+      [
+        `x.yaml:4:32: targets.box.root: /data contains state_dir /data/state: ${OWN_FILES}`,
+        `x.yaml:4:32: targets.box.root: /data is watch.0.path /data: ${AGAIN}`,
+        `x.yaml:4:32: targets.box.root: /data contains watch.1.path /data/state/v: ${AGAIN}`,
+        `x.yaml:7:22: watch.0.path: /data contains state_dir /data/state: ${PUSH_OWN}`,
+        `x.yaml:8:22: watch.1.path: /data/state/v lies inside state_dir /data/state: ${PUSH_OWN}`,
+      ],
+    ],
+  ];
+  it.each(refused)('%s is refused, naming both keys', (_label, text, expected) => {
+    expect(problems(text)).toEqual(expected);
+  });
+
+  it('the default state_dir lies inside a watch of the config file\'s own directory', () => {
+    const text = minimal('watch:', '  - { name: w, path: ., target: box, dest: /d }');
+    expect(problems(text)).toEqual([`x.yaml:5:22: watch.0.path: ${path.resolve('.')} contains state_dir ${path.resolve('var/stevedore')}: ${PUSH_OWN}`]);
+  });
+
+  it.each([
+    ['siblings', dirs('/data/state', '/data/box', watchAt('/data/in', ', after_push: /data/done'))],
+    ['a sibling named "..in" beside the watch', dirs('/data/..in', '/data/box', watchAt('/data/in'))],
+    ['a sibling that only starts like the watch', dirs('/data/in-state', '/data/in.box', watchAt('/data/in', ', after_push: /data/in..done'))],
+    ['a container target (its container is not a host path)', dirs('/var/lib/stevedore', '/srv/box', watchAt('/data/in'))],
+  ])('%s are fine', (_label, text) => {
+    expect(parse(text).watch.length).toBeGreaterThan(0);
+  });
+
+  describe('through symlinks (loadConfig reads the host)', () => {
+    /** A temp dir holding real/ (with real/in), a symlink link → real, and the config file. */
+    async function host() {
+      const base = await tempDir();
+      await mkdir(path.join(base, 'real/in'), { recursive: true });
+      await mkdir(path.join(base, 'elsewhere'));
+      await symlink(path.join(base, 'real'), path.join(base, 'link'));
+      const file = path.join(base, 'stevedore.yaml');
+      const load = async (stateDir: string, root: string, watchDir: string, more = '') => {
+        await writeFile(file, dirs(stateDir, root, watchAt(watchDir, more)));
+        return loadConfig(file, {}).then(() => [], (error: unknown) => (error as ConfigError).message.split('\n'));
+      };
+      return { base, file, load };
+    }
+
+    it('a watch whose symlink leads to the directory holding state_dir', async () => {
+      const { base, file, load } = await host();
+      const [watchDir, stateDir, real] = [path.join(base, 'link'), path.join(base, 'real/state'), path.join(base, 'real')];
+      expect(await load(stateDir, path.join(base, 'box'), watchDir)).toEqual([
+        `${file}:7:${watchAt(watchDir).indexOf(watchDir) + 1}: watch.0.path: ${watchDir} contains state_dir ${stateDir} (through symlinks: ${real} and ${stateDir}): ${PUSH_OWN}`,
+      ]);
+    });
+
+    it('a state_dir not made yet, under a symlinked parent that leads into the watch', async () => {
+      const { base, file, load } = await host();
+      const [watchDir, stateDir] = [path.join(base, 'real/in'), path.join(base, 'link/in/state')];
+      expect(await load(stateDir, path.join(base, 'box'), watchDir)).toEqual([
+        `${file}:7:${watchAt(watchDir).indexOf(watchDir) + 1}: watch.0.path: ${watchDir} contains state_dir ${stateDir} (through symlinks: ${watchDir} and ${path.join(base, 'real/in/state')}): ${PUSH_OWN}`,
+      ]);
+    });
+
+    it('a local root that is the watch under another name', async () => {
+      const { base, file, load } = await host();
+      const [root, watchDir] = [path.join(base, 'link/in'), path.join(base, 'real/in')];
+      expect(await load(path.join(base, 'state'), root, watchDir)).toEqual([
+        `${file}:4:32: targets.box.root: ${root} is watch.0.path ${watchDir} (through symlinks: ${watchDir} and ${watchDir}): ${AGAIN}`,
+      ]);
+    });
+
+    it('an after_push whose symlinked parent leads into the watch', async () => {
+      const { base, file, load } = await host();
+      const [watchDir, done] = [path.join(base, 'real/in'), path.join(base, 'link/in/done')];
+      const line = watchAt(watchDir, `, after_push: ${done}`);
+      expect(await load(path.join(base, 'state'), path.join(base, 'box'), watchDir, `, after_push: ${done}`)).toEqual([
+        `${file}:7:${line.indexOf(done) + 1}: watch.0.after_push: must not be inside, or contain, the watched directory ${watchDir} (through symlinks: ${path.join(watchDir, 'done')} and ${watchDir})`,
+      ]);
+    });
+
+    it('a symlink that leads elsewhere is fine', async () => {
+      const { base, load } = await host();
+      await symlink(path.join(base, 'elsewhere'), path.join(base, 'real/in/out'));
+      expect(await load(path.join(base, 'real/in/out/state'), path.join(base, 'box'), path.join(base, 'real/in'))).toHaveLength(1); // spelled inside: refused
+      expect(await load(path.join(base, 'link2/state'), path.join(base, 'box'), path.join(base, 'real/in'))).toEqual([]);
+    });
   });
 });
 

@@ -2,10 +2,12 @@ import { posix } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { StevedoreError } from '../../src/errors.js';
 import {
+  MAX_DEST_BYTES,
   MAX_PATH_BYTES,
   MAX_SEGMENT_BYTES,
   checkAbsolutePath,
   checkRelativePath,
+  decodeHeaderPath,
   decodeUrlPath,
   isUnder,
   joinDest,
@@ -363,5 +365,138 @@ describe('property: accepted paths stay inside dest', () => {
     expect(joined).toBe(`/srv/dest/${rel}`);
     expect(isUnder(joined, '/srv/dest')).toBe(true);
     expect(posix.normalize(joined)).toBe(joined);
+  });
+});
+
+// One policy for every name, whichever way it came (names.ts): each row is refused as a
+// URL path (percent-encoded), a relative path (a multipart filename, a watched file's
+// name), inside an absolute path (a config dest) and as an X-File-Path header (its
+// UTF-8 bytes, as node hands them over in latin1), each time with the same reason.
+const refusedNames: [string, string, RegExp][] = [
+  ['decomposed é (NFD, as macOS writes it)', 'caf\u0065\u0301.txt', /is not in Unicode NFC/],
+  ['decomposed Hangul', '\u1112\u1161\u11ab.txt', /is not in Unicode NFC/],
+  ['ANGSTROM SIGN (NFC turns it into Å)', '\u212b.txt', /is not in Unicode NFC/],
+  ['soft hyphen', 'pay\u00adroll.txt', /invisible format character U\+00AD/],
+  ['word joiner', 'a\u2060b', /invisible format character U\+2060/],
+  ['zero-width joiner', 'a\u200db', /invisible format character U\+200D/],
+  ['invisible times', 'a\u2062b', /invisible format character U\+2062/],
+  ['BOM', '\ufeffa', /invisible format character U\+FEFF/],
+  ['Arabic letter mark', 'a\u061cb', /bidi control U\+061C/],
+  ['left-to-right isolate', '\u2066a', /bidi control U\+2066/],
+  ['interlinear annotation anchor', 'a\ufff9b', /invisible format character U\+FFF9/],
+  ['tag letter A', 'a\u{e0041}', /invisible format character U\+E0041/],
+  ['noncharacter U+FFFE', 'a\ufffe', /noncharacter U\+FFFE/],
+  ['noncharacter U+FFFF', 'a\uffff', /noncharacter U\+FFFF/],
+  ['noncharacter U+FDD0', '\ufdd0a', /noncharacter U\+FDD0/],
+  ['noncharacter U+FDEF', 'a\ufdef', /noncharacter U\+FDEF/],
+  ['noncharacter U+1FFFE', 'a\u{1fffe}', /noncharacter U\+1FFFE/],
+  ['noncharacter U+10FFFF', 'a\u{10ffff}', /noncharacter U\+10FFFF/],
+  ['replacement character (a name that was not UTF-8)', 'a\ufffd.txt', /replacement character U\+FFFD/],
+  ['a name of one space', ' ', /nothing visible/],
+  ['a name of spaces', '   ', /nothing visible/],
+  ['a name of no-break spaces', '\u00a0\u00a0', /nothing visible/],
+  ['a name of one ideographic space', '\u3000', /nothing visible/],
+  ['a name of one Hangul filler', '\u3164', /nothing visible/],
+  ['a name of one variation selector', '\ufe0f', /nothing visible/],
+  ['fraction slash', 'a\u2044b', /slash look-alike U\+2044/],
+  ['division slash', 'a\u2215b', /slash look-alike U\+2215/],
+  ['big solidus', 'a\u29f8b', /slash look-alike U\+29F8/],
+  ['box-drawing diagonal', 'a\u2571b', /slash look-alike U\+2571/],
+  ['mathematical rising diagonal', 'a\u27cbb', /slash look-alike U\+27CB/],
+  ['set minus (a backslash look-alike)', 'a\u2216b', /slash look-alike U\+2216/],
+  ['reverse solidus operator', 'a\u29f5b', /slash look-alike U\+29F5/],
+  ['combining long solidus overlay', 'a\u0338b', /slash look-alike U\+0338/],
+  ['fullwidth solidus', 'a\uff0fb', /normalizes to a name containing a slash/],
+  ['small reverse solidus', 'a\ufe68b', /normalizes to a name containing a slash/],
+  ['NEL', 'a\u0085b', /control character U\+0085/],
+  ['paragraph separator', 'a\u2029b', /line separator U\+2029/],
+];
+
+// Odd but visible, composed names: they land as they are.
+const acceptedNames = [
+  'a b.txt',
+  ' leading and trailing ',
+  'café.txt',
+  '\u00c5.txt',
+  '한글.txt',
+  '日本\u3000語.txt',
+  'x\u00a0y',
+  '😀.png',
+  '..data',
+  '\u2764\ufe0f.txt',
+  '\u0915\u094d\u0937', // क्ष: a virama sequence, composed already
+];
+
+const latin1 = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+
+describe('one name policy, every way in', () => {
+  it(`covers every kind of name it refuses (${refusedNames.length} rows)`, () => {
+    expect(refusedNames.length).toBeGreaterThanOrEqual(30);
+  });
+
+  const rows = refusedNames.map(([label, name, reason]) => [label, name, reason] as const);
+  it.each(rows)('refuses %s the same way everywhere', (_label, name, reason) => {
+    expect(badPath(() => decodeUrlPath(`dir/${encodeURIComponent(name)}`)).message).toMatch(reason);
+    expect(badPath(() => checkRelativePath(`dir/${name}`)).message).toMatch(reason);
+    expect(badPath(() => checkAbsolutePath(`/srv/${name}`)).message).toMatch(reason);
+    expect(badPath(() => decodeHeaderPath(latin1(`/srv/${name}`))).message).toMatch(reason);
+  });
+
+  it.each(acceptedNames.map((name) => [JSON.stringify(name), name]))('accepts %s everywhere, unchanged', (_t, name) => {
+    expect(decodeUrlPath(`dir/${encodeURIComponent(name)}`)).toBe(`dir/${name}`);
+    expect(checkRelativePath(`dir/${name}`)).toBe(`dir/${name}`);
+    expect(checkAbsolutePath(`/srv/${name}`)).toBe(`/srv/${name}`);
+    expect(decodeHeaderPath(latin1(`/srv/${name}`))).toBe(`/srv/${name}`);
+  });
+});
+
+describe('decodeHeaderPath (X-File-Path)', () => {
+  const bytes = (...values: number[]) => Buffer.from(values).toString('latin1');
+  it.each([
+    ['a lone continuation byte', `/srv/${bytes(0x80)}`, /not valid UTF-8/],
+    ['latin1 é (not UTF-8)', `/srv/caf${bytes(0xe9)}`, /not valid UTF-8/],
+    ['overlong "." (C0 AE)', `/srv/${bytes(0xc0, 0xae, 0xc0, 0xae)}/x`, /not valid UTF-8/],
+    ['overlong "/" (C0 AF)', `/srv${bytes(0xc0, 0xaf)}etc`, /not valid UTF-8/],
+    ['a UTF-16 surrogate (ED A0 80)', `/srv/${bytes(0xed, 0xa0, 0x80)}`, /not valid UTF-8/],
+    ['a truncated sequence', `/srv/${bytes(0xe2, 0x82)}`, /not valid UTF-8/],
+    ['a trailing slash', '/srv/dir/', /ends with "\/"/],
+    ['the root', '/', /ends with "\/"/],
+    ['a BOM before the path (kept, then refused)', latin1('\ufeff/srv/a'), /must be absolute/],
+    ['relative', 'srv/a', /must be absolute/],
+    ['..', '/srv/../etc/passwd', /"\.\."/],
+    ['an empty segment', '/srv//a', /empty/],
+  ])('refuses %s', (_label, header, reason) => {
+    expect(badPath(() => decodeHeaderPath(header)).message).toMatch(reason);
+  });
+
+  it('decodes UTF-8 sent as latin1 bytes', () => {
+    expect(decodeHeaderPath(latin1('/var/legacy/café ☕.txt'))).toBe('/var/legacy/café ☕.txt');
+  });
+});
+
+describe('the longest destination (MAX_DEST_BYTES)', () => {
+  // /srv/dest/ + segments of 250 bytes, then a tail that makes the total `total` bytes.
+  const destOf = (total: number) => {
+    const rel = Array.from({ length: 17 }, () => 'x'.repeat(250)).join('/');
+    const full = `/srv/dest/${rel}`;
+    return full.slice(0, total);
+  };
+
+  it('leaves room for the 21-byte staging directory under PATH_MAX', () => {
+    expect(MAX_DEST_BYTES).toBe(4074);
+  });
+
+  it('joins a destination of exactly MAX_DEST_BYTES and refuses one byte more', () => {
+    const fits = destOf(MAX_DEST_BYTES);
+    const rel = fits.slice('/srv/dest/'.length);
+    expect(Buffer.byteLength(fits)).toBe(MAX_DEST_BYTES);
+    expect(joinDest('/srv/dest', rel)).toBe(fits);
+    const over = `${rel}z`;
+    expect(badPath(() => joinDest('/srv/dest', over)).message).toMatch(/destination is 4075 bytes, over the 4074-byte limit/);
+  });
+
+  it('holds for an X-File-Path too', () => {
+    expect(decodeHeaderPath(destOf(MAX_DEST_BYTES))).toBe(destOf(MAX_DEST_BYTES));
+    expect(badPath(() => decodeHeaderPath(`${destOf(MAX_DEST_BYTES)}z`)).message).toMatch(/4075 bytes/);
   });
 });

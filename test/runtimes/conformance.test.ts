@@ -125,6 +125,22 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await sh('cat /srv/mixed/a.txt /srv/mixed/z/b.txt /srv/mixed/plain; ls -d /srv/mixed/taken')).toBe('abx\n/srv/mixed/taken');
   });
 
+  it('answers a name too long for the container as DEST_TOO_LONG (permanent), lands the rest, and leaves no directory made for nothing', async () => {
+    const dir = await tempDir();
+    // Past NAME_MAX (255), as on a filesystem with shorter names than ingest allows.
+    const long = 'n'.repeat(256);
+    await sh('mkdir -p /srv/long/kept');
+    const items = [
+      await put(dir, `/srv/long/new/a/${long}/f`, 'a directory name too long'),
+      await put(dir, '/srv/long/ok/f', 'ok'),
+      await put(dir, `/srv/long/c/${long}`, 'a file name too long'),
+      await put(dir, `/srv/long/kept/${long}/g`, 'under a directory that was there'),
+    ];
+    const results = await push(target, items);
+    expect(results.map((r) => (r.ok ? 'ok' : `${r.error.code} ${kindOf(r)}`))).toEqual(['DEST_TOO_LONG permanent', 'ok', 'DEST_TOO_LONG permanent', 'DEST_TOO_LONG permanent']);
+    expect(await sh('cd /srv/long && find . | sort')).toBe('.\n./kept\n./ok\n./ok/f');
+  });
+
   // A route's dest is the operator's; what lies below it may be planted by whoever runs
   // the container. Links: evil → /outside, dangling → /outside/new, real/up → /srv (all
   // outside the route), inner → real (inside it), file-link → /outside/victim.

@@ -1,8 +1,9 @@
 // The arguments batch.sh gets and the report it prints, as the adapter reads them.
 // (batch.sh itself runs against real containers in test/runtimes/.)
 import { describe, expect, it } from 'vitest';
-import { parseReport, planBatch, scriptArgs, stagedPath } from '../../src/targets/container/plan.js';
-import type { DeleteItem, PutItem } from '../../src/targets/target.js';
+import { toResult } from '../../src/targets/container/items.js';
+import { parseReport, planBatch, scriptArgs, stagedPath, type ItemOutcome } from '../../src/targets/container/plan.js';
+import { failureKind, type DeleteItem, type PutItem } from '../../src/targets/target.js';
 
 const put = (dest: string, extra: Partial<PutItem> = {}): PutItem => ({ op: 'put', id: dest, source: `/spool${dest}`, dest, bytes: 1, mode: 0o644, dirMode: 0o755, ...extra });
 const del = (dest: string): DeleteItem => ({ op: 'delete', id: dest, dest });
@@ -14,7 +15,7 @@ describe('planBatch and scriptArgs', () => {
     expect(plan.puts.map(({ item, dir }) => [item.dest, dir])).toEqual([['/top', 0], ['/a/1', 1], ['/b/2', 2], ['/b/1', 2]]);
     expect(scriptArgs(plan, 'all', 'TAG', false)).toEqual([
       'all', 'TAG', '0',
-      '3', '/', '/', '0755', '/a', '/a', '0750', '/b', '/b', '0755',
+      '3', '/', '/', '0755', '', '/a', '/a', '0750', '', '/b', '/b', '0755', '',
       '1', '/old', '/',
       '4', '0', 'top', '0:0', '0644', '1', '1', '0:0', '0644', '2', '2', '0:0', '0644', '2', '1', '0:0', '0644',
     ]);
@@ -28,7 +29,7 @@ describe('planBatch and scriptArgs', () => {
     expect(plan.dirs).toEqual([{ dir: '/srv/www/a', root: '/srv/www', mode: 0o755 }]); // a file without a root weakens no other
     const bare = planBatch([], [put('/srv/www/a/3')]);
     expect(bare.dirs).toEqual([{ dir: '/srv/www/a', root: '/srv/www/a', mode: 0o755 }]);
-    expect(scriptArgs(plan, 'all', 'T', false).slice(7, 10)).toEqual(['1', '/srv/www/old/x', '/srv/www']);
+    expect(scriptArgs(plan, 'all', 'T', false).slice(8, 11)).toEqual(['1', '/srv/www/old/x', '/srv/www']);
   });
 
   it('passes the configured owner, and names that would be code in a shell only as arguments', () => {
@@ -51,7 +52,7 @@ describe('parseReport', () => {
       'd 2 unsafe /srv/link leads outside /srv through a symlink',
       'noise a shell may print',
     ].join('\n'));
-    expect([...report.unsafeDirs]).toEqual([2]);
+    expect([...report.dirErrors]).toEqual([[2, { status: 'unsafe', message: '/srv/link leads outside /srv through a symlink' }]]);
     expect(report.tarError).toBe('tar: short read');
     expect([...report.deletes]).toEqual([[0, { status: 'ok' }], [1, { status: 'fail', message: 'rm: cannot remove x: Permission denied' }]]);
     expect(report.puts.get(0)).toEqual({ status: 'ok' });
@@ -59,5 +60,42 @@ describe('parseReport', () => {
     expect(report.puts.get(2)).toEqual({ status: 'ok' });
     expect(report.puts.get(3)).toBeUndefined(); // outside every group and never reported: the adapter fails it
     expect(report.puts.get(4)).toMatchObject({ status: 'unsafe' });
+  });
+
+  it('reads what a prepare made and which directories it could not make, for the commit', () => {
+    const name = 'n'.repeat(300);
+    const report = parseReport([
+      'm 0 /srv/new',
+      'm 2 /srv/other dir/with space',
+      `d 2 fail mkdir: can't create directory '/srv/other dir/with space/${name}': File name too long`,
+    ].join('\n'));
+    expect([...report.made]).toEqual([[0, '/srv/new'], [2, '/srv/other dir/with space']]);
+    expect(report.dirErrors.get(2)).toEqual({ status: 'fail', message: `mkdir: can't create directory '/srv/other dir/with space/${name}': File name too long` });
+    expect(report.puts.size).toBe(0);
+  });
+
+  it('hands the commit the top each directory made, so that it can remove it', () => {
+    const plan = planBatch([], [put('/srv/new/a/f'), put('/srv/old/g')]);
+    const committing = { ...plan, dirs: plan.dirs.map((dir, i) => ({ ...dir, made: i === 0 ? '/srv/new' : '' })) };
+    expect(scriptArgs(committing, 'commit', 'T', false).slice(3, 12)).toEqual(['2', '/srv/new/a', '/srv/new/a', '0755', '/srv/new', '/srv/old', '/srv/old', '0755', '']);
+  });
+});
+
+describe('what a report line means (items.ts toResult)', () => {
+  const kindOf = (outcome: ItemOutcome) => {
+    const result = toResult(outcome);
+    return result.ok ? 'ok' : `${result.error.code} ${failureKind(result.error)}`;
+  };
+  it.each([
+    // busybox and GNU wording of ENAMETOOLONG, from mkdir (a directory) and tar (a file)
+    [{ status: 'unsafe', message: "mkdir: can't create directory '/srv/a/nnn': File name too long" }, 'DEST_TOO_LONG permanent'],
+    [{ status: 'fail', message: 'mkdir: cannot create directory ‘/srv/a/nnn’: File name too long' }, 'DEST_TOO_LONG permanent'],
+    [{ status: 'missing', message: "tar: can't open 'srv/a/.stevedore-T/nnn': File name too long" }, 'DEST_TOO_LONG permanent'],
+    [{ status: 'missing', message: 'tar: srv/a/.stevedore-T/nnn: Cannot open: File name too long' }, 'DEST_TOO_LONG permanent'],
+    [{ status: 'missing', message: 'tar: short read' }, 'TARGET_IO transient'],
+    [{ status: 'fail', message: 'mkdir: cannot create directory ‘/srv/a’: No space left on device' }, 'TARGET_FULL transient'],
+    [{ status: 'ok' }, 'ok'],
+  ] as [ItemOutcome, string][])('%j is %s', (outcome, expected) => {
+    expect(kindOf(outcome)).toBe(expected);
   });
 });

@@ -1,10 +1,14 @@
 import { lstat, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MAX_DEST_BYTES } from '../../src/ingest/paths.js';
 import { createStagingLedger, type StagingLedger } from '../../src/targets/ledger.js';
 import { createLocalTarget } from '../../src/targets/local.js';
-import type { PushItem, PushResult, PutItem } from '../../src/targets/target.js';
+import { failureKind, type PushItem, type PushResult, type PutItem } from '../../src/targets/target.js';
+import { startAgent } from '../helpers/agent.js';
+import { expectError, send } from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const never = new AbortController().signal;
 const isRoot = process.getuid?.() === 0;
@@ -154,7 +158,8 @@ describe('local target', () => {
     setImmediate(() => controller.abort());
     const [result] = await pushing;
     if (result?.ok) expect((await stat(path.join(s.root, 'srv/big.bin'))).size).toBe(big.bytes);
-    else expect(await walk(path.join(s.root, 'srv'))).not.toContain('big.bin');
+    // Cancelled: nothing landed, and the directory made for it went with it.
+    else expect(await walk(s.root)).toEqual([]);
     expect((await walk(s.root)).filter((name) => path.basename(name).startsWith('.stevedore-'))).toEqual([]);
   });
 });
@@ -202,5 +207,68 @@ describe('local target edges', () => {
     expect(await walk(path.join(s.root, 'srv/a'))).toEqual(['.stevedore-MOVED-1.tmp', '.stevedore-OTHER-1.tmp', 'f']);
     expect(next.targets()).toEqual([]);
     expect(await readdir(notes)).toEqual([]); // this batch's own note is gone too
+  });
+});
+
+// A destination too long for the host (issue 10, item 11): root + dest passes PATH_MAX,
+// or a name passes the filesystem's NAME_MAX. It fails once, for good, and the
+// directories made for it go.
+describe('a destination too long for the host', () => {
+  /** A dest of `segments` directories of 250 bytes and a file name that brings it to `total` bytes. */
+  const longDest = (segments: number, total: number) => {
+    const dir = Array.from({ length: segments }, (_, i) => `${i}`.padEnd(250, 'd')).join('/');
+    return `/${dir}/${'f'.repeat(total - dir.length - 2)}`;
+  };
+  const kinds = (results: PushResult[]) => results.map((r) => (r.ok ? 'ok' : `${r.error.code} ${failureKind(r.error)}`));
+
+  // [label, dest]: each fails at another step of the walk.
+  const rows: [string, string][] = [
+    // The longest dest ingest lets through (4,074 bytes): its directories fit under the
+    // root, the rename onto the final name does not.
+    ['the longest dest ingest accepts, past PATH_MAX under the root only at its last name', longDest(16, MAX_DEST_BYTES)],
+    ['a directory chain that crosses PATH_MAX on the way', longDest(17, 4400)],
+    ['a 256-byte directory name below two new directories', `/a/b/${'n'.repeat(256)}/f`],
+    ['a 256-byte file name below two new directories', `/a/b/${'n'.repeat(256)}`],
+  ];
+
+  it.each(rows)('%s: DEST_TOO_LONG, permanent, and no directory left', async (_label, dest) => {
+    const s = await setup();
+    await mkdir(s.root, { recursive: true });
+    const [result] = await s.push([await s.item(dest, 'x')]);
+    expect(kinds([result as PushResult])).toEqual(['DEST_TOO_LONG permanent']);
+    expect((result as { error: Error }).error.message).toMatch(/^too long for this host: under \/\S+ the destination is a \d+-byte path/);
+    expect(await walk(s.root)).toEqual([]);
+  });
+
+  it('keeps what was there, and what another file of the batch landed in', async () => {
+    const s = await setup();
+    await mkdir(path.join(s.root, 'keep/empty'), { recursive: true });
+    const items = [
+      await s.item(`/keep/empty/${'n'.repeat(256)}/f`, 'too long'),
+      await s.item('/new/sub/ok.txt', 'landed'),
+      await s.item(`/new/sub/${'n'.repeat(256)}/f`, 'too long'),
+      await s.item(`/new/other/${'n'.repeat(256)}`, 'too long'),
+    ];
+    expect(codes(await s.push(items))).toEqual(['DEST_TOO_LONG', 'ok', 'DEST_TOO_LONG', 'DEST_TOO_LONG']);
+    expect(await walk(s.root)).toEqual(['keep', 'keep/empty', 'new', 'new/sub', 'new/sub/ok.txt']);
+  });
+
+  it('through an agent: an upload of the longest dest ingest accepts is dead-lettered after one attempt, not retried', async () => {
+    const t = await startAgent();
+    const dest = `/srv/files${longDest(16, MAX_DEST_BYTES - '/srv/files'.length)}`;
+    expect(Buffer.byteLength(dest)).toBe(MAX_DEST_BYTES);
+    const answer = await send(t.url, `/drop/files/${dest.slice('/srv/files/'.length)}`, { body: 'long', headers: { prefer: 'wait=10' } });
+    const task = expectError(answer, 502, 'PUSH_FAILED').error.task as Record<string, unknown>;
+    expect(task).toMatchObject({ status: 'failed', dest, attempts: 1, error: { code: 'DEST_TOO_LONG' } });
+    await waitFor(async () => (await readdir(path.join(t.stateDir, 'dead-letter'))).length === 1, { what: 'the dead-letter entry' });
+    expect(await readFile(path.join(t.stateDir, 'dead-letter', String(task.id), 'data'), 'utf8')).toBe('long');
+    expect(await walk(t.root)).toEqual([]);
+  });
+
+  it('a put that fails for another reason leaves no directory made for it either', async () => {
+    const s = await setup();
+    const missing = { ...(await s.item('/fresh/a/b/x', 'x')), source: path.join(s.root, '..', 'no-such-file') };
+    expect(codes(await s.push([missing]))).toEqual(['STAGED_MISSING']);
+    expect(await walk(s.root)).toEqual([]);
   });
 });

@@ -2,7 +2,8 @@
 # Data (paths, modes) arrive only as arguments, never spliced into code.
 #
 # ARGS: MODE TAG FIX, then three counted lists:
-#   ND, then ND x (DIR ROOT DIRMODE)              directories the puts need; missing parts get DIRMODE
+#   ND, then ND x (DIR ROOT DIRMODE MADE)         directories the puts need; missing parts get DIRMODE;
+#                                                 MADE (commit only): the topmost part prepare made
 #   NR, then NR x (PATH ROOT)                     paths to remove, recursively
 #   NP, then NP x (DIRINDEX NAME UID:GID FMODE)   puts, grouped by directory
 # MODE all: everything, the tar stream of the puts on stdin. prepare: directories, removals
@@ -18,9 +19,14 @@
 # before tar runs and before its files are chowned and renamed, which happens from inside
 # it: one swapped for a symlink meanwhile is refused. What tar (or the runtime's own
 # copy) writes while it runs cannot be checked from sh; that window stays.
-# Output: "r I ok" | "r I KIND MSG" per removal; "d I unsafe MSG" per refused directory;
-# "p I KIND MSG" per put that failed (KIND: missing, isdir, unsafe, fail); "g FIRST END"
-# when every other put in FIRST..END-1 landed; "t - MSG" when tar failed.
+# Output: "r I ok" | "r I KIND MSG" per removal; "d I unsafe MSG" per refused directory,
+# "d I fail MSG" per one that could not be made; "m I TOP" (prepare) when directory I
+# made TOP and what lies below it; "p I KIND MSG" per put that failed (KIND: missing,
+# isdir, unsafe, fail); "g FIRST END" when every other put in FIRST..END-1 landed;
+# "t - MSG" when tar failed.
+# A put that fails leaves no directory made for it: at the end (all, commit), each
+# directory none of whose puts reached its rename loses what the batch made of it, each
+# part while it is empty.
 #
 # One pass over the arguments (a `for` loop: `shift` and long argument lists cost O(n^2)
 # in sh), and variables only for directories and the current directory's puts: sh keeps
@@ -56,18 +62,50 @@ ours() {
   dp=${PWD%/} sp=${PWD%/}/.stevedore-$tag
   [ ! -L "$sp" ] && cd -P -- "$sp" 2>/dev/null && [ "$PWD" = "$sp" ]
 }
+# The topmost part of $1 that does not exist yet, in $top (empty when all of it does).
+missing() {
+  top= a=$1
+  while [ -n "$a" ] && [ ! -d "$a" ]; do top=$a; a=${a%/*}; done
+}
 unsafe= nd=0
 refuse() { # INDEX MESSAGE: nothing of the batch is unpacked (tar would follow the way)
   unsafe=1; eval "derr_$1=\$2"; say d "$1" "unsafe $2"
 }
-# Directory number $4 is $1 (root $2, mode $3): made if missing, with a staging directory in it.
+# Directory number $4 is $1 (root $2, mode $3, made by prepare from $5 down): made if
+# missing, with a staging directory in it.
 directory() {
-  eval "dir_$4=\$1 droot_$4=\$2"; nd=$(($4+1))
+  eval "dir_$4=\$1 droot_$4=\$2 top_$4=\$5"; nd=$(($4+1))
   if [ "$mode" = abort ]; then inside "${1:-/}" "$2" && rm -rf -- "$1/.stevedore-$tag"
   elif ! inside "${1:-/}" "$2"; then refuse $4 "${1:-/} leads outside $2 through a symlink"
   elif [ "$mode" != commit ]; then
-    if ! err=$(mkdirs "${1:-/}" "$3" 2>&1 && mkdir -m 700 -- "$1/.stevedore-$tag" 2>&1); then unsafe=1; eval "derr_$4=\$(oneline \"\$err\")"; fi
+    missing "$1"; eval "top_$4=\$top"
+    [ "$mode" = prepare ] && [ -n "$top" ] && say m $4 "$top"
+    if ! err=$(mkdirs "${1:-/}" "$3" 2>&1 && mkdir -m 700 -- "$1/.stevedore-$tag" 2>&1); then
+      unsafe=1; eval "derr_$4=\$(oneline \"\$err\")"; eval "say d $4 \"fail \$derr_$4\""
+    fi
   fi
+}
+# Directory $1 got none of its files: what the batch made of it goes, from the directory
+# up to the topmost part made, each part while it is empty and still inside its root.
+# A top that is not the directory or above it (a report line cut at a newline) removes nothing.
+prune() {
+  eval "d=\$dir_$1 t=\${top_$1-} r=\$droot_$1"
+  case $d/ in "$t"/*) ;; *) return 0 ;; esac
+  while [ -n "$t" ] && [ -n "$d" ]; do
+    if [ -d "$d" ] && [ ! -L "$d" ]; then inside "$d" "$r" && rmdir -- "$d" 2>/dev/null || return 0; fi
+    [ "$d" = "$t" ] && return 0
+    d=${d%/*}
+  done
+}
+# Deepest first: a directory sorts after its parent.
+prune_all() {
+  [ "$mode" = all ] || [ "$mode" = commit ] || return 0
+  i=$nd
+  while [ $i -gt 0 ]; do
+    i=$((i-1))
+    eval "x=\${ok_$i-}"
+    [ -n "$x" ] || prune $i
+  done
 }
 remove() { # PATH ROOT INDEX
   [ "$mode" = commit ] && return 0
@@ -103,7 +141,7 @@ put() {
   elif [ -d "$dp/$1" ] && [ ! -L "$dp/$1" ]; then say p $j "isdir $dst/$1 is a directory"; rm -f -- "$s"
   elif [ "$fix" = 1 ] && ! ferr=$(chown -h "$2" "$s" 2>&1 && chmod "$3" "$s" 2>&1); then
     say p $j "fail $(oneline "$ferr")"; rm -f -- "$s"
-  else eval "q_$j=\$1"
+  else eval "q_$j=\$1 ok_$cur=1"
   fi
 }
 # A glob that matched nothing stays itself: nothing to move then.
@@ -144,7 +182,8 @@ for a; do
     nd) left=$a state=dir; [ "$left" -gt 0 ] || state=nr ;;
     dir) d=${a%/} state=droot ;;
     droot) dr=$a state=dmode ;;
-    dmode) directory "$d" "$dr" "$a" $k; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=dir; else state=nr; fi ;;
+    dmode) dm=$a state=dmade ;;
+    dmade) directory "$d" "$dr" "$dm" $k "$a"; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=dir; else state=nr; fi ;;
     nr)
       [ "$mode" = abort ] && exit 0
       left=$a k=0 state=rm; [ "$left" -gt 0 ] || state=np ;;
@@ -160,4 +199,5 @@ for a; do
   esac
 done
 group_end
+prune_all
 exit 0

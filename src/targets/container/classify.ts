@@ -31,6 +31,8 @@ export const fileRules: readonly FailureRule[] = [
   { match: /Not a directory|File exists/i, code: 'DEST_UNSAFE', says: 'a part of the destination path is not a directory' },
   { match: /Is a directory|cannot overwrite directory/i, code: 'DEST_IS_DIR', says: 'the destination is a directory' },
   { match: /No space left|Disk quota/i, code: 'TARGET_FULL', says: 'the container is out of space' },
+  // ENAMETOOLONG: a path past PATH_MAX, or a name past the filesystem's NAME_MAX.
+  { match: /File name too long|name too long/i, code: 'DEST_TOO_LONG', says: 'the destination is too long for the container' },
 ];
 
 const lastLines = (text: string) => text.trim().split('\n').slice(-3).join(' ').slice(0, 500);

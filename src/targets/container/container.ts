@@ -96,9 +96,16 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       return parseReport((await run(runtime, script(plan, 'all', tag), { signal, ...(input ? { input } : {}) })).stdout);
     }
     const prepared = parseReport((await run(runtime, script(plan, 'prepare', tag), { signal })).stdout);
-    // The runtime's copy would follow a refused directory's symlink: its files stay out.
-    const copied = await copyIn(entries.filter((entry) => !prepared.unsafeDirs.has(entry.dir)), signal);
-    const report = parseReport((await run(runtime, script(plan, 'commit', tag, runtime.copyIn !== undefined), { signal })).stdout);
+    // The runtime's copy would follow a refused directory's symlink: its files stay out,
+    // as do those of a directory that could not be made, and they fail as prepare said.
+    const copied = await copyIn(entries.filter((entry) => !prepared.dirErrors.has(entry.dir)), signal);
+    // The commit removes what prepare made for a directory none of whose files lands.
+    const committing = { ...plan, dirs: plan.dirs.map((dir, i) => ({ ...dir, made: prepared.made.get(i) ?? '' })) };
+    const report = parseReport((await run(runtime, script(committing, 'commit', tag, runtime.copyIn !== undefined), { signal })).stdout);
+    plan.puts.forEach(({ dir }, i) => {
+      const refused = prepared.dirErrors.get(dir);
+      if (refused) report.puts.set(i, refused);
+    });
     return { ...report, deletes: prepared.deletes, copyErrors: copied };
   }
 
