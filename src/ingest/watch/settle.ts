@@ -4,7 +4,6 @@
 // when settle has passed since its last write. A file whose size and mtime simply did
 // not change across a whole settle period is ready too (an mtime in the future).
 import type { Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
 
 export interface Settler {
   /** Something happened to `file` (absolute path): watch it until it settles. */
@@ -21,11 +20,12 @@ interface Watched {
   since: number;
 }
 
-export function createSettler(settleMs: number, onReady: (file: string, stats: Stats) => void): Settler {
+/** `statOf`: how the watch looks at a file (never blocking, never leaving the folder); undefined when it is not there. */
+export function createSettler(settleMs: number, statOf: (file: string) => Promise<Stats | undefined>, onReady: (file: string, stats: Stats) => void): Settler {
   const files = new Map<string, Watched>();
 
   const check = async (file: string, known?: Stats) => {
-    const stats = known ?? (await stat(file).catch(() => undefined));
+    const stats = known ?? (await statOf(file));
     const watched = files.get(file);
     if (!watched) return; // forgotten meanwhile
     if (!stats?.isFile()) return void files.delete(file);
