@@ -24,6 +24,9 @@ export const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK;
 const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
 // Linux's own limit on links followed in one lookup.
 const MAX_LINKS = 40;
+// Opens of one walk repeated because their entry was swapped between open and readlink.
+const MAX_RETRIES = 4;
+const AGAIN = Symbol('again');
 
 /** `/proc/self/fd/N`, or the entry NAME of the directory open as N. */
 export const fdPath = (fd: number, name?: string): string => (name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`);
@@ -40,13 +43,19 @@ const split = (rel: string) => rel.split('/').filter((part) => part !== '' && pa
  * file. Throws SOURCE_UNSAFE for a path that leaves the folder or meets a symlink it
  * may not follow, and the errno error (ENOENT, ENOTDIR…) for one that is not there.
  * A file is opened read-only and non-blocking: check what it is with `handle.stat()`.
+ * `whole`: the path to name in a refusal, when `rel` is the parent of what is wanted.
  */
-export async function openBeneath(root: HeldRoot, rel: string, kind: 'file' | 'dir', { follow }: WalkOptions): Promise<FileHandle> {
+export async function openBeneath(root: HeldRoot, rel: string, kind: 'file' | 'dir', { follow }: WalkOptions, whole = rel): Promise<FileHandle> {
   let todo = split(rel);
   let at: string[] = [];
   let current: FileHandle | undefined;
   let links = 0;
+  let retries = 0;
   const here = () => current?.fd ?? root.fd;
+  const retry = (error: unknown): typeof AGAIN => {
+    if ((retries += 1) > MAX_RETRIES) throw error;
+    return AGAIN;
+  };
   // Back to the folder, to walk `parts` from there (an absolute link, or `..`).
   const restart = async (parts: string[]) => {
     await current?.close();
@@ -58,19 +67,25 @@ export async function openBeneath(root: HeldRoot, rel: string, kind: 'file' | 'd
     while (todo.length > 0) {
       const name = todo.shift() as string;
       if (name === '..') {
-        if (at.length === 0) throw unsafe(rel, 'outside');
+        if (at.length === 0) throw unsafe(whole, 'outside');
         await restart(at.slice(0, -1));
         continue;
       }
       const flags = todo.length === 0 && kind === 'file' ? FILE_FLAGS : DIR_FLAGS;
       const next = await open(fdPath(here(), name), flags).catch(async (error: unknown) => {
         const target = await linkTarget(here(), name, error);
+        // Not a symlink after all: swapped back since the open; that open again.
+        if (target === undefined) return retry(error);
         const link = { link: target, at: [...at, name].join('/') };
-        if (!follow) throw unsafe(rel, 'symlink', link);
-        if ((links += 1) > MAX_LINKS) throw unsafe(rel, 'loop', link);
-        if (target.startsWith('/') && insideOf(root, target) === undefined) throw unsafe(rel, 'outside', link);
+        if (!follow) throw unsafe(whole, 'symlink', link);
+        if ((links += 1) > MAX_LINKS) throw unsafe(whole, 'loop', link);
+        if (target.startsWith('/') && insideOf(root, target) === undefined) throw unsafe(whole, 'outside', link);
         return target;
       });
+      if (next === AGAIN) {
+        todo.unshift(name);
+        continue;
+      }
       if (typeof next === 'string') {
         if (next.startsWith('/')) await restart(split(insideOf(root, next) as string));
         else todo = [...split(next), ...todo];
@@ -89,12 +104,14 @@ export async function openBeneath(root: HeldRoot, rel: string, kind: 'file' | 'd
   }
 }
 
-// ENOTDIR (O_DIRECTORY) or ELOOP (O_NOFOLLOW) from a symlink: its target. Anything
-// else, or an entry that is not a symlink after all, is the open's own error.
-async function linkTarget(fd: number, name: string, error: unknown): Promise<string> {
+// ENOTDIR (O_DIRECTORY) or ELOOP (O_NOFOLLOW) from a symlink: its target; undefined
+// when the entry is no symlink now (EINVAL: it changed since the open, or the ENOTDIR
+// was a regular file's, which the next open says again). Anything else: the open's error.
+async function linkTarget(fd: number, name: string, error: unknown): Promise<string | undefined> {
   const code = errnoCode(error);
   if (code !== 'ENOTDIR' && code !== 'ELOOP') throw error;
-  return readlink(fdPath(fd, name)).catch(() => {
+  return readlink(fdPath(fd, name)).catch((readError: unknown) => {
+    if (errnoCode(readError) === 'EINVAL') return undefined;
     throw error;
   });
 }
@@ -119,6 +136,12 @@ const WHY: Record<Refusal, string> = {
   special: 'not a regular file (a FIFO, socket or device is never read)',
 };
 
+/** A refusal for a symlink on the way to the file, not at the file itself: maybe only for now. */
+export const isBlocked = (error: StevedoreError): boolean => {
+  const { at, path: rel } = error.details;
+  return typeof at === 'string' && at !== rel;
+};
+
 /** SOURCE_UNSAFE; `link`: the symlink met (its target, and where it is relative to the folder). */
 export const unsafe = (rel: string, kind: Refusal, link?: { link: string; at: string }) =>
   new StevedoreError('SOURCE_UNSAFE', `${rel}: ${WHY[kind]}`, { details: { path: rel, kind, ...link } });
@@ -130,7 +153,7 @@ export const unsafe = (rel: string, kind: Refusal, link?: { link: string; at: st
 export async function lstatBeneath(root: HeldRoot, rel: string, options: WalkOptions): Promise<Stats> {
   const parent = path.posix.dirname(rel);
   if (parent === '.') return lstat(fdPath(root.fd, rel));
-  const dir = await openBeneath(root, parent, 'dir', options);
+  const dir = await openBeneath(root, parent, 'dir', options, rel);
   try {
     return await lstat(fdPath(dir.fd, path.posix.basename(rel)));
   } finally {
@@ -152,7 +175,7 @@ export async function statBeneath(root: HeldRoot, rel: string, options: WalkOpti
 
 /** Runs `work` on the last component of `rel` inside its parent, which is held open meanwhile. */
 export async function inParent<T>(root: HeldRoot, rel: string, options: WalkOptions, work: (entry: string, dirFd: number) => Promise<T>): Promise<T> {
-  const dir = await openBeneath(root, path.posix.dirname(rel), 'dir', options);
+  const dir = await openBeneath(root, path.posix.dirname(rel), 'dir', options, rel);
   try {
     return await work(fdPath(dir.fd, path.posix.basename(rel)), dir.fd);
   } finally {

@@ -23,33 +23,41 @@ export interface AfterDropArgs {
 
 const NO_FOLLOW = { follow: false };
 
-export async function afterDrop({ guard, afterPush, origin, log }: AfterDropArgs): Promise<void> {
+/** done (removed or moved), kept (changed since, gone, or failed: logged), unsafe (refused for now: logged). */
+export type AfterDrop = 'done' | 'kept' | 'unsafe';
+
+export async function afterDrop({ guard, afterPush, origin, log }: AfterDropArgs): Promise<AfterDrop> {
   const what = afterPush === null ? 'remove' : 'move to after_push';
   try {
-    await guard.use((held) =>
+    return await guard.use((held) =>
       inParent(held, origin.path, NO_FOLLOW, async (entry) => {
         const now = await lstat(entry).catch(() => undefined);
-        if (!now) return;
+        if (!now) return 'kept';
         if (!isPushedVersion(now, origin)) {
           log.info({ path: origin.path }, 'kept a dropped file that changed after it was pushed; its new version follows');
-          return;
+          return 'kept';
         }
-        if (afterPush === null) await unlink(entry);
-        else await moveTo(entry, afterPush, origin);
+        if (afterPush !== null) return moveTo(entry, afterPush, origin);
+        await unlink(entry);
+        return 'done';
       }),
     );
   } catch (error) {
     const code = errnoCode(error);
-    if (code === 'ENOENT' || code === 'ENOTDIR') return;
-    if (isStevedoreError(error, 'SOURCE_UNSAFE')) log.warn({ path: origin.path, reason: error.message }, `left a pushed file in place: could not ${what} it without leaving the watched directory`);
-    else log.error({ path: origin.path, err: error }, `could not ${what} a pushed file`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'kept';
+    if (!isStevedoreError(error, 'SOURCE_UNSAFE')) {
+      log.error({ path: origin.path, err: error }, `could not ${what} a pushed file`);
+      return 'kept';
+    }
+    log.warn({ path: origin.path, reason: error.message }, `left a pushed file in place for now: could not ${what} it without leaving the watched directory`);
+    return 'unsafe';
   }
 }
 
 const isPushedVersion = (now: Stats, origin: TaskOrigin) =>
   now.isFile() && now.size === origin.size && now.mtimeMs === origin.mtimeMs && (origin.ino === undefined || (now.ino === origin.ino && now.dev === origin.dev));
 
-async function moveTo(entry: string, afterPush: string, origin: TaskOrigin): Promise<void> {
+async function moveTo(entry: string, afterPush: string, origin: TaskOrigin): Promise<AfterDrop> {
   await mkdir(afterPush, { recursive: true });
   const dir = await ensureDirs(afterPush, path.posix.dirname(origin.path));
   try {
@@ -58,9 +66,10 @@ async function moveTo(entry: string, afterPush: string, origin: TaskOrigin): Pro
       await rename(entry, to);
     } catch (error) {
       if (errnoCode(error) !== 'EXDEV') throw error;
-      await copyAcross(entry, to, origin);
+      if (!(await copyAcross(entry, to, origin))) return 'kept';
       await unlink(entry);
     }
+    return 'done';
   } finally {
     await dir.close();
   }
@@ -76,7 +85,7 @@ async function ensureDirs(base: string, rel: string): Promise<FileHandle> {
         if (errnoCode(error) !== 'EEXIST') throw error;
       });
       const next = await open(fdPath(current.fd, name), DIR_FLAGS).catch((error: unknown) => {
-        throw errnoCode(error) === 'ENOTDIR' ? new StevedoreError('SOURCE_UNSAFE', `after_push: ${rel}: ${name} is not a directory (or is a symlink)`) : error;
+        throw errnoCode(error) === 'ENOTDIR' ? new StevedoreError('DEST_UNSAFE', `after_push: ${rel}: ${name} is not a directory (or is a symlink)`) : error;
       });
       await current.close();
       current = next;
@@ -88,13 +97,14 @@ async function ensureDirs(base: string, rel: string): Promise<FileHandle> {
   }
 }
 
-// after_push on another filesystem: a copy through descriptors, of the pushed inode only.
-async function copyAcross(entry: string, to: string, origin: TaskOrigin): Promise<void> {
+// after_push on another filesystem: a copy through descriptors, of the pushed inode
+// only; false when the file changed meanwhile (its new version follows).
+async function copyAcross(entry: string, to: string, origin: TaskOrigin): Promise<boolean> {
   const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_TRUNC } = constants;
   const source = await open(entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   try {
     const stats = await source.stat();
-    if (!isPushedVersion(stats, origin)) throw new StevedoreError('SOURCE_UNSAFE', `${origin.path}: it changed while it was moved to after_push`);
+    if (!isPushedVersion(stats, origin)) return false;
     const target = await open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, stats.mode & 0o7777);
     try {
       await pipeline(source.createReadStream({ start: 0, autoClose: false }), target.createWriteStream({ autoClose: false }));
@@ -102,6 +112,7 @@ async function copyAcross(entry: string, to: string, origin: TaskOrigin): Promis
     } finally {
       await target.close();
     }
+    return true;
   } finally {
     await source.close();
   }

@@ -10,13 +10,14 @@ import type { Logger } from 'pino';
 import { errnoCode, isStevedoreError, type StevedoreError } from '../../errors.js';
 import { isOutOfFiles, type OutOfFilesAlarm } from '../../open-files.js';
 import type { Accepted, Admission, Intake } from '../intake.js';
-import { unsafe } from './beneath.js';
+import { isBlocked, unsafe } from './beneath.js';
 
 /**
  * queued; skipped (gone, or not ours to push); later (no queue slot now, or a read that
- * failed); full (no room in the spool's disk now); changed (written to while copied).
+ * failed); full (no room in the spool's disk now); changed (written to while copied);
+ * blocked (a directory on its way is a symlink for now).
  */
-export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed';
+export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed' | 'blocked';
 
 export interface StageArgs {
   /** Absolute, for logs. */
@@ -92,6 +93,7 @@ async function copyIn(handle: FileHandle, { file, stats, intake, accepted, noRoo
 function failedTo(what: 'open' | 'stage', error: unknown, { file, log, refused, noRoom, outOfFiles, accepted }: StageArgs): StageOutcome {
   const code = errnoCode(error);
   if (isStevedoreError(error, 'SOURCE_UNSAFE')) {
+    if (isBlocked(error)) return 'blocked';
     refused(error);
     return 'skipped';
   }

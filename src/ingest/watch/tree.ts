@@ -120,10 +120,15 @@ function notifyTree(root: string, { ignored, initial, use }: TreeOptions, events
     const stats = entryPath === root ? undefined : await use((held) => lstatBeneath(held, relOf(entryPath), { follow: false })).catch(() => undefined);
     if (closed) return;
     if (entryPath === root) return scan(root, true);
-    if (!stats) {
-      if (dirs.has(entryPath)) forgetDir(entryPath);
-      else if (files.delete(entryPath)) events.unlink(entryPath);
-    } else if (stats.isDirectory()) {
+    // A directory that is gone or is something else now (a symlink swapped in) is
+    // forgotten with all it held; a file that became a directory, likewise.
+    if (dirs.has(entryPath) && !stats?.isDirectory()) forgetDir(entryPath);
+    if (files.has(entryPath) && (!stats || stats.isDirectory())) {
+      files.delete(entryPath);
+      events.unlink(entryPath);
+    }
+    if (!stats) return;
+    if (stats.isDirectory()) {
       if (!dirs.has(entryPath)) await scan(entryPath, true); // made here, or moved in whole
     } else if (files.has(entryPath)) {
       events.change(entryPath, stats);

@@ -13,7 +13,7 @@ import type { Settlement } from '../../queue/scheduler.js';
 import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
 import type { Intake } from '../intake.js';
 import { checkRelativePath, joinDest } from '../paths.js';
-import { lstatBeneath, openBeneath, statBeneath } from './beneath.js';
+import { isBlocked, lstatBeneath, openBeneath, statBeneath } from './beneath.js';
 import { afterDrop } from './drop.js';
 import { watchErrorMessage } from './errors.js';
 import { createIgnore } from './filter.js';
@@ -80,6 +80,7 @@ export interface Watch {
   status(): WatchStatus;
 }
 
+const BLOCKED = 'a directory on the way is a symlink for now: looking again after settle';
 const RETRY_FIRST = 1000;
 const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
@@ -104,8 +105,11 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   const walk = { follow: config.mode === 'mirror' };
   const refusals = createRefusals(log, root);
   const statOf = (file: string) =>
-    guard.use((held) => statBeneath(held, relOf(file), walk)).catch((error: unknown) => {
-      if (isStevedoreError(error, 'SOURCE_UNSAFE')) refusals.note(file, error);
+    guard.use<Stats | 'blocked' | undefined>((held) => statBeneath(held, relOf(file), walk)).catch((error: unknown) => {
+      if (!isStevedoreError(error, 'SOURCE_UNSAFE')) return undefined;
+      if (!isBlocked(error)) return void refusals.note(file, error);
+      log.debug({ path: file, reason: error.message }, BLOCKED);
+      return 'blocked';
       return undefined;
     });
   const settler = createSettler(config.settle, statOf, stageInOrder);
@@ -173,6 +177,10 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     if (outcome !== 'full') leavesNoRoom(file, outcome === 'queued');
     if (outcome === 'queued') queued.set(rel, origin);
     else if (outcome === 'later' || outcome === 'full' || outcome === 'changed') later(file);
+    else if (outcome === 'blocked') {
+      log.debug({ path: file }, BLOCKED);
+      settler.touch(file);
+    }
   }
 
   const accepted = (dest: string, origin: TaskOrigin) => ({ source: 'watch' as const, route: config.name, target: config.target, dest, options, origin });
@@ -344,7 +352,10 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       } else if (mirror) {
         mirror.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs, sha256: task.sha256 });
       } else {
-        await afterDrop({ guard, afterPush: config.after_push, origin, log });
+        // Refused for now (a directory on its way swapped for a symlink): staged and
+        // pushed again later, then removed, as the tree still knows the file.
+        const outcome = await afterDrop({ guard, afterPush: config.after_push, origin, log });
+        if (outcome === 'unsafe' && !closed) later(path.join(root, origin.path));
       }
     },
     status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + stager.running() + restingForRoom(), paths: watcher?.count() ?? 0 }),
