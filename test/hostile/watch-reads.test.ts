@@ -88,6 +88,7 @@ describe('a directory of the folder swapped for a symlink to outside, in a loop'
     const blocked = t.logs.filter((l) => String(l.msg).startsWith('a directory on the way is a symlink for now')).length;
     const keptForNow = t.logs.filter((l) => String(l.msg).startsWith('left a pushed file in place for now')).length;
     const pushes = t.logs.filter((l) => l.msg === 'task done').length;
+    // eslint-disable-next-line no-console -- each race prints what it tried and what happened
     console.log(
       `watch race (${mode}${afterPush ? ', after_push' : ''}): ${swaps} swaps in ${SECONDS}s, ${TRIALS} files; ` +
         `${refused + blocked} reads refused (${blocked} put off until the path is sane again), ${keptForNow} removals put off, ${pushes} pushes; ` +
