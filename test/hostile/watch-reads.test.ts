@@ -59,7 +59,7 @@ describe('a directory of the folder swapped for a symlink to outside, in a loop'
     const dir = await open(real, constants.O_RDONLY | constants.O_DIRECTORY);
     onTestFinished(() => dir.close());
 
-    const racing = race('exchange', real, link, SECONDS, PAUSE_US);
+    const racing = race('exchange', [[real, link]], SECONDS, PAUSE_US);
     for (let i = 0; i < TRIALS; i += 1) {
       const file = `/proc/self/fd/${dir.fd}/${name(i)}`;
       await writeFile(file, decoy(i));

@@ -3,28 +3,25 @@
 // (fs.inotify.max_queued_events, 16,384 by default), which libuv drops without a word.
 // The second cannot be seen, only suspected: a second with that many events in it.
 
-/** One rescan at a time; one asked for while one runs happens after it. */
+/** One rescan at a time, of a directory's subtree; those asked for meanwhile run after it, once each. */
 export interface Rescans {
-  request(): void;
+  request(dir: string): void;
 }
 
-export function createRescans(rescan: () => Promise<void>, failed: (error: unknown) => void): Rescans {
+export function createRescans(rescan: (dir: string) => Promise<void>, failed: (error: unknown) => void): Rescans {
+  const asked = new Set<string>();
   let running = false;
-  let again = false;
-  const run = () => {
+  const next = () => {
+    const dir = asked.values().next().value;
+    if (dir === undefined) return void (running = false);
+    asked.delete(dir);
     running = true;
-    again = false;
-    rescan()
-      .catch(failed)
-      .finally(() => {
-        running = false;
-        if (again) run();
-      });
+    rescan(dir).catch(failed).finally(next);
   };
   return {
-    request() {
-      if (running) again = true;
-      else run();
+    request(dir) {
+      asked.add(dir);
+      if (!running) next();
     },
   };
 }

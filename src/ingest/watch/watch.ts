@@ -81,6 +81,7 @@ export interface Watch {
 }
 
 const BLOCKED = 'a directory on the way is a symlink for now: looking again after settle';
+const STORM = 'events in a watched directory come faster than 50,000 a second: its watch pauses for 0.5 s at a time, and it is rescanned';
 const RETRY_FIRST = 1000;
 const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
@@ -262,6 +263,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       unlink: (file) => onUnlink(file, false),
       unlinkDir: (dir) => onUnlink(dir, true),
       error: failed,
+      storm: stormIn,
     });
     watcher = w;
     // Staging waits for the scan: a big tree is listed first, so "watching" (and
@@ -276,6 +278,15 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   function reconcileDeletes(scan: Set<string>): void {
     if (!mirror || !config.delete) return;
     for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void queueDelete(rel, false);
+  }
+
+  // Said at most once a minute: the storm is the writer's doing, and it goes on.
+  let stormSaid = -Infinity;
+  function stormIn(dir: string): void {
+    const fields = { dir: relOf(dir) || '.' };
+    if (Date.now() - stormSaid < 60_000) return void log.debug(fields, STORM);
+    stormSaid = Date.now();
+    log.warn(fields, `${STORM} (said at most once a minute)`);
   }
 
   function failed(error: Error): void {
