@@ -33,6 +33,9 @@ export const errorStatus = {
   JOURNAL_CORRUPT: undefined,
   STAGED_MISSING: undefined,
   STAGED_CORRUPT: undefined,
+  // A watched file that cannot be read without leaving its folder (a symlink out of it,
+  // or one where the watch follows none), or that is not a regular file.
+  SOURCE_UNSAFE: undefined,
   // Pushing into a target
   DEST_UNSAFE: undefined,
   DEST_IS_DIR: undefined,

@@ -9,7 +9,6 @@ import { createLogger } from '../log.js';
 import { EXIT } from './exit.js';
 import { pidFile } from './pid.js';
 
-
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.log);
   const agent = createAgent(config, { logger });
@@ -48,10 +47,25 @@ export async function run(config: Config): Promise<number> {
     return EXIT.fatal;
   }
   await stopped;
+  const deadline = stopDeadline(config, logger);
   await reloading;
   await agent.close();
+  clearTimeout(deadline);
   await rm(pidFile(config), { force: true });
   return EXIT.ok;
+}
+
+// What a stop waits for is bounded (pushes by shutdown_grace, a watched file's read
+// never blocks), but a stop must end even if something is stuck: the service manager
+// is waiting, and would SIGKILL the agent at TimeoutStopSec anyway. Exit 1: not clean.
+const STOP_MARGIN = 10_000;
+
+function stopDeadline(config: Config, logger: Logger): NodeJS.Timeout {
+  const after = config.queue.shutdown_grace + STOP_MARGIN;
+  return setTimeout(() => {
+    logger.fatal({ afterMs: after }, 'the drain did not end within queue.shutdown_grace + 10s; exiting now (unfinished tasks stay in the journal)');
+    process.exit(EXIT.fatal);
+  }, after).unref();
 }
 
 async function reload(agent: Agent, file: string, logger: Logger): Promise<void> {

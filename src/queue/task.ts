@@ -31,6 +31,12 @@ export interface TaskOrigin {
   path: string;
   size: number;
   mtimeMs: number;
+  /**
+   * The inode that was staged: only that one is removed or moved after the push
+   * (absent from tasks journaled by older versions, and from deletes).
+   */
+  dev?: number;
+  ino?: number;
   /** A mirrored directory delete (everything under `path`). */
   dir?: boolean;
 }

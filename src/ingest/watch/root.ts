@@ -3,8 +3,10 @@
 // open so that its inode number cannot go to the new one (ext4 reuses it at once;
 // birth times would do, but without statx libuv reports ctime as the birth time). The
 // price: a watched mount point is busy for umount while its watch runs.
+// The same descriptor is where every walk into the folder starts (beneath.ts).
 import { constants, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import type { HeldRoot } from './beneath.js';
 
 export type RootState = 'same' | 'gone' | 'replaced';
 
@@ -13,28 +15,64 @@ export interface RootGuard {
   pin(): Promise<void>;
   release(): void;
   check(): Promise<RootState>;
+  /**
+   * Runs `work` with the held directory. Its descriptor stays open until `work` is
+   * done, even if release() comes meanwhile: a number closed under a running walk
+   * could be reused by another open file, and the walk would go on in there.
+   * Throws ENOENT when nothing is held (the folder is gone).
+   */
+  use<T>(work: (root: HeldRoot) => Promise<T>): Promise<T>;
+}
+
+interface Pinned extends HeldRoot {
+  handle: FileHandle;
+  users: number;
+  released: boolean;
 }
 
 const idOf = (s: Stats) => `${s.dev}:${s.ino}`;
 
 export function createRootGuard(root: string): RootGuard {
-  let handle: FileHandle | undefined;
-  let pinned: string | undefined;
+  let pinned: Pinned | undefined;
+  let lastId: string | undefined;
+  const closeIfIdle = (held: Pinned) => {
+    if (held.released && held.users === 0) void held.handle.close().catch(() => undefined);
+  };
   const release = () => {
-    void handle?.close().catch(() => undefined);
-    handle = undefined;
+    if (!pinned) return;
+    pinned.released = true;
+    closeIfIdle(pinned);
+    pinned = undefined;
   };
   return {
     async pin() {
       release();
-      handle = await open(root, constants.O_RDONLY | constants.O_DIRECTORY);
-      pinned = idOf(await handle.stat());
+      const handle = await open(root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
+      try {
+        const real = await realpath(`/proc/self/fd/${handle.fd}`);
+        lastId = idOf(await handle.stat());
+        pinned = { handle, fd: handle.fd, paths: [...new Set([root, real])], users: 0, released: false };
+      } catch (error) {
+        await handle.close();
+        throw error;
+      }
     },
     release,
     async check() {
       const now = await stat(root).then((s) => (s.isDirectory() ? idOf(s) : undefined), () => undefined);
       if (now === undefined) return 'gone';
-      return now === pinned ? 'same' : 'replaced';
+      return now === lastId ? 'same' : 'replaced';
+    },
+    async use(work) {
+      const held = pinned;
+      if (!held) throw Object.assign(new Error(`${root} is not being watched now`), { code: 'ENOENT' });
+      held.users += 1;
+      try {
+        return await work(held);
+      } finally {
+        held.users -= 1;
+        closeIfIdle(held);
+      }
     },
   };
 }

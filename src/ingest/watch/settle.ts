@@ -4,7 +4,6 @@
 // when settle has passed since its last write. A file whose size and mtime simply did
 // not change across a whole settle period is ready too (an mtime in the future).
 import type { Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
 
 export interface Settler {
   /** Something happened to `file` (absolute path): watch it until it settles. */
@@ -21,13 +20,24 @@ interface Watched {
   since: number;
 }
 
-export function createSettler(settleMs: number, onReady: (file: string, stats: Stats) => void): Settler {
+/**
+ * What the watch sees of a file (never blocking, never leaving the folder): its stats,
+ * undefined when it is not there (or may not be read), `blocked` when a directory on
+ * its way is a symlink for now (a writer's swap; the tree forgets the file if it stays).
+ */
+export type StatOf = (file: string) => Promise<Stats | 'blocked' | undefined>;
+
+export function createSettler(settleMs: number, statOf: StatOf, onReady: (file: string, stats: Stats) => void): Settler {
   const files = new Map<string, Watched>();
 
   const check = async (file: string, known?: Stats) => {
-    const stats = known ?? (await stat(file).catch(() => undefined));
+    const stats = known ?? (await statOf(file));
     const watched = files.get(file);
     if (!watched) return; // forgotten meanwhile
+    if (stats === 'blocked') {
+      watched.timer = setTimeout(() => void check(file), settleMs);
+      return;
+    }
     if (!stats?.isFile()) return void files.delete(file);
     const now = Date.now();
     const same = stats.size === watched.size && stats.mtimeMs === watched.mtimeMs;

@@ -2,40 +2,65 @@
 // copied into the spool with its checksum, journaled, queued. Always a copy, never a
 // link, even on the spool's own disk: a drop folder's writer may still change the file
 // in place, and the staged bytes must stay those the checksum was taken of.
-import { createReadStream, type Stats } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
-import path from 'node:path';
+// The file is read through one descriptor, opened by a walk that cannot leave the
+// folder (beneath.ts) and checked to be the regular file, the very inode, that settled.
+import type { Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errnoCode, isStevedoreError, type StevedoreError } from '../../errors.js';
 import { isOutOfFiles, type OutOfFilesAlarm } from '../../open-files.js';
 import type { Accepted, Admission, Intake } from '../intake.js';
+import { isBlocked, unsafe } from './beneath.js';
 
 /**
  * queued; skipped (gone, or not ours to push); later (no queue slot now, or a read that
- * failed); full (no room in the spool's disk now); changed (written to while copied).
+ * failed); full (no room in the spool's disk now); changed (written to while copied);
+ * blocked (a directory on its way is a symlink for now).
  */
-export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed';
+export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed' | 'blocked';
 
 export interface StageArgs {
+  /** Absolute, for logs. */
   file: string;
-  /** The watched directory, symlinks resolved. */
-  root: string;
+  /** Relative to the watched folder. */
+  rel: string;
+  /** As the file settled: its inode, size and mtime are what gets staged, or nothing. */
   stats: Stats;
+  /** Opens the file inside the folder (never blocking on a FIFO). */
+  open(): Promise<FileHandle>;
   intake: Intake;
   log: Logger;
   accepted: Omit<Accepted, 'received'>;
   /** Told when the outcome is `full`, with why (the watch says it once, not per file). */
   noRoom(error: StevedoreError): void;
+  /** Told when the file may not be read: outside the folder, through a symlink, not a regular file. */
+  refused(error: StevedoreError): void;
   outOfFiles: OutOfFilesAlarm;
 }
 
-export async function stageFile({ file, root, stats, intake, log, accepted, noRoom, outOfFiles }: StageArgs): Promise<StageOutcome> {
-  const real = await realpath(file).catch(() => undefined);
-  if (real === undefined) return 'skipped';
-  if (real !== root && !real.startsWith(`${root}${path.sep}`)) {
-    log.warn({ path: file, resolves: real }, 'skipping a symlink that leads outside the watched directory');
-    return 'skipped';
+export async function stageFile(args: StageArgs): Promise<StageOutcome> {
+  let handle: FileHandle;
+  try {
+    handle = await args.open();
+  } catch (error) {
+    return failedTo('open', error, args);
   }
+  try {
+    const now = await handle.stat();
+    if (!now.isFile()) {
+      args.refused(unsafe(args.rel, 'special'));
+      return 'skipped';
+    }
+    if (now.dev !== args.stats.dev || now.ino !== args.stats.ino) return 'changed';
+    return await copyIn(handle, args);
+  } catch (error) {
+    return failedTo('stage', error, args);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function copyIn(handle: FileHandle, { file, stats, intake, accepted, noRoom, log }: StageArgs): Promise<StageOutcome> {
   let admission: Admission;
   try {
     admission = await intake.admit(1, stats.size);
@@ -49,25 +74,34 @@ export async function stageFile({ file, root, stats, intake, log, accepted, noRo
   try {
     // No fsync of the copy: the host file stays until the push succeeded, and a copy a
     // crash cut short is staged again from it at the next start (see recover.ts).
-    const received = await intake.receive(createReadStream(real), { maxBytes: Number.MAX_SAFE_INTEGER, flush: false }, stats.size);
-    const after = await stat(real).catch(() => undefined);
-    if (after?.size !== received.bytes || after.mtimeMs !== stats.mtimeMs) {
+    const body = handle.createReadStream({ start: 0, autoClose: false });
+    const received = await intake.receive(body, { maxBytes: Number.MAX_SAFE_INTEGER, flush: false }, stats.size);
+    const after = await handle.stat();
+    if (after.size !== received.bytes || after.mtimeMs !== stats.mtimeMs) {
       await intake.discard(received);
-      return after ? 'changed' : 'skipped';
+      return 'changed';
     }
     await intake.commit([{ ...accepted, received }]);
     committed = true;
     return 'queued';
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return 'skipped';
-    if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
-    if (isOutOfFiles(error)) outOfFiles.note(error, { watch: accepted.route, path: file });
-    else log.error({ path: file, err: error }, 'could not stage a watched file; trying again shortly');
-    return 'later';
   } finally {
     admission.done();
     if (!committed) intake.release(1);
   }
+}
+
+function failedTo(what: 'open' | 'stage', error: unknown, { file, log, refused, noRoom, outOfFiles, accepted }: StageArgs): StageOutcome {
+  const code = errnoCode(error);
+  if (isStevedoreError(error, 'SOURCE_UNSAFE')) {
+    if (isBlocked(error)) return 'blocked';
+    refused(error);
+    return 'skipped';
+  }
+  if (code === 'ENOENT' || code === 'ENOTDIR') return 'skipped';
+  if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
+  if (isOutOfFiles(error)) outOfFiles.note(error, { watch: accepted.route, path: file });
+  else log.error({ path: file, err: error }, `could not ${what} a watched file; trying again shortly`);
+  return 'later';
 }
 
 function full(error: StevedoreError, noRoom: (error: StevedoreError) => void): 'full' {

@@ -1,12 +1,10 @@
-// Watching a directory tree. With inotify, one non-recursive fs.watch per directory and
-// one lstat per event: chokidar 5 watches every file and re-reads a whole directory
-// after changes in it (measured: ~120 lstat calls per file in a 1,000-file drop, and
-// 740 MB for a 100,000-file tree), which is what drop folders and large mirrors cannot
-// afford. `poll: true` keeps chokidar, whose polling is what such setups need.
-import { watch as fsWatch, type FSWatcher, type Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
-import path from 'node:path';
+// Watching a directory tree: with inotify by default (notify-tree.ts), or with
+// chokidar 5's polling (`poll: true`), which network filesystems and machines without
+// inotify need.
+import type { Stats } from 'node:fs';
 import { watch as chokidarWatch } from 'chokidar';
+import { notifyTree } from './notify-tree.js';
+import type { RootGuard } from './root.js';
 
 export interface TreeEvents {
   add(file: string, stats: Stats): void;
@@ -14,6 +12,8 @@ export interface TreeEvents {
   unlink(file: string): void;
   unlinkDir(dir: string): void;
   error(error: Error): void;
+  /** A directory's events came too fast: its watch pauses, then it is rescanned. */
+  storm?(dir: string): void;
 }
 
 export interface TreeOptions {
@@ -21,6 +21,8 @@ export interface TreeOptions {
   /** Report the files already there as `add` when the scan finds them. */
   initial: boolean;
   poll: boolean;
+  /** The folder's held descriptor, where every walk into it starts. */
+  use: RootGuard['use'];
 }
 
 export interface TreeWatcher {
@@ -33,83 +35,6 @@ export interface TreeWatcher {
 
 export function watchTree(root: string, options: TreeOptions, events: TreeEvents): TreeWatcher {
   return options.poll ? pollTree(root, options, events) : notifyTree(root, options, events);
-}
-
-function notifyTree(root: string, { ignored, initial }: TreeOptions, events: TreeEvents): TreeWatcher {
-  const dirs = new Map<string, FSWatcher>();
-  const files = new Set<string>();
-  let closed = false;
-
-  const watchDir = (dir: string) => {
-    if (dirs.has(dir) || closed) return;
-    try {
-      const watcher = fsWatch(dir, (_event, name) => void (name ? onEntry(path.join(dir, name.toString())) : scan(dir, true)));
-      watcher.on('error', () => forgetDir(dir));
-      dirs.set(dir, watcher);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') events.error(error as Error);
-    }
-  };
-
-  // Watches `dir` first, then lists it, so that nothing created in between is missed.
-  async function scan(dir: string, report: boolean): Promise<void> {
-    watchDir(dir);
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries) {
-      const entryPath = path.join(dir, entry.name);
-      if (closed || ignored(entryPath)) continue;
-      if (entry.isDirectory()) await scan(entryPath, report);
-      else if (!files.has(entryPath)) {
-        files.add(entryPath);
-        if (report) await lstat(entryPath).then((stats) => events.add(entryPath, stats), () => files.delete(entryPath));
-      }
-    }
-  }
-
-  async function onEntry(entryPath: string): Promise<void> {
-    if (closed || ignored(entryPath)) return;
-    const stats = await lstat(entryPath).catch(() => undefined);
-    if (closed) return;
-    if (!stats) {
-      if (dirs.has(entryPath)) forgetDir(entryPath);
-      else if (files.delete(entryPath)) events.unlink(entryPath);
-    } else if (stats.isDirectory()) {
-      if (!dirs.has(entryPath)) await scan(entryPath, true); // made here, or moved in whole
-    } else if (files.has(entryPath)) {
-      events.change(entryPath, stats);
-    } else {
-      files.add(entryPath);
-      events.add(entryPath, stats);
-    }
-  }
-
-  // A directory that went (deleted, or moved out): everything known under it goes too.
-  function forgetDir(dir: string): void {
-    const prefix = `${dir}${path.sep}`;
-    for (const [watched, watcher] of dirs) {
-      if (watched === dir || watched.startsWith(prefix)) {
-        watcher.close();
-        dirs.delete(watched);
-      }
-    }
-    for (const file of files) {
-      if (file.startsWith(prefix)) {
-        files.delete(file);
-        events.unlink(file);
-      }
-    }
-    if (dir !== root) events.unlinkDir(dir);
-  }
-
-  return {
-    ready: scan(root, initial),
-    count: () => dirs.size + files.size,
-    async close() {
-      closed = true;
-      dirs.forEach((watcher) => watcher.close());
-      dirs.clear();
-    },
-  };
 }
 
 function pollTree(root: string, { ignored, initial }: TreeOptions, events: TreeEvents): TreeWatcher {

@@ -3,21 +3,23 @@
 // to after_push) once its push succeeded. mirror: the container follows the
 // directory, host files are never touched, deletes follow with `delete: true`.
 import type { Stats } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import fastq from 'fastq';
 import type { Logger } from 'pino';
-import { StevedoreError, errorMessage } from '../../errors.js';
+import { StevedoreError, errorMessage, isStevedoreError } from '../../errors.js';
 import type { OutOfFilesAlarm } from '../../open-files.js';
 import type { Settlement } from '../../queue/scheduler.js';
 import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
 import type { Intake } from '../intake.js';
 import { checkRelativePath, joinDest } from '../paths.js';
+import { isBlocked, lstatBeneath, openBeneath, statBeneath } from './beneath.js';
 import { afterDrop } from './drop.js';
 import { watchErrorMessage } from './errors.js';
 import { createIgnore } from './filter.js';
 import { createMirrorState, type MirrorState } from './mirror-state.js';
 import { createRootGuard } from './root.js';
+import { createRefusals } from './refusals.js';
 import { createSettler } from './settle.js';
 import { stageFile } from './stage.js';
 import { watchTree, type TreeWatcher } from './tree.js';
@@ -78,6 +80,8 @@ export interface Watch {
   status(): WatchStatus;
 }
 
+const BLOCKED = 'a directory on the way is a symlink for now: looking again after settle';
+const STORM = 'events in a watched directory come faster than 50,000 a second: its watch pauses for 0.5 s at a time, and it is rescanned';
 const RETRY_FIRST = 1000;
 const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
@@ -97,7 +101,19 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     chains.set(file, next);
     void next.then(() => chains.get(file) === next && chains.delete(file));
   };
-  const settler = createSettler(config.settle, stageInOrder);
+  const guard = createRootGuard(root);
+  // A mirror follows symlinks that stay inside its folder; a drop folder follows none.
+  const walk = { follow: config.mode === 'mirror' };
+  const refusals = createRefusals(log, root);
+  const statOf = (file: string) =>
+    guard.use<Stats | 'blocked' | undefined>((held) => statBeneath(held, relOf(file), walk)).catch((error: unknown) => {
+      if (!isStevedoreError(error, 'SOURCE_UNSAFE')) return undefined;
+      if (!isBlocked(error)) return void refusals.note(file, error);
+      log.debug({ path: file, reason: error.message }, BLOCKED);
+      return 'blocked';
+      return undefined;
+    });
+  const settler = createSettler(config.settle, statOf, stageInOrder);
   // `timer` is unset once it fired: the file is being looked at again.
   const retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
   // Files that found no room in the spool's disk: said when the first one waits and
@@ -152,13 +168,20 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     if (known && known.size === stats.size && known.mtimeMs === stats.mtimeMs) return;
     const dest = destFor(rel);
     if (dest === undefined) return;
-    const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs };
+    const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs, dev: stats.dev, ino: stats.ino };
     const noRoomFor = (error: StevedoreError) => lacksRoom(file, error);
-    const outcome = await stageFile({ file, root: await realRoot(), stats, intake, log, accepted: accepted(dest, origin), noRoom: noRoomFor, outOfFiles });
+    const open = () => guard.use((held) => openBeneath(held, rel, 'file', walk));
+    const refused = (error: StevedoreError) => refusals.note(file, error);
+    const outcome = await stageFile({ file, rel, stats, open, intake, log, accepted: accepted(dest, origin), noRoom: noRoomFor, refused, outOfFiles });
+    if (outcome === 'queued') refusals.forget(file);
     if (outcome !== 'later' && outcome !== 'full') retries.delete(file);
     if (outcome !== 'full') leavesNoRoom(file, outcome === 'queued');
     if (outcome === 'queued') queued.set(rel, origin);
     else if (outcome === 'later' || outcome === 'full' || outcome === 'changed') later(file);
+    else if (outcome === 'blocked') {
+      log.debug({ path: file }, BLOCKED);
+      settler.touch(file);
+    }
   }
 
   const accepted = (dest: string, origin: TaskOrigin) => ({ source: 'watch' as const, route: config.name, target: config.target, dest, options, origin });
@@ -172,18 +195,18 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     }
   }
 
-  let rootReal: string | undefined;
-  const realRoot = async () => (rootReal ??= await realpath(root));
-
-  const guard = createRootGuard(root);
-
   // A delete settles too: `rm -r` of the watched directory itself first unlinks every
   // file in it, and must not empty the container. After settle, the file must still be
   // gone and the directory still the same one.
+  // One per path at a time: a writer creating and removing a name in a loop makes one look.
+  const deleting = new Set<string>();
   async function settleDelete(rel: string, dir: boolean): Promise<void> {
+    if (deleting.has(rel)) return;
+    deleting.add(rel);
     await new Promise((resolve) => setTimeout(resolve, config.settle).unref());
+    deleting.delete(rel);
     if (closed || (await guard.check()) !== 'same') return;
-    if (await stat(path.join(root, rel)).then(() => true, () => false)) return;
+    if (await guard.use((held) => lstatBeneath(held, rel, walk)).then(() => true, () => false)) return;
     await queueDelete(rel, dir);
   }
 
@@ -223,6 +246,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   function onUnlink(file: string, dir: boolean): void {
     settler.forget(file);
     forgetRetry(file);
+    refusals.forget(file);
     leavesNoRoom(file, false);
     if (file === root) return void goneMissing();
     if (config.mode === 'mirror' && config.delete) void settleDelete(relOf(file), dir);
@@ -231,15 +255,15 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   // `initial` applies to the agent's start; a directory that came back is new, and
   // everything in it is pushed whatever `initial` says.
   async function startWatcher(initial: boolean): Promise<void> {
-    rootReal = undefined;
     await guard.pin();
     const scan = mirror && initial ? new Set<string>() : undefined;
-    const w = watchTree(root, { ignored: createIgnore(root, config.ignore), initial, poll: config.poll }, {
+    const w = watchTree(root, { ignored: createIgnore(root, config.ignore), initial, poll: config.poll, use: guard.use }, {
       add: (file, stats) => onFile(file, stats, scan),
       change: (file, stats) => onFile(file, stats),
       unlink: (file) => onUnlink(file, false),
       unlinkDir: (dir) => onUnlink(dir, true),
       error: failed,
+      storm: stormIn,
     });
     watcher = w;
     // Staging waits for the scan: a big tree is listed first, so "watching" (and
@@ -254,6 +278,15 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   function reconcileDeletes(scan: Set<string>): void {
     if (!mirror || !config.delete) return;
     for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void queueDelete(rel, false);
+  }
+
+  // Said at most once a minute: the storm is the writer's doing, and it goes on.
+  let stormSaid = -Infinity;
+  function stormIn(dir: string): void {
+    const fields = { dir: relOf(dir) || '.' };
+    if (Date.now() - stormSaid < 60_000) return void log.debug(fields, STORM);
+    stormSaid = Date.now();
+    log.warn(fields, `${STORM} (said at most once a minute)`);
   }
 
   function failed(error: Error): void {
@@ -330,7 +363,10 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       } else if (mirror) {
         mirror.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs, sha256: task.sha256 });
       } else {
-        await afterDrop({ root, afterPush: config.after_push, origin, log });
+        // Refused for now (a directory on its way swapped for a symlink): staged and
+        // pushed again later, then removed, as the tree still knows the file.
+        const outcome = await afterDrop({ guard, afterPush: config.after_push, origin, log });
+        if (outcome === 'unsafe' && !closed) later(path.join(root, origin.path));
       }
     },
     status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + stager.running() + restingForRoom(), paths: watcher?.count() ?? 0 }),

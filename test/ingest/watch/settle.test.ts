@@ -16,7 +16,7 @@ interface Ready {
 
 function settler(settleMs: number): { s: Settler; ready: Ready[] } {
   const ready: Ready[] = [];
-  const s = createSettler(settleMs, (file, stats) => ready.push({ file, stats, at: Date.now() }));
+  const s = createSettler(settleMs, (file) => stat(file).catch(() => undefined), (file, stats) => ready.push({ file, stats, at: Date.now() }));
   onTestFinished(() => s.close());
   return { s, ready };
 }
