@@ -127,13 +127,14 @@ function insideOf(root: HeldRoot, target: string): string | undefined {
 }
 
 /** Why a path is refused: each says what the watch logs. */
-export type Refusal = 'outside' | 'symlink' | 'loop' | 'special';
+export type Refusal = 'outside' | 'symlink' | 'loop' | 'special' | 'encoding';
 
 const WHY: Record<Refusal, string> = {
   outside: 'it leads outside the watched directory',
   symlink: 'a symlink is in the way, and this watch follows none',
   loop: `more than ${MAX_LINKS} symlinks in a row`,
   special: 'not a regular file (a FIFO, socket or device is never read)',
+  encoding: 'its name is not valid UTF-8, so it cannot be opened by name',
 };
 
 /** A refusal for a symlink on the way to the file, not at the file itself: maybe only for now. */

@@ -18,6 +18,7 @@ const LOOKS = 8;
 // Paths waiting to be looked at; past it, one rescan instead.
 const MAX_WAITING = 10_000;
 const NO_FOLLOW = { follow: false };
+const LOSSY = '\uFFFD';
 
 export function notifyTree(root: string, { ignored, initial, use }: TreeOptions, events: TreeEvents): TreeWatcher {
   const files = new Set<string>();
@@ -84,7 +85,7 @@ export function notifyTree(root: string, { ignored, initial, use }: TreeOptions,
       files.add(entryPath);
       if (!report && !known) continue;
       const stats = await lstat(fdPath(fd, entry.name)).catch(() => undefined);
-      if (!stats) files.delete(entryPath);
+      if (!stats) gone(entryPath);
       else if (known) events.change(entryPath, stats);
       else events.add(entryPath, stats);
     }
@@ -95,6 +96,7 @@ export function notifyTree(root: string, { ignored, initial, use }: TreeOptions,
     if (entryPath === root) return scan(root, true);
     const stats = await use((held) => lstatBeneath(held, relOf(entryPath), NO_FOLLOW)).catch(() => undefined);
     if (closed) return;
+    if (!stats && entryPath.includes(LOSSY)) events.unreadable?.(entryPath);
     // A directory that is gone or is something else now (a symlink swapped in) is
     // forgotten with all it held; a file that became a directory, likewise.
     if (dirs.has(entryPath) && !stats?.isDirectory()) forgetDir(entryPath);
@@ -128,6 +130,13 @@ export function notifyTree(root: string, { ignored, initial, use }: TreeOptions,
       files.delete(file);
       events.unlink(file);
     }
+  }
+
+  // A file listed but not there by that name: gone since, or named in bytes that are
+  // not UTF-8 (node's name for it holds U+FFFD, and no file has that name).
+  function gone(file: string): void {
+    files.delete(file);
+    if (file.includes(LOSSY)) events.unreadable?.(file);
   }
 
   // A directory that went (deleted, or moved out): everything known under it goes too.

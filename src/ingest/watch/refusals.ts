@@ -14,6 +14,7 @@ const MESSAGES: Record<Refusal, string> = {
   symlink: 'skipping a path through a symlink: a drop folder follows none',
   loop: 'skipping a path through too many symlinks',
   special: 'skipping a file that is not a regular file (FIFO, socket or device)',
+  encoding: 'skipping a file whose name is not valid UTF-8',
 };
 
 export interface Refusals {

@@ -14,6 +14,8 @@ export interface TreeEvents {
   error(error: Error): void;
   /** A directory's events came too fast: its watch pauses, then it is rescanned. */
   storm?(dir: string): void;
+  /** A name that is not valid UTF-8 (node shows it with U+FFFD and cannot open it by that name). */
+  unreadable?(file: string): void;
 }
 
 export interface TreeOptions {

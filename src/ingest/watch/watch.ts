@@ -13,7 +13,7 @@ import type { Settlement } from '../../queue/scheduler.js';
 import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
 import type { Intake } from '../intake.js';
 import { checkRelativePath, joinDest } from '../paths.js';
-import { isBlocked, lstatBeneath, openBeneath, statBeneath } from './beneath.js';
+import { isBlocked, lstatBeneath, openBeneath, statBeneath, unsafe } from './beneath.js';
 import { afterDrop } from './drop.js';
 import { watchErrorMessage } from './errors.js';
 import { createIgnore } from './filter.js';
@@ -264,6 +264,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       unlinkDir: (dir) => onUnlink(dir, true),
       error: failed,
       storm: stormIn,
+      unreadable: (file) => refusals.note(file, unsafe(relOf(file), 'encoding')),
     });
     watcher = w;
     // Staging waits for the scan: a big tree is listed first, so "watching" (and

@@ -1,6 +1,6 @@
 // Safety: symlinks are not followed out of the watched root; a watched directory must
 // exist at start, may vanish and come back; after_push may not lie inside the watch.
-import { lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config/load.js';
@@ -74,6 +74,24 @@ describe('names', () => {
     const warning = t.logs.find((l) => l.msg === 'skipping a file whose name cannot be a container path');
     expect(warning).toMatchObject({ path: 'back\\slash.txt', level: 40 });
     expect(await listTree(s.dir)).toEqual(['back\\slash.txt']);
+    expect(t.logs.filter((l) => l.msg === 'task queued')).toHaveLength(1);
+  });
+
+  it.each([
+    ['there at start', true],
+    ['made while watched', false],
+  ])('a file whose name is not valid UTF-8, %s, is skipped with one warning and left in place', async (_when, atStart) => {
+    const s = await setup();
+    // "a\xff.txt": bytes no UTF-8 decoder accepts; node lists it as "a\uFFFD.txt".
+    const name = Buffer.concat([Buffer.from(`${s.dir}/a`), Buffer.from([0xff]), Buffer.from('.txt')]);
+    if (atStart) await writeFile(name, 'bytes');
+    const t = await startWatching(s);
+    if (!atStart) await writeFile(name, 'bytes');
+    await sleep(400);
+    await barrier(t, s.dir);
+    const warnings = t.logs.filter((l) => l.msg === 'skipping a file whose name is not valid UTF-8');
+    expect(warnings.filter((l) => l.level === 40).map((l) => l.path)).toEqual([path.join(s.dir, 'a\uFFFD.txt')]);
+    expect(await readdir(s.dir, { encoding: 'buffer' })).toEqual([Buffer.from(name.subarray(s.dir.length + 1))]);
     expect(t.logs.filter((l) => l.msg === 'task queued')).toHaveLength(1);
   });
 });
