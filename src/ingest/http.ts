@@ -1,10 +1,9 @@
 // The HTTP listener (SPEC §3) on node:http: routing, timeouts, and turning every
 // failure into its JSON error. The handlers live in upload.ts, multipart.ts, legacy.ts.
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { StevedoreError, isStevedoreError, type ErrorCode } from '../errors.js';
+import { StevedoreError, isStevedoreError } from '../errors.js';
 import { connectionCap, isOutOfFiles, openFilesLimit, outOfFiles, type OutOfFilesAlarm } from '../open-files.js';
 import type { Registry } from '../queue/registry.js';
 import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
@@ -15,6 +14,7 @@ import { decodeUrlPath } from './paths.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
 import { handleOps, isOpsPath, type Operations } from './ops.js';
 import { handleRawUpload } from './upload.js';
+import { checkHead, guardWire } from './wire.js';
 
 export interface Route {
   name: string;
@@ -91,7 +91,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       // Otherwise node answers "Expect: 100-continue" itself, before the token and
       // capacity checks; the handlers send 100 once they are ready for the body.
       server.on('checkContinue', onRequest);
-      server.on('clientError', answerClientError);
+      guardWire(server);
       server.keepAliveTimeout = 5000;
       limitConnections(server, options.outOfFiles);
       await new Promise<void>((resolve, reject) => {
@@ -128,7 +128,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {
   try {
     if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
-    if (req.httpVersion === '1.1' && req.headers.host === undefined) throw new StevedoreError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
+    checkHead(req);
     await dispatch(ctx, req, res);
   } catch (error) {
     if (isStevedoreError(error, 'CLIENT_ABORTED')) {
@@ -204,23 +204,6 @@ async function sendReadiness(ctx: HttpContext, res: ServerResponse): Promise<voi
   const problems = await ctx.readiness();
   if (problems.length === 0) sendJson(res, 200, { status: 'ready' });
   else sendJson(res, 503, { status: 'not_ready', problems });
-}
-
-// node's parser refuses a malformed request before any handler sees it, and answers
-// with an empty body; here the answer has SPEC §3's JSON shape like every other one.
-const PARSER_ERRORS: Record<string, [number, ErrorCode, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'the request head is too large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'the request head did not arrive in time'],
-};
-
-function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable || error.code === 'ECONNRESET') {
-    socket.destroy();
-    return;
-  }
-  const [status, code, message] = PARSER_ERRORS[error.code ?? ''] ?? [400, 'BAD_REQUEST', `malformed request (${error.code ?? error.message})`];
-  const body = `${JSON.stringify({ error: { code, message } })}\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 // With the open-files limit known, the listener takes at most connectionCap() of them

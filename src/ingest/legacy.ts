@@ -31,7 +31,7 @@ export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: 
 }
 
 function requiredHeader(req: IncomingMessage, name: string): string {
-  const value = singleHeader(req.headers, name);
+  const value = singleHeader(req, name);
   if (typeof value !== 'string' || value === '') throw new StevedoreError('BAD_REQUEST', `the ${name} header is required`);
   // Node reads header bytes as latin1; clients send UTF-8 paths.
   return Buffer.from(value, 'latin1').toString('utf8');

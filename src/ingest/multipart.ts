@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { StevedoreError, errorMessage } from '../errors.js';
 import { tooLarge } from '../spool/receive.js';
-import { expectedDigest } from './checksum.js';
+import { expectedDigests, mismatch } from './checksum.js';
 import type { HttpContext, Route } from './http.js';
 import type { Accepted } from './intake.js';
 import { checkRelativePath, joinDest } from './paths.js';
@@ -19,7 +19,7 @@ export const MAX_PARTS = 1000;
 export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, dir: string): Promise<void> {
   requireToken(route.token, req);
   declaredLength(req, ctx.maxBody);
-  const digest = expectedDigest(req.headers);
+  const digests = expectedDigests(req);
   const accepted: Accepted[] = [];
   // Room for the first part is taken before the body is read (SPEC §3); each further
   // part takes its own as it comes.
@@ -39,9 +39,8 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
       const dest = joinDest(route.dest, dir === '' ? rel : `${dir}/${rel}`);
       accepted.push({ received, source: 'http', route: route.name, target: route.target, dest, options: route.options });
     });
-    if (digest && digest.hex !== bodySha) {
-      throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the request body (sha-256 ${bodySha})`);
-    }
+    const wrong = mismatch(digests, bodySha, 'the request body');
+    if (wrong) throw wrong;
     if (accepted.length === 0) throw new StevedoreError('BAD_REQUEST', 'the multipart body has no file part');
     const tasks = await ctx.intake.commit(accepted);
     admitted = 0;

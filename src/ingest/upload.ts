@@ -6,12 +6,12 @@ import { StevedoreError } from '../errors.js';
 import { newTaskId, taskJson, type FileOptions, type Task } from '../queue/task.js';
 import { tooLarge } from '../spool/receive.js';
 import { bearerToken, tokenAllows } from './auth.js';
-import { expectedDigest } from './checksum.js';
+import { expectedDigests, mismatch } from './checksum.js';
 import { singleHeader } from './headers.js';
 import type { HttpContext, Route } from './http.js';
 import type { Admission } from './intake.js';
 import { joinDest } from './paths.js';
-import { continueBody, sendJson } from './respond.js';
+import { continueBody, sendJson, takesInterim } from './respond.js';
 
 /** Where one uploaded body goes. */
 export interface Destination {
@@ -35,7 +35,7 @@ export function requireToken(token: string | undefined, req: IncomingMessage): v
 
 export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, to: Destination): Promise<void> {
   const length = declaredLength(req, ctx.maxBody);
-  const digest = expectedDigest(req.headers);
+  const digests = expectedDigests(req);
   const key = idempotencyKey(req);
   const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
   if (key !== undefined && uploading !== undefined) {
@@ -52,7 +52,7 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   let id: string | undefined;
   try {
     admission = await ctx.intake.admit(1, length ?? 0);
-    id = announce(ctx, res, to, length);
+    id = announce(ctx, req, res, to, length);
     const announced = id;
     continueBody(req, res);
     const held = admission;
@@ -61,9 +61,10 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
       if (announced) progress(ctx, announced, bytes);
     };
     const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody, onProgress }, length);
-    if (digest && digest.hex !== received.sha256) {
+    const wrong = mismatch(digests, received.sha256);
+    if (wrong) {
       await ctx.intake.discard(received);
-      throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the body (sha-256 ${received.sha256})`);
+      throw wrong;
     }
     const [task] = await ctx.intake.commit([{ received, source: 'http', ...to, ...(id ? { id } : {}), ...(key === undefined ? {} : { idempotencyKey: key }) }]);
     committed = true;
@@ -81,12 +82,12 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
 // links to /tasks/<id> (rel "monitor", RFC 5989), which reports the bytes received so far.
 const ANNOUNCE_FROM = 8 * 2 ** 20;
 
-function announce(ctx: HttpContext, res: ServerResponse, to: Destination, length: number | undefined): string | undefined {
+function announce(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, to: Destination, length: number | undefined): string | undefined {
   if (length !== undefined && length < ANNOUNCE_FROM) return undefined;
   const id = newTaskId();
   const { route, target, dest } = to;
   ctx.receiving.set(id, { id, route, target, dest, ...(length === undefined ? {} : { expected: length }), received: 0, createdAt: new Date().toISOString() });
-  res.writeEarlyHints({ link: `</tasks/${id}>; rel="monitor"` });
+  if (takesInterim(req)) res.writeEarlyHints({ link: `</tasks/${id}>; rel="monitor"` });
   return id;
 }
 
@@ -105,7 +106,7 @@ export function declaredLength(req: IncomingMessage, maxBody: number): number | 
 }
 
 function idempotencyKey(req: IncomingMessage): string | undefined {
-  const key = singleHeader(req.headers, 'idempotency-key');
+  const key = singleHeader(req, 'idempotency-key');
   if (key === undefined) return undefined;
   const value = key.replace(/^"(.*)"$/, '$1');
   if (value.length === 0 || value.length > 255) throw new StevedoreError('BAD_REQUEST', 'Idempotency-Key must be 1 to 255 characters');
@@ -146,6 +147,6 @@ export async function answerTasks(ctx: HttpContext, req: IncomingMessage, res: S
 const MAX_WAIT_SECONDS = 300;
 
 function preferWait(req: IncomingMessage): number {
-  const match = /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(singleHeader(req.headers, 'prefer') ?? '');
+  const match = /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(req.headersDistinct.prefer?.join(',') ?? '');
   return match ? Math.min(Number(match[1]), MAX_WAIT_SECONDS) * 1000 : 0;
 }
