@@ -201,7 +201,8 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
     token: rule.token,
     options: fileOptionsFor(config.defaults, {}, rule.path_prefix),
   }));
-  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...deps };
+  const browser = { allowedHosts: http.allowed_hosts, allowedOrigins: http.allowed_origins };
+  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...browser, ...deps };
 }
 
 /** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free) as it runs now. */

@@ -9,11 +9,15 @@ export const errorStatus = {
   HEADERS_TOO_LARGE: 431,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  // A browser page of another site (SPEC §9): its Origin is not the listener's, nor listed.
+  FORBIDDEN_ORIGIN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   IDEMPOTENCY_CONFLICT: 409,
   TOO_LARGE: 413,
   EXPECTATION_FAILED: 417,
+  // The Host header names a host this listener does not answer for (DNS rebinding).
+  UNKNOWN_HOST: 421,
   CHECKSUM_MISMATCH: 422,
   IDEMPOTENCY_KEY_REUSED: 422,
   UNSUPPORTED_TRANSFER_CODING: 501,

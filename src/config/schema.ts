@@ -79,6 +79,15 @@ const legacy = z.strictObject({
   token: token.optional(),
 });
 
+// SPEC §9: which Host names and browser origins the listener answers besides its own.
+const allowedHost = z.string().regex(/^\.?(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?$/, {
+  error: 'expected a host name like files.example.com, or .example.com for it and every name under it (no scheme, no port)',
+});
+const allowedOrigin = z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/, {
+  error: 'expected an origin like https://app.example.com or http://localhost:3000 (scheme, host, optional port; no path)',
+  abort: true,
+}).refine((origin) => URL.canParse(origin), { error: 'expected an origin with a valid host and a port up to 65535' });
+
 const http = z.strictObject({
   listen: z.string().regex(LISTEN_PATTERN, {
     error: 'expected host:port, like 127.0.0.1:8080 or [::1]:8080',
@@ -89,6 +98,10 @@ const http = z.strictObject({
   allow_anonymous: z.boolean().default(false),
   /** Bearer token for /metrics, /status and /dead-letter (which takes changes only on loopback without it). */
   admin_token: token.optional(),
+  /** Host names that also name this listener (IP addresses, localhost and the listen host always do). */
+  allowed_hosts: z.array(allowedHost).default([]),
+  /** Browser origins whose pages may send requests, besides the listener's own. */
+  allowed_origins: z.array(allowedOrigin).default([]),
   legacy: z.array(legacy).default([]),
   routes: z.array(route).default([]),
 });

@@ -7,6 +7,7 @@ import { StevedoreError, isStevedoreError } from '../errors.js';
 import { connectionCap, isOutOfFiles, openFilesLimit, outOfFiles, type OutOfFilesAlarm } from '../open-files.js';
 import type { Registry } from '../queue/registry.js';
 import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
+import { createBrowserCheck } from './browser.js';
 import type { Intake } from './intake.js';
 import { handleLegacy, type LegacyRule } from './legacy.js';
 import { handleMultipart } from './multipart.js';
@@ -31,6 +32,9 @@ export interface HttpOptions {
   idleTimeout: number;
   routes: Route[];
   legacy: LegacyRule[];
+  /** http.allowed_hosts and http.allowed_origins (SPEC §9, browser.ts). */
+  allowedHosts: readonly string[];
+  allowedOrigins: readonly string[];
   intake: Intake;
   registry: Registry;
   logger: Logger;
@@ -47,6 +51,8 @@ export interface HttpContext extends HttpOptions {
   uploading: Set<string>;
   /** Large bodies being received, by the id their task will have: GET /tasks/<id> follows them. */
   receiving: Map<string, Receiving>;
+  /** Refuses a Host that does not name the listener and a foreign Origin. */
+  checkBrowser(req: IncomingMessage): void;
 }
 
 export interface Receiving {
@@ -64,13 +70,13 @@ export interface HttpServer {
   listen(): Promise<AddressInfo>;
   /** Stops accepting, waits up to `graceMs` for requests in progress, then cuts the rest. */
   close(graceMs: number): Promise<void>;
-  /** A reload: new routes and legacy rules for the requests that come next. */
-  update(options: Pick<HttpOptions, 'routes' | 'legacy'>): void;
+  /** A reload: new routes, legacy rules and browser rules for the requests that come next. */
+  update(options: Pick<HttpOptions, 'routes' | 'legacy' | 'allowedHosts' | 'allowedOrigins'>): void;
 }
 
 export function createHttpServer(options: HttpOptions): HttpServer {
   const byLength = (routes: Route[]) => [...routes].sort((a, b) => b.path.length - a.path.length);
-  const ctx: HttpContext = { ...options, routes: byLength(options.routes), uploading: new Set(), receiving: new Map() };
+  const ctx: HttpContext = { ...options, routes: byLength(options.routes), uploading: new Set(), receiving: new Map(), checkBrowser: createBrowserCheck(options) };
   let server: Server | undefined;
   let closing = false;
   const active = new Set<Promise<void>>();
@@ -108,9 +114,10 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       });
       return server.address() as AddressInfo;
     },
-    update({ routes, legacy }) {
+    update({ routes, legacy, allowedHosts, allowedOrigins }) {
       ctx.routes = byLength(routes);
       ctx.legacy = legacy;
+      ctx.checkBrowser = createBrowserCheck({ listen: options.listen, allowedHosts, allowedOrigins });
     },
     async close(graceMs) {
       closing = true;
@@ -129,6 +136,7 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
   try {
     if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
     checkHead(req);
+    ctx.checkBrowser(req);
     await dispatch(ctx, req, res);
   } catch (error) {
     if (isStevedoreError(error, 'CLIENT_ABORTED')) {

@@ -112,7 +112,7 @@ export function parseAnswers(raw: Buffer): Answer[] {
  * exchange) unless `headers` says otherwise; an array repeats a field, [] leaves it out.
  */
 export function rawRequest(method: string, target: string, headers: Record<string, string | number | (string | number)[]>, body: string | Buffer = ''): Buffer {
-  const fields = Object.entries({ host: 'agent', connection: 'close', ...headers }).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`));
+  const fields = Object.entries({ host: '127.0.0.1', connection: 'close', ...headers }).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`));
   return Buffer.concat([Buffer.from(`${[`${method} ${target} HTTP/1.1`, ...fields].join('\r\n')}\r\n\r\n`), Buffer.from(body)]);
 }
 

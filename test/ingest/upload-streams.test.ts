@@ -93,7 +93,7 @@ describe('a client that goes away mid-body', () => {
     const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.on('error', () => undefined);
     // Over SMALL_BODY, so that the body streams into the spool as it arrives.
-    socket.write(`PUT /drop/files/liar.bin HTTP/1.1\r\nHost: agent\r\nContent-Length: ${SMALL_BODY + 100_000}\r\n\r\n`);
+    socket.write(`PUT /drop/files/liar.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${SMALL_BODY + 100_000}\r\n\r\n`);
     socket.write(Buffer.alloc(1000, 7));
     await stagedOne(t);
     socket.end();
