@@ -109,6 +109,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     deadLetter,
     metrics,
     deadLetterCounts,
+    receiving: () => http?.receiving(),
     logger,
     startedAt: new Date(),
   });
@@ -202,7 +203,8 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
     options: fileOptionsFor(config.defaults, {}, rule.path_prefix),
   }));
   const browser = { allowedHosts: http.allowed_hosts, allowedOrigins: http.allowed_origins };
-  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...browser, ...deps };
+  const receiving = { maxReceiving: http.max_receiving, minRate: http.min_rate, capacity: config.queue.capacity };
+  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, receiving, routes, legacy, ...browser, ...deps };
 }
 
 /** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free) as it runs now. */

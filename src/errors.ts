@@ -24,6 +24,8 @@ export const errorStatus = {
   PUSH_FAILED: 502,
   QUEUE_FULL: 503,
   SHUTTING_DOWN: 503,
+  // http.max_receiving bodies are being received (or a token-less route's share of them).
+  TOO_MANY_UPLOADS: 503,
   TOO_MANY_OPEN_FILES: 503,
   INSUFFICIENT_STORAGE: 507,
   CLIENT_ABORTED: 499,

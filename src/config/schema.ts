@@ -17,6 +17,13 @@ const size = z
   .union([z.int().nonnegative({ error: sizeError }), z.string().regex(SIZE_PATTERN, { error: sizeError })], { error: sizeError })
   .transform((value) => (typeof value === 'number' ? value : (parseSize(value) ?? 0)));
 
+// A rate is a size per second ("1KiB/s"); 0 turns its check off.
+const RATE_PATTERN = new RegExp(SIZE_PATTERN.source.replace(/\$$/, '\\/s$'));
+const rateError = 'expected a rate like "1KiB/s", or 0 to turn the check off';
+const rate = z
+  .union([z.literal(0), z.string().regex(RATE_PATTERN, { error: rateError })], { error: rateError })
+  .transform((value) => (value === 0 ? 0 : (parseSize(value.slice(0, -2)) ?? 0)));
+
 const fileMode = z
   .string({ error: 'expected an octal mode in quotes, like "0644"' })
   .regex(/^0?[0-7]{3,4}$/, { error: 'expected an octal mode in quotes, like "0644"' })
@@ -95,6 +102,10 @@ const http = z.strictObject({
   max_body: size.prefault('2GiB'),
   idle_timeout: duration.prefault('60s'),
   min_free: size.prefault('1GiB'),
+  /** Bodies received at once (never more than half of queue.capacity); routes without a token get half of them. */
+  max_receiving: z.int().min(1).max(100_000).default(64),
+  /** A body slower than this, over 10 s (or idle_timeout) of waiting for it, is cut with 408. */
+  min_rate: rate.prefault('1KiB/s'),
   allow_anonymous: z.boolean().default(false),
   /** Bearer token for /metrics, /status and /dead-letter (which takes changes only on loopback without it). */
   admin_token: token.optional(),

@@ -14,6 +14,7 @@ import { handleMultipart } from './multipart.js';
 import { decodeUrlPath } from './paths.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
 import { handleOps, isOpsPath, type Operations } from './ops.js';
+import { createBodies, type Bodies, type ReceivingLimits, type ReceivingStatus } from './receiving.js';
 import { handleRawUpload } from './upload.js';
 import { checkHead, guardWire } from './wire.js';
 
@@ -30,6 +31,8 @@ export interface HttpOptions {
   listen: string;
   maxBody: number;
   idleTimeout: number;
+  /** http.max_receiving, http.min_rate and queue.capacity: the bounds on bodies being received (receiving.ts). */
+  receiving: Omit<ReceivingLimits, 'idleTimeout'>;
   routes: Route[];
   legacy: LegacyRule[];
   /** http.allowed_hosts and http.allowed_origins (SPEC §9, browser.ts). */
@@ -49,21 +52,10 @@ export interface HttpOptions {
 /** What every handler gets: the options plus the idempotency keys being uploaded now. */
 export interface HttpContext extends HttpOptions {
   uploading: Set<string>;
-  /** Large bodies being received, by the id their task will have: GET /tasks/<id> follows them. */
-  receiving: Map<string, Receiving>;
+  /** The bodies being received: their bounds, /status, and GET /tasks/<id> of an announced one. */
+  bodies: Bodies;
   /** Refuses a Host that does not name the listener and a foreign Origin. */
   checkBrowser(req: IncomingMessage): void;
-}
-
-export interface Receiving {
-  id: string;
-  route: string;
-  target: string;
-  dest: string;
-  /** Content-Length, when the client sent one. */
-  expected?: number;
-  received: number;
-  createdAt: string;
 }
 
 export interface HttpServer {
@@ -72,11 +64,19 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
   /** A reload: new routes, legacy rules and browser rules for the requests that come next. */
   update(options: Pick<HttpOptions, 'routes' | 'legacy' | 'allowedHosts' | 'allowedOrigins'>): void;
+  /** The bodies being received now (GET /status). */
+  receiving(): ReceivingStatus;
 }
 
 export function createHttpServer(options: HttpOptions): HttpServer {
   const byLength = (routes: Route[]) => [...routes].sort((a, b) => b.path.length - a.path.length);
-  const ctx: HttpContext = { ...options, routes: byLength(options.routes), uploading: new Set(), receiving: new Map(), checkBrowser: createBrowserCheck(options) };
+  const ctx: HttpContext = {
+    ...options,
+    routes: byLength(options.routes),
+    uploading: new Set(),
+    bodies: createBodies({ ...options.receiving, idleTimeout: options.idleTimeout }),
+    checkBrowser: createBrowserCheck(options),
+  };
   let server: Server | undefined;
   let closing = false;
   const active = new Set<Promise<void>>();
@@ -119,6 +119,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       ctx.legacy = legacy;
       ctx.checkBrowser = createBrowserCheck({ listen: options.listen, allowedHosts, allowedOrigins });
     },
+    receiving: () => ctx.bodies.status(),
     async close(graceMs) {
       closing = true;
       if (!server) return;
@@ -199,9 +200,9 @@ const isMultipart = (req: IncomingMessage) => /^multipart\/form-data\b/i.test(re
 
 function sendTask(ctx: HttpContext, res: ServerResponse, id: string): void {
   const task = TASK_ID_PATTERN.test(id) ? ctx.registry.get(id) : undefined;
-  const receiving = task ? undefined : ctx.receiving.get(id);
+  const receiving = task ? undefined : ctx.bodies.get(id);
   if (receiving) {
-    const { expected, received, createdAt, ...where } = receiving;
+    const { expected, received, createdAt, anonymous: _anonymous, ...where } = receiving;
     return sendJson(res, 200, { ...where, status: 'receiving', bytes_received: received, ...(expected === undefined ? {} : { bytes_expected: expected }), created_at: createdAt });
   }
   if (!task) throw new StevedoreError('NOT_FOUND', `no task ${id.slice(0, 64)} (finished tasks are kept for a while, not forever)`);
@@ -209,7 +210,7 @@ function sendTask(ctx: HttpContext, res: ServerResponse, id: string): void {
 }
 
 async function sendReadiness(ctx: HttpContext, res: ServerResponse): Promise<void> {
-  const problems = await ctx.readiness();
+  const problems = [...(await ctx.readiness()), ...ctx.bodies.problems()];
   if (problems.length === 0) sendJson(res, 200, { status: 'ready' });
   else sendJson(res, 503, { status: 'not_ready', problems });
 }

@@ -27,7 +27,7 @@ export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: 
   const dest = checkAbsolutePath(requiredHeader(req, 'x-file-path'));
   const rule = trusted.find((r) => r.container === container && dest !== r.pathPrefix && isUnder(dest, r.pathPrefix));
   if (!rule) throw new StevedoreError('FORBIDDEN', `http.legacy does not allow ${dest} in container "${container}"`);
-  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options });
+  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options, anonymous: rule.token === undefined });
 }
 
 function requiredHeader(req: IncomingMessage, name: string): string {

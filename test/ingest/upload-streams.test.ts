@@ -128,8 +128,9 @@ describe('idle_timeout (1s here)', () => {
     await expectDropped(t);
   });
 
+  // min_rate 0: idle_timeout alone sets no pace (test/hostile/slow-bodies.test.ts has the rate).
   it('lets a body that is slow in total but never idle that long succeed', async () => {
-    const t = await startAgent({ idleTimeout: '1s' });
+    const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const pieces = Array.from({ length: 12 }, (_, i) => Buffer.alloc(100, i));
     const upload = open(t.url, '/drop/files/trickle.bin', { headers: { 'content-length': 1200 } });
     for (const piece of pieces) {
@@ -144,7 +145,7 @@ describe('idle_timeout (1s here)', () => {
   });
 
   it('lets a trickled chunked body (no Content-Length) succeed too', async () => {
-    const t = await startAgent({ idleTimeout: '1s' });
+    const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const upload = open(t.url, '/drop/files/trickle-chunked.bin');
     const pieces = Array.from({ length: 6 }, (_, i) => Buffer.alloc(10, 65 + i));
     for (const piece of pieces) {
