@@ -116,9 +116,11 @@ describe('receive(), under every upload', () => {
   });
 });
 
+// min_rate 0 throughout: idle_timeout alone here (test/hostile/slow-bodies.test.ts has the
+// rate, which would otherwise race it for a stalled body).
 describe('idle_timeout (1s here)', () => {
   it('cuts a body that stalls and removes the partial file', async () => {
-    const t = await startAgent({ idleTimeout: '1s' });
+    const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const upload = open(t.url, '/drop/files/stalled.bin', { headers: { 'content-length': SMALL_BODY + 10_000 } });
     upload.req.write(Buffer.alloc(1000, 1));
     await stagedOne(t);
@@ -128,7 +130,6 @@ describe('idle_timeout (1s here)', () => {
     await expectDropped(t);
   });
 
-  // min_rate 0: idle_timeout alone sets no pace (test/hostile/slow-bodies.test.ts has the rate).
   it('lets a body that is slow in total but never idle that long succeed', async () => {
     const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const pieces = Array.from({ length: 12 }, (_, i) => Buffer.alloc(100, i));
