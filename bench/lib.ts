@@ -40,6 +40,8 @@ export interface AgentOptions {
   onLog?: (line: string) => void;
   /** The `box` target as YAML flow (a container); a local target under `dir` without it. */
   target?: string;
+  /** More keys of the `http` block, each line indented by two spaces (e.g. `  legacy: […]`). */
+  httpYaml?: string;
 }
 
 // Every agent (or peer) process a benchmark starts: killed if the benchmark exits
@@ -93,6 +95,7 @@ http:
   min_free: 64MiB
   max_body: 2GiB
   routes: [{ name: bench, path: /drop, target: box, dest: /srv }]
+${options.httpYaml ?? ''}
 ${options.extraYaml ?? ''}`);
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const spawnedAt = performance.now();

@@ -109,6 +109,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     deadLetter,
     metrics,
     deadLetterCounts,
+    receiving: () => http?.receiving(),
     logger,
     startedAt: new Date(),
   });
@@ -201,7 +202,9 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
     token: rule.token,
     options: fileOptionsFor(config.defaults, {}, rule.path_prefix),
   }));
-  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, routes, legacy, ...deps };
+  const browser = { allowedHosts: http.allowed_hosts, allowedOrigins: http.allowed_origins };
+  const receiving = { maxReceiving: http.max_receiving, minRate: http.min_rate, capacity: config.queue.capacity };
+  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, receiving, routes, legacy, ...browser, ...deps };
 }
 
 /** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free) as it runs now. */

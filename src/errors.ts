@@ -9,15 +9,23 @@ export const errorStatus = {
   HEADERS_TOO_LARGE: 431,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  // A browser page of another site (SPEC §9): its Origin is not the listener's, nor listed.
+  FORBIDDEN_ORIGIN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   IDEMPOTENCY_CONFLICT: 409,
   TOO_LARGE: 413,
+  EXPECTATION_FAILED: 417,
+  // The Host header names a host this listener does not answer for (DNS rebinding).
+  UNKNOWN_HOST: 421,
   CHECKSUM_MISMATCH: 422,
   IDEMPOTENCY_KEY_REUSED: 422,
+  UNSUPPORTED_TRANSFER_CODING: 501,
   PUSH_FAILED: 502,
   QUEUE_FULL: 503,
   SHUTTING_DOWN: 503,
+  // http.max_receiving bodies are being received (or a token-less route's share of them).
+  TOO_MANY_UPLOADS: 503,
   TOO_MANY_OPEN_FILES: 503,
   INSUFFICIENT_STORAGE: 507,
   CLIENT_ABORTED: 499,

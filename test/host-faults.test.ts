@@ -250,6 +250,7 @@ http:
   listen: 127.0.0.1:${port}
   idle_timeout: 5s
   min_free: 1MiB
+  max_receiving: 1000 # the descriptors are under test here, not this bound (test/hostile/slow-bodies.test.ts)
   routes: [{ name: files, path: /drop/files, target: box, dest: /srv/files }]
 watch: [{ name: in, path: ${drop}, target: box, dest: /srv/in, settle: 100ms }]
 `,

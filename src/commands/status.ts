@@ -16,6 +16,7 @@ export async function status(config: Config, json: boolean): Promise<number> {
 function render(s: StatusJson): string {
   const parts = [
     `queue: ${s.queue.depth} of ${s.queue.capacity}, ${s.queue.in_flight} batch(es) pushing; up ${s.uptime_seconds}s`,
+    ...(s.receiving ? [`receiving: ${s.receiving.bodies} of ${s.receiving.limit} bodies (${s.receiving.anonymous} of ${s.receiving.anonymous_limit} without a token), ${formatBytes(s.receiving.bytes)} so far`] : []),
     `spool: ${s.spool.files} file(s), ${formatBytes(s.spool.bytes)}${s.spool.free_bytes === undefined ? '' : `, ${formatBytes(s.spool.free_bytes)} free`}; dead-letter: ${s.dead_letter}`,
     '',
     table(

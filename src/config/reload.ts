@@ -36,6 +36,8 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
     changed(prev.http?.min_free, next.http?.min_free) && 'http.min_free',
     changed(prev.http?.max_body, next.http?.max_body) && 'http.max_body',
     changed(prev.http?.idle_timeout, next.http?.idle_timeout) && 'http.idle_timeout',
+    changed(prev.http?.max_receiving, next.http?.max_receiving) && 'http.max_receiving',
+    changed(prev.http?.min_rate, next.http?.min_rate) && 'http.min_rate',
     changed(prev.log.format, next.log.format) && 'log.format',
   ].filter((key): key is string => typeof key === 'string');
   return { targets, removedTargets, stopWatches, startWatches, needRestart };

@@ -19,6 +19,13 @@ const size = z
   .union([z.int().nonnegative({ error: sizeError }), z.string().regex(SIZE_PATTERN, { error: sizeError })], { error: sizeError })
   .transform((value) => (typeof value === 'number' ? value : (parseSize(value) ?? 0)));
 
+// A rate is a size per second ("1KiB/s"); 0 turns its check off.
+const RATE_PATTERN = new RegExp(SIZE_PATTERN.source.replace(/\$$/, '\\/s$'));
+const rateError = 'expected a rate like "1KiB/s", or 0 to turn the check off';
+const rate = z
+  .union([z.literal(0), z.string().regex(RATE_PATTERN, { error: rateError })], { error: rateError })
+  .transform((value) => (value === 0 ? 0 : (parseSize(value.slice(0, -2)) ?? 0)));
+
 const fileMode = z
   .string({ error: 'expected an octal mode in quotes, like "0644"' })
   .regex(/^0?[0-7]{3,4}$/, { error: 'expected an octal mode in quotes, like "0644"' })
@@ -106,6 +113,15 @@ const legacy = z.strictObject({
   token: token.optional(),
 });
 
+// SPEC §9: which Host names and browser origins the listener answers besides its own.
+const allowedHost = z.string().regex(/^\.?(?:[A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?$/, {
+  error: 'expected a host name like files.example.com, or .example.com for it and every name under it (no scheme, no port)',
+});
+const allowedOrigin = z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$/, {
+  error: 'expected an origin like https://app.example.com or http://localhost:3000 (scheme, host, optional port; no path)',
+  abort: true,
+}).refine((origin) => URL.canParse(origin), { error: 'expected an origin with a valid host and a port up to 65535' });
+
 const http = z.strictObject({
   listen: z.string().regex(LISTEN_PATTERN, {
     error: 'expected host:port, like 127.0.0.1:8080 or [::1]:8080',
@@ -113,9 +129,17 @@ const http = z.strictObject({
   max_body: size.prefault('2GiB'),
   idle_timeout: duration.prefault('60s'),
   min_free: size.prefault('1GiB'),
+  /** Bodies received at once (never more than half of queue.capacity); routes without a token get half of them. */
+  max_receiving: z.int().min(1).max(100_000).default(64),
+  /** A body slower than this, over 10 s (or idle_timeout) of waiting for it, is cut with 408. */
+  min_rate: rate.prefault('1KiB/s'),
   allow_anonymous: z.boolean().default(false),
   /** Bearer token for /metrics, /status and /dead-letter (which takes changes only on loopback without it). */
   admin_token: token.optional(),
+  /** Host names that also name this listener (IP addresses, localhost and the listen host always do). */
+  allowed_hosts: z.array(allowedHost).default([]),
+  /** Browser origins whose pages may send requests, besides the listener's own. */
+  allowed_origins: z.array(allowedOrigin).default([]),
   legacy: z.array(legacy).default([]),
   routes: z.array(route).default([]),
 });

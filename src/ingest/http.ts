@@ -1,20 +1,22 @@
 // The HTTP listener (SPEC §3) on node:http: routing, timeouts, and turning every
 // failure into its JSON error. The handlers live in upload.ts, multipart.ts, legacy.ts.
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { StevedoreError, isStevedoreError, type ErrorCode } from '../errors.js';
+import { StevedoreError, isStevedoreError } from '../errors.js';
 import { connectionCap, isOutOfFiles, openFilesLimit, outOfFiles, type OutOfFilesAlarm } from '../open-files.js';
 import type { Registry } from '../queue/registry.js';
 import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
+import { createBrowserCheck } from './browser.js';
 import type { Intake } from './intake.js';
 import { handleLegacy, type LegacyRule } from './legacy.js';
 import { handleMultipart } from './multipart.js';
 import { decodeUrlPath } from './paths.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
 import { handleOps, isOpsPath, type Operations } from './ops.js';
+import { createBodies, type Bodies, type ReceivingLimits, type ReceivingStatus } from './receiving.js';
 import { handleRawUpload } from './upload.js';
+import { checkHead, guardWire } from './wire.js';
 
 export interface Route {
   name: string;
@@ -29,8 +31,13 @@ export interface HttpOptions {
   listen: string;
   maxBody: number;
   idleTimeout: number;
+  /** http.max_receiving, http.min_rate and queue.capacity: the bounds on bodies being received (receiving.ts). */
+  receiving: Omit<ReceivingLimits, 'idleTimeout'>;
   routes: Route[];
   legacy: LegacyRule[];
+  /** http.allowed_hosts and http.allowed_origins (SPEC §9, browser.ts). */
+  allowedHosts: readonly string[];
+  allowedOrigins: readonly string[];
   intake: Intake;
   registry: Registry;
   logger: Logger;
@@ -45,32 +52,31 @@ export interface HttpOptions {
 /** What every handler gets: the options plus the idempotency keys being uploaded now. */
 export interface HttpContext extends HttpOptions {
   uploading: Set<string>;
-  /** Large bodies being received, by the id their task will have: GET /tasks/<id> follows them. */
-  receiving: Map<string, Receiving>;
-}
-
-export interface Receiving {
-  id: string;
-  route: string;
-  target: string;
-  dest: string;
-  /** Content-Length, when the client sent one. */
-  expected?: number;
-  received: number;
-  createdAt: string;
+  /** The bodies being received: their bounds, /status, and GET /tasks/<id> of an announced one. */
+  bodies: Bodies;
+  /** Refuses a Host that does not name the listener and a foreign Origin. */
+  checkBrowser(req: IncomingMessage): void;
 }
 
 export interface HttpServer {
   listen(): Promise<AddressInfo>;
   /** Stops accepting, waits up to `graceMs` for requests in progress, then cuts the rest. */
   close(graceMs: number): Promise<void>;
-  /** A reload: new routes and legacy rules for the requests that come next. */
-  update(options: Pick<HttpOptions, 'routes' | 'legacy'>): void;
+  /** A reload: new routes, legacy rules and browser rules for the requests that come next. */
+  update(options: Pick<HttpOptions, 'routes' | 'legacy' | 'allowedHosts' | 'allowedOrigins'>): void;
+  /** The bodies being received now (GET /status). */
+  receiving(): ReceivingStatus;
 }
 
 export function createHttpServer(options: HttpOptions): HttpServer {
   const byLength = (routes: Route[]) => [...routes].sort((a, b) => b.path.length - a.path.length);
-  const ctx: HttpContext = { ...options, routes: byLength(options.routes), uploading: new Set(), receiving: new Map() };
+  const ctx: HttpContext = {
+    ...options,
+    routes: byLength(options.routes),
+    uploading: new Set(),
+    bodies: createBodies({ ...options.receiving, idleTimeout: options.idleTimeout }),
+    checkBrowser: createBrowserCheck(options),
+  };
   let server: Server | undefined;
   let closing = false;
   const active = new Set<Promise<void>>();
@@ -91,7 +97,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       // Otherwise node answers "Expect: 100-continue" itself, before the token and
       // capacity checks; the handlers send 100 once they are ready for the body.
       server.on('checkContinue', onRequest);
-      server.on('clientError', answerClientError);
+      guardWire(server);
       server.keepAliveTimeout = 5000;
       limitConnections(server, options.outOfFiles);
       await new Promise<void>((resolve, reject) => {
@@ -108,10 +114,12 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       });
       return server.address() as AddressInfo;
     },
-    update({ routes, legacy }) {
+    update({ routes, legacy, allowedHosts, allowedOrigins }) {
       ctx.routes = byLength(routes);
       ctx.legacy = legacy;
+      ctx.checkBrowser = createBrowserCheck({ listen: options.listen, allowedHosts, allowedOrigins });
     },
+    receiving: () => ctx.bodies.status(),
     async close(graceMs) {
       closing = true;
       if (!server) return;
@@ -128,7 +136,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {
   try {
     if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
-    if (req.httpVersion === '1.1' && req.headers.host === undefined) throw new StevedoreError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
+    checkHead(req);
+    ctx.checkBrowser(req);
     await dispatch(ctx, req, res);
   } catch (error) {
     if (isStevedoreError(error, 'CLIENT_ABORTED')) {
@@ -191,9 +200,9 @@ const isMultipart = (req: IncomingMessage) => /^multipart\/form-data\b/i.test(re
 
 function sendTask(ctx: HttpContext, res: ServerResponse, id: string): void {
   const task = TASK_ID_PATTERN.test(id) ? ctx.registry.get(id) : undefined;
-  const receiving = task ? undefined : ctx.receiving.get(id);
+  const receiving = task ? undefined : ctx.bodies.get(id);
   if (receiving) {
-    const { expected, received, createdAt, ...where } = receiving;
+    const { expected, received, createdAt, anonymous: _anonymous, ...where } = receiving;
     return sendJson(res, 200, { ...where, status: 'receiving', bytes_received: received, ...(expected === undefined ? {} : { bytes_expected: expected }), created_at: createdAt });
   }
   if (!task) throw new StevedoreError('NOT_FOUND', `no task ${id.slice(0, 64)} (finished tasks are kept for a while, not forever)`);
@@ -201,26 +210,9 @@ function sendTask(ctx: HttpContext, res: ServerResponse, id: string): void {
 }
 
 async function sendReadiness(ctx: HttpContext, res: ServerResponse): Promise<void> {
-  const problems = await ctx.readiness();
+  const problems = [...(await ctx.readiness()), ...ctx.bodies.problems()];
   if (problems.length === 0) sendJson(res, 200, { status: 'ready' });
   else sendJson(res, 503, { status: 'not_ready', problems });
-}
-
-// node's parser refuses a malformed request before any handler sees it, and answers
-// with an empty body; here the answer has SPEC §3's JSON shape like every other one.
-const PARSER_ERRORS: Record<string, [number, ErrorCode, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'HEADERS_TOO_LARGE', 'the request head is too large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'REQUEST_TIMEOUT', 'the request head did not arrive in time'],
-};
-
-function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable || error.code === 'ECONNRESET') {
-    socket.destroy();
-    return;
-  }
-  const [status, code, message] = PARSER_ERRORS[error.code ?? ''] ?? [400, 'BAD_REQUEST', `malformed request (${error.code ?? error.message})`];
-  const body = `${JSON.stringify({ error: { code, message } })}\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 // With the open-files limit known, the listener takes at most connectionCap() of them

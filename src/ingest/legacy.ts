@@ -28,11 +28,11 @@ export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: 
   const dest = decodeHeaderPath(requiredHeader(req, 'x-file-path'));
   const rule = trusted.find((r) => r.container === container && dest !== r.pathPrefix && isUnder(dest, r.pathPrefix));
   if (!rule) throw new StevedoreError('FORBIDDEN', `http.legacy does not allow ${dest} in container "${container}"`);
-  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options });
+  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options, anonymous: rule.token === undefined });
 }
 
 function requiredHeader(req: IncomingMessage, name: string): string {
-  const value = singleHeader(req.headers, name);
+  const value = singleHeader(req, name);
   if (typeof value !== 'string' || value === '') throw new StevedoreError('BAD_REQUEST', `the ${name} header is required`);
   return value;
 }

@@ -7,10 +7,11 @@ import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { StevedoreError, errorMessage } from '../errors.js';
 import { tooLarge } from '../spool/receive.js';
-import { expectedDigest } from './checksum.js';
+import { expectedDigests, mismatch } from './checksum.js';
 import type { HttpContext, Route } from './http.js';
 import type { Accepted } from './intake.js';
 import { checkRelativePath, joinDest } from './paths.js';
+import type { Body } from './receiving.js';
 import { continueBody } from './respond.js';
 import { answerTasks, declaredLength, requireToken } from './upload.js';
 
@@ -18,17 +19,20 @@ export const MAX_PARTS = 1000;
 
 export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, dir: string): Promise<void> {
   requireToken(route.token, req);
-  declaredLength(req, ctx.maxBody);
-  const digest = expectedDigest(req.headers);
+  const length = declaredLength(req, ctx.maxBody);
+  const digests = expectedDigests(req);
   const accepted: Accepted[] = [];
-  // Room for the first part is taken before the body is read (SPEC §3); each further
-  // part takes its own as it comes.
-  await ctx.intake.admit(1);
-  let admitted = 1;
+  const where = { route: route.name, target: route.target, dest: dir === '' ? route.dest : joinDest(route.dest, dir) };
+  const body = ctx.bodies.enter({ ...where, anonymous: route.token === undefined, ...(length === undefined ? {} : { expected: length }) });
+  let admitted = 0;
   let parts = 0;
   try {
+    // Room for the first part is taken before the body is read (SPEC §3); each further
+    // part takes its own as it comes.
+    await ctx.intake.admit(1);
+    admitted = 1;
     continueBody(req, res);
-    const bodySha = await parseParts(ctx, req, async (filename, stream) => {
+    const bodySha = await parseParts(ctx, req, body, async (filename, stream) => {
       const rel = checkRelativePath(filename);
       parts += 1;
       if (parts > 1) {
@@ -39,14 +43,15 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
       const dest = joinDest(route.dest, dir === '' ? rel : `${dir}/${rel}`);
       accepted.push({ received, source: 'http', route: route.name, target: route.target, dest, options: route.options });
     });
-    if (digest && digest.hex !== bodySha) {
-      throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the request body (sha-256 ${bodySha})`);
-    }
+    body.leave();
+    const wrong = mismatch(digests, bodySha, 'the request body');
+    if (wrong) throw wrong;
     if (accepted.length === 0) throw new StevedoreError('BAD_REQUEST', 'the multipart body has no file part');
     const tasks = await ctx.intake.commit(accepted);
     admitted = 0;
     await answerTasks(ctx, req, res, tasks, true);
   } finally {
+    body.leave();
     if (admitted > 0) {
       ctx.intake.release(admitted);
       await Promise.all(accepted.map((a) => a.received && ctx.intake.discard(a.received)));
@@ -60,7 +65,7 @@ type OnFile = (filename: string, stream: Readable) => Promise<void>;
 // with the SHA-256 of the whole body once every part is staged. It settles only once
 // every part handed to onFile is done with, so that the caller's cleanup sees each
 // staged file and no part is staged after that cleanup ran.
-function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Promise<string> {
+function parseParts(ctx: HttpContext, req: IncomingMessage, body: Body, onFile: OnFile): Promise<string> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -109,6 +114,9 @@ function parseParts(ctx: HttpContext, req: IncomingMessage, onFile: OnFile): Pro
     parser.on('partsLimit', () => fail(new StevedoreError('TOO_LARGE', `more than ${MAX_PARTS + 100} parts in one request`)));
     parser.on('error', (error) => fail(new StevedoreError('BAD_REQUEST', `malformed multipart body: ${errorMessage(error)}`)));
     parser.on('close', settle);
+    // A body slower than http.min_rate fails like any other part of it.
+    body.signal.addEventListener('abort', () => fail(body.signal.reason), { once: true });
     req.pipe(parser);
+    body.read(req);
   });
 }

@@ -17,15 +17,18 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendError(req: IncomingMessage, res: ServerResponse, error: StevedoreError, extra: Record<string, unknown> = {}): void {
   const headers: Record<string, string> = {};
   if (!req.readableEnded) headers.connection = 'close';
-  if (error.code === 'QUEUE_FULL' || error.code === 'SHUTTING_DOWN' || error.code === 'TOO_MANY_OPEN_FILES') headers['retry-after'] = String(error.details.retryAfter ?? 2);
+  if (error.status === 503) headers['retry-after'] = String(error.details.retryAfter ?? 2);
   if (error.code === 'METHOD_NOT_ALLOWED') headers.allow = String(error.details.allow ?? '');
   if (error.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';
   sendJson(res, error.status, { error: { code: error.code, message: error.message, ...extra } }, headers);
 }
 
+/** RFC 9110 §15.2: no 1xx answer (100 Continue, 103 Early Hints) to an HTTP/1.0 client. */
+export const takesInterim = (req: IncomingMessage) => req.httpVersionMajor > 1 || req.httpVersionMinor > 0;
+
 /** Asks a client that sent `Expect: 100-continue` for its body, once every check that needs no body has passed. */
 export function continueBody(req: IncomingMessage, res: ServerResponse): void {
-  if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
+  if (takesInterim(req) && /^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
 }
 
 export const notAllowed = (allow: string[], why = `use ${allow.join(' or ')}`) =>

@@ -4,14 +4,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
 import { newTaskId, taskJson, type FileOptions, type Task } from '../queue/task.js';
-import { tooLarge } from '../spool/receive.js';
+import { tooLarge, type Received } from '../spool/receive.js';
 import { bearerToken, tokenAllows } from './auth.js';
-import { expectedDigest } from './checksum.js';
+import { expectedDigests, mismatch } from './checksum.js';
 import { singleHeader } from './headers.js';
 import type { HttpContext, Route } from './http.js';
 import type { Admission } from './intake.js';
 import { joinDest } from './paths.js';
-import { continueBody, sendJson } from './respond.js';
+import type { Body } from './receiving.js';
+import { continueBody, sendJson, takesInterim } from './respond.js';
 
 /** Where one uploaded body goes. */
 export interface Destination {
@@ -19,11 +20,13 @@ export interface Destination {
   target: string;
   dest: string;
   options: FileOptions;
+  /** No token guards it: the body counts in the anonymous share of http.max_receiving. */
+  anonymous: boolean;
 }
 
 export async function handleRawUpload(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, rel: string): Promise<void> {
   requireToken(route.token, req);
-  const destination = { route: route.name, target: route.target, dest: joinDest(route.dest, rel), options: route.options };
+  const destination = { route: route.name, target: route.target, dest: joinDest(route.dest, rel), options: route.options, anonymous: route.token === undefined };
   await acceptBody(ctx, req, res, destination);
 }
 
@@ -35,7 +38,7 @@ export function requireToken(token: string | undefined, req: IncomingMessage): v
 
 export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, to: Destination): Promise<void> {
   const length = declaredLength(req, ctx.maxBody);
-  const digest = expectedDigest(req.headers);
+  const digests = expectedDigests(req);
   const key = idempotencyKey(req);
   const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
   if (key !== undefined && uploading !== undefined) {
@@ -47,33 +50,32 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
     // Claimed before the first await: a twin request arriving meanwhile must see it.
     ctx.uploading.add(uploading);
   }
+  let body: Body | undefined;
   let admission: Admission | undefined;
   let committed = false;
-  let id: string | undefined;
+  const { anonymous, ...where } = to;
   try {
+    body = ctx.bodies.enter({ route: to.route, target: to.target, dest: to.dest, anonymous, ...announced(length) });
     admission = await ctx.intake.admit(1, length ?? 0);
-    id = announce(ctx, res, to, length);
-    const announced = id;
+    const { id } = body.entry;
+    if (id !== undefined && takesInterim(req)) res.writeEarlyHints({ link: `</tasks/${id}>; rel="monitor"` });
     continueBody(req, res);
-    const held = admission;
-    const onProgress = (bytes: number) => {
-      held.written(bytes);
-      if (announced) progress(ctx, announced, bytes);
-    };
-    const received = await ctx.intake.receive(req, { maxBytes: ctx.maxBody, onProgress }, length);
-    if (digest && digest.hex !== received.sha256) {
+    const received = await receiveBody(ctx, req, body, admission, length);
+    body.leave(); // its place is free before a Prefer: wait holds the answer
+    const wrong = mismatch(digests, received.sha256);
+    if (wrong) {
       await ctx.intake.discard(received);
-      throw new StevedoreError('CHECKSUM_MISMATCH', `${digest.header} does not match the body (sha-256 ${received.sha256})`);
+      throw wrong;
     }
-    const [task] = await ctx.intake.commit([{ received, source: 'http', ...to, ...(id ? { id } : {}), ...(key === undefined ? {} : { idempotencyKey: key }) }]);
+    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...(key === undefined ? {} : { idempotencyKey: key }) }]);
     committed = true;
     admission.done(); // on disk now: before a Prefer: wait holds the answer
     await answerTasks(ctx, req, res, task ? [task] : [], false);
   } finally {
+    body?.leave();
     admission?.done();
     if (admission && !committed) ctx.intake.release(1);
     if (uploading) ctx.uploading.delete(uploading);
-    if (id) ctx.receiving.delete(id);
   }
 }
 
@@ -81,18 +83,17 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
 // links to /tasks/<id> (rel "monitor", RFC 5989), which reports the bytes received so far.
 const ANNOUNCE_FROM = 8 * 2 ** 20;
 
-function announce(ctx: HttpContext, res: ServerResponse, to: Destination, length: number | undefined): string | undefined {
-  if (length !== undefined && length < ANNOUNCE_FROM) return undefined;
-  const id = newTaskId();
-  const { route, target, dest } = to;
-  ctx.receiving.set(id, { id, route, target, dest, ...(length === undefined ? {} : { expected: length }), received: 0, createdAt: new Date().toISOString() });
-  res.writeEarlyHints({ link: `</tasks/${id}>; rel="monitor"` });
-  return id;
+function announced(length: number | undefined): { id?: string; expected?: number } {
+  if (length !== undefined && length < ANNOUNCE_FROM) return { expected: length };
+  return { id: newTaskId(), ...(length === undefined ? {} : { expected: length }) };
 }
 
-function progress(ctx: HttpContext, id: string, bytes: number): void {
-  const entry = ctx.receiving.get(id);
-  if (entry) entry.received = bytes;
+// The body's meter starts once receive() has attached its reader, and its signal cuts
+// a body slower than http.min_rate.
+function receiveBody(ctx: HttpContext, req: IncomingMessage, body: Body, admission: Admission, length: number | undefined): Promise<Received> {
+  const receiving = ctx.intake.receive(req, { maxBytes: ctx.maxBody, onProgress: (bytes) => admission.written(bytes), signal: body.signal }, length);
+  body.read(req);
+  return receiving;
 }
 
 export function declaredLength(req: IncomingMessage, maxBody: number): number | undefined {
@@ -105,7 +106,7 @@ export function declaredLength(req: IncomingMessage, maxBody: number): number | 
 }
 
 function idempotencyKey(req: IncomingMessage): string | undefined {
-  const key = singleHeader(req.headers, 'idempotency-key');
+  const key = singleHeader(req, 'idempotency-key');
   if (key === undefined) return undefined;
   const value = key.replace(/^"(.*)"$/, '$1');
   if (value.length === 0 || value.length > 255) throw new StevedoreError('BAD_REQUEST', 'Idempotency-Key must be 1 to 255 characters');
@@ -146,6 +147,6 @@ export async function answerTasks(ctx: HttpContext, req: IncomingMessage, res: S
 const MAX_WAIT_SECONDS = 300;
 
 function preferWait(req: IncomingMessage): number {
-  const match = /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(singleHeader(req.headers, 'prefer') ?? '');
+  const match = /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(req.headersDistinct.prefer?.join(',') ?? '');
   return match ? Math.min(Number(match[1]), MAX_WAIT_SECONDS) * 1000 : 0;
 }

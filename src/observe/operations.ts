@@ -5,6 +5,7 @@ import { StevedoreError } from '../errors.js';
 import type { Config } from '../config/load.js';
 import { isLoopback } from '../config/references.js';
 import type { Operations } from '../ingest/ops.js';
+import type { ReceivingStatus } from '../ingest/receiving.js';
 import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
@@ -26,6 +27,8 @@ export interface OperationsDeps {
   deadLetter: DeadLetter;
   metrics: Metrics;
   deadLetterCounts: DeadLetterCounts;
+  /** The HTTP bodies being received (GET /status); undefined without a listener. */
+  receiving(): ReceivingStatus | undefined;
   logger: Logger;
   startedAt: Date;
 }
@@ -52,7 +55,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       return http?.admin_token !== undefined || isLoopback(http?.listen ?? '');
     },
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
-    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, startedAt: deps.startedAt }),
+    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, receiving: deps.receiving, startedAt: deps.startedAt }),
     deadLetter: {
       list: async () => (await deadLetter.list()).map(deadEntryJson),
       retry: (id) =>

@@ -4,6 +4,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
+import type { ReceivingStatus } from '../ingest/receiving.js';
 import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
@@ -16,19 +17,23 @@ export interface StatusSources {
   watches: readonly Watch[];
   spool: Spool;
   deadLetters(): Promise<ReadonlyMap<string, number>>;
+  /** The HTTP bodies being received; undefined without a listener. */
+  receiving(): ReceivingStatus | undefined;
   startedAt: Date;
 }
 
 const RECENT_FAILURES = 20;
 
-export async function buildStatus({ config, scheduler, registry, watches, spool, deadLetters, startedAt }: StatusSources) {
+export async function buildStatus({ config, scheduler, registry, watches, spool, deadLetters, receiving, startedAt }: StatusSources) {
   const states = new Map(scheduler.targetStates().map((state) => [state.name, state]));
   const dead = await deadLetters();
   const [freeBytes, usage] = await Promise.all([spool.freeBytes().catch(() => undefined), spoolUsage(spool.dir)]);
+  const bodies = receiving();
   return {
     started_at: startedAt.toISOString(),
     uptime_seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     queue: { depth: scheduler.size, capacity: config.queue.capacity, in_flight: scheduler.inFlight },
+    ...(bodies ? { receiving: bodies } : {}),
     targets: Object.entries(config.targets).map(([name, target]) => {
       const state = states.get(name);
       return {

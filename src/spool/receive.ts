@@ -22,6 +22,8 @@ export interface ReceiveOptions {
    */
   flush?: boolean;
   onProgress?(bytes: number): void;
+  /** Stops the body with its reason (a body slower than http.min_rate): the partial file is removed. */
+  signal?: AbortSignal;
 }
 
 export interface Received {
@@ -45,14 +47,15 @@ export async function receive(spool: Spool, body: Readable, options: ReceiveOpti
   // A body destroyed before we got to it emits no further 'close': piping it would
   // wait forever (a client gone while we were admitting it).
   if (body.destroyed) throw clientAborted();
-  if (declared !== undefined && declared <= SMALL_BODY && declared <= options.maxBytes) return receiveSmall(spool, body, options.flush ?? true);
+  options.signal?.throwIfAborted();
+  if (declared !== undefined && declared <= SMALL_BODY && declared <= options.maxBytes) return receiveSmall(spool, body, options.flush ?? true, options.signal);
   return receiveStream(spool, body, options);
 }
 
 // Small files are where per-file overhead dominates: no stream machinery, and one
 // writeFile (open, write, fsync, close) that runs while the task is journaled.
-async function receiveSmall(spool: Spool, body: Readable, flush: boolean): Promise<Received> {
-  const data = await gather(body);
+async function receiveSmall(spool: Spool, body: Readable, flush: boolean, signal?: AbortSignal): Promise<Received> {
+  const data = await gather(body, signal);
   const file = spool.newFile();
   const durable = writeFile(file.path, data, { flag: 'wx', mode: 0o600, flush }).catch(async (error: unknown) => {
     await spool.remove(file.name);
@@ -63,18 +66,21 @@ async function receiveSmall(spool: Spool, body: Readable, flush: boolean): Promi
 }
 
 // Collects a body whose length node:http already bounds by its Content-Length.
-function gather(body: Readable): Promise<Buffer> {
+function gather(body: Readable, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const onData = (chunk: Buffer) => chunks.push(chunk);
     const onEnd = () => settle(() => resolve(Buffer.concat(chunks)));
     const onClose = () => settle(() => reject(clientAborted()));
     const onError = (error: Error) => settle(() => reject(bodyError(error)));
+    const onAbort = () => settle(() => reject(signal?.reason));
     const settle = (then: () => void) => {
       body.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
       then();
     };
     body.on('data', onData).once('end', onEnd).once('close', onClose).once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -103,6 +109,8 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
     if (!body.readableEnded) meter.destroy(clientAborted());
   };
   const onError = (error: Error) => meter.destroy(bodyError(error));
+  const onAbort = () => meter.destroy(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   body.once('close', onClose).once('error', onError).pipe(meter);
   try {
     await pipeline(meter, createWriteStream(file.path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER }));
@@ -115,6 +123,7 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
     throw spoolError(error);
   } finally {
     body.off('close', onClose).off('error', onError);
+    options.signal?.removeEventListener('abort', onAbort);
   }
 }
 

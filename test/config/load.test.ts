@@ -69,6 +69,10 @@ describe('the example config', () => {
       idle_timeout: 60_000,
       min_free: 256 * 2 ** 20,
       allow_anonymous: false,
+      max_receiving: 64,
+      min_rate: 1024,
+      allowed_hosts: [],
+      allowed_origins: [],
       routes: [{ name: 'sandbox-files', path: '/drop/sandbox', target: 'sandbox', dest: '/srv/files', token: 'change-me' }],
       legacy: [{ target: 'sandbox', path_prefix: '/srv/legacy', token: 'change-me-too' }],
     });

@@ -73,7 +73,9 @@ const slow: [string, (string | Buffer)[], number][] = [
 ];
 
 describe('hostile pacing (idle_timeout 1s)', () => {
-  const agent = sharedAgent({ idleTimeout: '1s' });
+  // min_rate 0: idle_timeout alone here; slow-bodies.test.ts has the rate (which would
+  // race it for a stalled body, and answer 408 where this expects no answer).
+  const agent = sharedAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
   const counts = tally('hostile pacing');
 
   it.each(slow)('%s: the agent closes the connection, nothing queued', async (_label, pieces, gapMs) => {

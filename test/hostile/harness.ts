@@ -48,26 +48,28 @@ export type Piece = string | Buffer | typeof AFTER_ANSWER;
 
 /**
  * Writes `pieces` on a bare socket one after the other (`gapMs` apart) and reads until
- * the agent closes it. Writing stops once the agent has answered (as a client would),
- * unless an AFTER_ANSWER piece waits for that answer; an error just ends the read.
- * `end` half-closes after the last piece.
+ * the agent closes it. Writing stops once the agent has given a final answer (as a
+ * client would; a 100 or 103 does not stop it), unless an AFTER_ANSWER piece waits for
+ * that answer; an error just ends the read. `end` half-closes after the last piece.
  */
 export function exchange(url: string, pieces: Piece | Piece[], { end = false, gapMs = 0 } = {}): Promise<Exchange> {
   const { port } = new URL(url);
   const queue = Array.isArray(pieces) ? pieces : [pieces];
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
+    /** Final answers already waited for by an AFTER_ANSWER piece. */
     let answered = 0;
     let written = 0;
+    const finals = () => parseAnswers(Buffer.concat(chunks)).filter((answer) => answer.status >= 200).length;
     const socket = connect(Number(port), '127.0.0.1');
     const next = (i: number): void => {
       const piece = queue[i];
       if (socket.destroyed || socket.writableEnded) return;
       if (typeof piece === 'symbol') {
-        const go = () => ((answered = chunks.length), next(i + 1));
-        return void (chunks.length > answered ? go() : socket.once('data', () => setImmediate(go)));
+        const go = () => ((answered = finals()), next(i + 1));
+        return void (finals() > answered ? go() : socket.once('data', () => setImmediate(() => next(i))));
       }
-      if (chunks.length > answered) return;
+      if (finals() > answered) return;
       if (piece === undefined) return void (end && socket.end());
       const bytes = Buffer.from(piece);
       socket.write(bytes, (error) => {
@@ -112,7 +114,7 @@ export function parseAnswers(raw: Buffer): Answer[] {
  * exchange) unless `headers` says otherwise; an array repeats a field, [] leaves it out.
  */
 export function rawRequest(method: string, target: string, headers: Record<string, string | number | (string | number)[]>, body: string | Buffer = ''): Buffer {
-  const fields = Object.entries({ host: 'agent', connection: 'close', ...headers }).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`));
+  const fields = Object.entries({ host: '127.0.0.1', connection: 'close', ...headers }).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${name}: ${v}`));
   return Buffer.concat([Buffer.from(`${[`${method} ${target} HTTP/1.1`, ...fields].join('\r\n')}\r\n\r\n`), Buffer.from(body)]);
 }
 

@@ -98,7 +98,7 @@ describe('401 UNAUTHORIZED', () => {
 
   it('answers Expect: 100-continue with the 401, never asking for the body', async () => {
     const t = await startAgent();
-    const head = 'PUT /drop/secret/x.txt HTTP/1.1\r\nHost: agent\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n';
+    const head = 'PUT /drop/secret/x.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n';
     const reply = await rawExchange(t.url, head);
     expect(reply).toMatch(/^HTTP\/1\.1 401 /);
     expect(reply).not.toContain('100 Continue');

@@ -93,7 +93,7 @@ describe('a client that goes away mid-body', () => {
     const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.on('error', () => undefined);
     // Over SMALL_BODY, so that the body streams into the spool as it arrives.
-    socket.write(`PUT /drop/files/liar.bin HTTP/1.1\r\nHost: agent\r\nContent-Length: ${SMALL_BODY + 100_000}\r\n\r\n`);
+    socket.write(`PUT /drop/files/liar.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${SMALL_BODY + 100_000}\r\n\r\n`);
     socket.write(Buffer.alloc(1000, 7));
     await stagedOne(t);
     socket.end();
@@ -116,9 +116,11 @@ describe('receive(), under every upload', () => {
   });
 });
 
+// min_rate 0 throughout: idle_timeout alone here (test/hostile/slow-bodies.test.ts has the
+// rate, which would otherwise race it for a stalled body).
 describe('idle_timeout (1s here)', () => {
   it('cuts a body that stalls and removes the partial file', async () => {
-    const t = await startAgent({ idleTimeout: '1s' });
+    const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const upload = open(t.url, '/drop/files/stalled.bin', { headers: { 'content-length': SMALL_BODY + 10_000 } });
     upload.req.write(Buffer.alloc(1000, 1));
     await stagedOne(t);
@@ -129,7 +131,7 @@ describe('idle_timeout (1s here)', () => {
   });
 
   it('lets a body that is slow in total but never idle that long succeed', async () => {
-    const t = await startAgent({ idleTimeout: '1s' });
+    const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const pieces = Array.from({ length: 12 }, (_, i) => Buffer.alloc(100, i));
     const upload = open(t.url, '/drop/files/trickle.bin', { headers: { 'content-length': 1200 } });
     for (const piece of pieces) {
@@ -144,7 +146,7 @@ describe('idle_timeout (1s here)', () => {
   });
 
   it('lets a trickled chunked body (no Content-Length) succeed too', async () => {
-    const t = await startAgent({ idleTimeout: '1s' });
+    const t = await startAgent({ idleTimeout: '1s', http: '  min_rate: 0' });
     const upload = open(t.url, '/drop/files/trickle-chunked.bin');
     const pieces = Array.from({ length: 6 }, (_, i) => Buffer.alloc(10, 65 + i));
     for (const piece of pieces) {
