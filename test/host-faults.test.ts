@@ -5,7 +5,7 @@
 // room, and all land once there is. A `stevedore run` process whose open-files limit
 // is small, under more connections than it has descriptors.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readFile, readdir, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,13 +13,19 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { isStevedoreError } from '../src/errors.js';
+import { isStevedoreError, type StevedoreError } from '../src/errors.js';
 import { createIntake } from '../src/ingest/intake.js';
 import { createLogger } from '../src/log.js';
+import { openFilesLimit } from '../src/open-files.js';
 import { createRegistry } from '../src/queue/registry.js';
 import { createScheduler } from '../src/queue/scheduler.js';
 import { createJournal } from '../src/spool/journal.js';
 import { createSpool } from '../src/spool/spool.js';
+import { createContainerTarget } from '../src/targets/container/container.js';
+import type { Runtime } from '../src/targets/container/runtime.js';
+import { createStagingLedger, type StagingLedger } from '../src/targets/ledger.js';
+import { createLocalTarget } from '../src/targets/local.js';
+import { failureKind, pushItems, type PutItem, type Target } from '../src/targets/target.js';
 import { startAgent, type TestAgent } from './helpers/agent.js';
 import { start, useBuiltCli } from './helpers/cli.js';
 import { freePort, json, open, send, type Answer } from './helpers/http.js';
@@ -331,3 +337,102 @@ function openIdle(port: number): Promise<Socket> {
     socket.on('error', () => resolve(socket));
   });
 }
+
+// This test process with no descriptor left for the time of `work`: its soft
+// RLIMIT_NOFILE lowered to what it has open plus a few, and those few taken.
+async function withNoDescriptors<T>(work: () => Promise<T>): Promise<T> {
+  const limit = openFilesLimit() ?? 1024;
+  const open = (await readdir('/proc/self/fd')).length;
+  await run('prlimit', [`--pid=${process.pid}`, `--nofile=${open + 16}:`]);
+  const held: number[] = [];
+  try {
+    try {
+      for (;;) held.push(openSync('/dev/null', 'r'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
+    }
+    return await work();
+  } finally {
+    held.forEach((fd) => closeSync(fd));
+    await run('prlimit', [`--pid=${process.pid}`, `--nofile=${limit}:`]);
+  }
+}
+
+describe.runIf(existsSync('/usr/bin/prlimit') || process.env.CI === 'true')('a push that finds no file descriptor', () => {
+  interface Scene {
+    target: Target;
+    item: PutItem;
+    /** What else must hold once descriptors are back. */
+    check?(): Promise<void>;
+  }
+  const never = new AbortController().signal;
+  const body = 'staged bytes';
+  // A staged file in `spool`, for /srv/a.txt in a local target rooted at `root`.
+  async function localScene(base: string, { spool = path.join(base, 'spool'), dirThere = true, ledger }: { spool?: string; dirThere?: boolean; ledger?: StagingLedger } = {}) {
+    const root = path.join(base, 'root');
+    await mkdir(spool, { recursive: true });
+    if (dirThere) await mkdir(path.join(root, 'srv'), { recursive: true });
+    const source = path.join(spool, 'one.staged');
+    await writeFile(source, body);
+    const item: PutItem = { op: 'put', id: 'task-1', dest: '/srv/a.txt', source, bytes: body.length, mode: 0o644, dirMode: 0o755 };
+    return { root, item, target: createLocalTarget({ name: 'box', root, ...(ledger ? { ledger } : {}) }) };
+  }
+  const scenes: [string, (base: string) => Promise<Scene>][] = [
+    [
+      "local: the fsync of the destination's directory (a hard link takes no descriptor)",
+      async (base) => {
+        const { root, item, target } = await localScene(base);
+        // Landed, not yet durable: the retry makes it so.
+        return { target, item, check: async () => expect(await readFile(path.join(root, 'srv/a.txt'), 'utf8')).toBe(body) };
+      },
+    ],
+    [
+      'local: a copy into another filesystem',
+      async (base) => {
+        const spool = await mkdtemp(existsSync('/dev/shm') ? '/dev/shm/stevedore-spool-' : path.join(base, 'spool-'));
+        onTestFinished(() => rm(spool, { recursive: true, force: true }));
+        const { root, item, target } = await localScene(base, { spool });
+        return { target, item, check: async () => expect(await readdir(path.join(root, 'srv'))).toEqual([]) }; // no temp name left
+      },
+    ],
+    ['local: a directory made on the way (opened to set its mode)', async (base) => localScene(base, { dirThere: false })],
+    [
+      'local: the sweep of the temp names an interrupted push left (and its staging notes)',
+      async (base) => {
+        const notes = path.join(base, 'notes');
+        const root = path.join(base, 'root');
+        await mkdir(path.join(root, 'srv'), { recursive: true });
+        await mkdir(notes);
+        await writeFile(path.join(notes, 'oldtag.json'), JSON.stringify({ target: 'box', where: root, dirs: ['/srv'] }));
+        await writeFile(path.join(root, 'srv/.stevedore-oldtag-1.tmp'), 'half');
+        const ledger = createStagingLedger(notes);
+        await ledger.open();
+        const scene = await localScene(base, { ledger });
+        const check = async () => {
+          // The directory could not be read: the note stays for the next push, which removes the temp name.
+          expect(ledger.leftovers('box').map((note) => note.tag)).toEqual(['oldtag']);
+          expect(await pushItems(scene.target, [scene.item], never)).toEqual([{ ok: true }]);
+          expect(ledger.leftovers('box')).toEqual([]);
+          expect(await readdir(path.join(root, 'srv'))).toEqual(['a.txt']);
+        };
+        return { ...scene, check };
+      },
+    ],
+    [
+      "container: spawning the runtime's CLI",
+      async (base) => {
+        const { item } = await localScene(base);
+        const runtime: Runtime = { runtime: 'docker', command: 'sh', container: 'fake', failures: [], exec: (argv) => ['-c', 'cat >/dev/null', ...argv] };
+        return { target: createContainerTarget('box', runtime), item };
+      },
+    ],
+  ];
+
+  it.each(scenes)('%s: TOO_MANY_OPEN_FILES, waited out without spending an attempt', async (_label, scene) => {
+    const { target, item, check } = await scene(await tempDir());
+    const [result] = await withNoDescriptors(() => pushItems(target, [item], never));
+    expect(result).toMatchObject({ ok: false, error: { code: 'TOO_MANY_OPEN_FILES', message: expect.stringMatching(/EMFILE/) } });
+    expect(failureKind((result as { error: StevedoreError }).error)).toBe('down');
+    await check?.();
+  });
+});

@@ -8,7 +8,7 @@ import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../erro
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
 import type { StagingLedger, StagingNote } from './ledger.js';
-import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
+import { checkDest, failed, ok, pushError, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
   name: string;
@@ -20,14 +20,21 @@ export interface LocalTargetOptions {
 export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): Target {
   // A batch's temp files are DIR/.stevedore-TAG-N.tmp. Each is renamed or removed before
   // the batch ends; only a killed agent leaves some, which its note names for the next run.
+  // False (the note stays for the next push) when a directory that is there cannot be
+  // read now, e.g. for want of a descriptor.
   async function removeTemps(rootReal: string, note: StagingNote): Promise<boolean> {
     const prefix = `.stevedore-${note.tag}-`;
-    for (const dir of note.dirs) {
-      const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
-      const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
-      await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+    try {
+      for (const dir of note.dirs) {
+        const real = await ensureDir(rootReal, dir, undefined, new Set()).catch(() => undefined);
+        const entries = real === undefined ? [] : await readdir(real).catch((error: unknown) => (GONE.has(errnoCode(error) ?? '') ? [] : Promise.reject(error)));
+        const left = entries.filter((entry) => entry.startsWith(prefix));
+        await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+      }
+      return true;
+    } catch {
+      return false;
     }
-    return true;
   }
 
   return {
@@ -72,7 +79,7 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
       const unsynced = await Promise.all([...changed].map((dir) => fsyncDir(dir).then(() => undefined, (error: unknown) => error)));
       const failure = unsynced.find((error) => error !== undefined);
       if (failure === undefined) return results;
-      const error = new StevedoreError('TARGET_IO', `could not fsync a directory: ${errorMessage(failure)}`, { cause: failure });
+      const error = pushError(new StevedoreError('TARGET_IO', `could not fsync a directory: ${errorMessage(failure)}`, { cause: failure }));
       return results.map((result) => (result.ok ? failed(error) : result));
     },
   };
@@ -132,6 +139,9 @@ async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
   }
   return true;
 }
+
+// A noted directory that is no longer there (or no longer a directory) holds no temp name.
+const GONE = new Set(['ENOENT', 'ENOTDIR']);
 
 const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
 
@@ -196,16 +206,11 @@ const errnoToCode: Record<string, ErrorCode> = {
   ELOOP: 'DEST_UNSAFE',
   ENOSPC: 'TARGET_FULL',
   EDQUOT: 'TARGET_FULL',
-  // The host's own limit, not the target's: waited out without spending attempts.
-  EMFILE: 'TOO_MANY_OPEN_FILES',
-  ENFILE: 'TOO_MANY_OPEN_FILES',
 };
 
+// What the target's filesystem said, by errno; the rest (the host out of descriptors
+// included) by pushError's one rule.
 function toResult(error: unknown): PushResult {
-  if (error instanceof StevedoreError) return failed(error);
-  if (error instanceof Error && error.name === 'AbortError') {
-    return failed(new StevedoreError('PUSH_TIMEOUT', 'push cancelled or timed out', { cause: error }));
-  }
-  const code = errnoToCode[errnoCode(error) ?? ''] ?? 'TARGET_IO';
-  return failed(new StevedoreError(code, errorMessage(error), { cause: error }));
+  const code = errnoToCode[errnoCode(error) ?? ''];
+  return failed(code === undefined ? pushError(error) : new StevedoreError(code, errorMessage(error), { cause: error }));
 }

@@ -1,7 +1,8 @@
 // The contract every runtime adapter implements. A target takes a batch of files
 // bound for it and answers with one result per file, in the same order: real runtimes
 // move many small files in one archive stream, so one call per file is not the unit.
-import { StevedoreError, type ErrorCode } from '../errors.js';
+import { StevedoreError, errorMessage, type ErrorCode } from '../errors.js';
+import { isOutOfFiles } from '../open-files.js';
 
 interface ItemBase {
   /** Task id, for logs. */
@@ -66,7 +67,43 @@ const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   TOO_MANY_OPEN_FILES: 'down',
 };
 
-export const failureKind = (error: StevedoreError): FailureKind => kinds[error.code] ?? 'transient';
+export const failureKind = (error: unknown): FailureKind => kinds[pushError(error).code] ?? 'transient';
+
+/**
+ * The one rule for what a failed push reports. The host out of file descriptors
+ * (EMFILE, ENFILE) anywhere in it (opening or fsyncing a file, linking, copying,
+ * spawning a runtime's CLI, reading a staged file) is TOO_MANY_OPEN_FILES, which waits
+ * without spending attempts, whatever the step wrapped it in. A cancelled push is
+ * PUSH_TIMEOUT; anything else that is not a StevedoreError is TARGET_IO.
+ */
+export function pushError(error: unknown): StevedoreError {
+  const known =
+    error instanceof StevedoreError
+      ? error
+      : error instanceof Error && error.name === 'AbortError'
+        ? new StevedoreError('PUSH_TIMEOUT', 'push cancelled or timed out', { cause: error })
+        : new StevedoreError('TARGET_IO', errorMessage(error), { cause: error });
+  if (known.code === 'TOO_MANY_OPEN_FILES' || !isOutOfFiles(known)) return known;
+  return new StevedoreError('TOO_MANY_OPEN_FILES', `the host is out of file descriptors: ${known.message}`, { cause: known });
+}
+
+/**
+ * `target.push` as the queue and `stevedore push` run it: one result per item, in order,
+ * and every failure (a thrown one too) through pushError.
+ */
+export async function pushItems(target: Target, items: readonly PushItem[], signal: AbortSignal): Promise<PushResult[]> {
+  let results: readonly PushResult[];
+  try {
+    results = await target.push(items, signal);
+  } catch (error) {
+    const failure = pushError(error instanceof StevedoreError ? error : new StevedoreError('TARGET_IO', `push to ${target.name} failed: ${errorMessage(error)}`, { cause: error }));
+    return items.map(() => failed(failure));
+  }
+  return items.map((_, i) => {
+    const result = results[i] ?? failed(new StevedoreError('TARGET_IO', 'the target returned no result for this file'));
+    return result.ok ? result : failed(pushError(result.error));
+  });
+}
 
 export const ok: PushResult = { ok: true };
 export const failed = (error: StevedoreError): PushResult => ({ ok: false, error });
