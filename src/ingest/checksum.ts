@@ -28,4 +28,8 @@ export function expectedDigest(headers: IncomingHttpHeaders): ExpectedDigest | u
   return { header: 'Content-Digest', hex: bytes.toString('hex') };
 }
 
+/** CHECKSUM_MISMATCH when the client said another digest than the body's `sha256`. */
+export const digestMismatch = (expected: ExpectedDigest | undefined, sha256: string): StevedoreError | undefined =>
+  expected && expected.hex !== sha256 ? new StevedoreError('CHECKSUM_MISMATCH', `${expected.header} does not match the body (sha-256 ${sha256})`) : undefined;
+
 const malformed = (header: string, why: string) => new StevedoreError('BAD_REQUEST', `${header} is malformed: ${why}`);
