@@ -19,6 +19,8 @@ export const errorStatus = {
   QUEUE_FULL: 503,
   SHUTTING_DOWN: 503,
   TOO_MANY_OPEN_FILES: 503,
+  // state_dir is gone or cannot be written (spool/state-dir.ts): uploads wait for it.
+  SPOOL_UNAVAILABLE: 503,
   INSUFFICIENT_STORAGE: 507,
   CLIENT_ABORTED: 499,
   INTERNAL: 500,

@@ -21,6 +21,7 @@ import { createRegistry } from '../src/queue/registry.js';
 import { createScheduler } from '../src/queue/scheduler.js';
 import { createJournal } from '../src/spool/journal.js';
 import { createSpool } from '../src/spool/spool.js';
+import { createStateDir } from '../src/spool/state-dir.js';
 import { createContainerTarget } from '../src/targets/container/container.js';
 import type { Runtime } from '../src/targets/container/runtime.js';
 import { createStagingLedger, type StagingLedger } from '../src/targets/ledger.js';
@@ -28,7 +29,7 @@ import { createLocalTarget } from '../src/targets/local.js';
 import { failureKind, pushItems, type PutItem, type Target } from '../src/targets/target.js';
 import { startAgent, type TestAgent } from './helpers/agent.js';
 import { start, useBuiltCli } from './helpers/cli.js';
-import { freePort, json, open, send, type Answer } from './helpers/http.js';
+import { expectError, freePort, json, open, send, type Answer } from './helpers/http.js';
 import { gatedTarget } from './helpers/targets.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
@@ -77,7 +78,8 @@ describe.runIf(root || process.env.CI === 'true')('bytes admitted but not yet wr
       concurrency: 1, perTarget: 1, capacity: 10, batchFiles: 10, batchBytes: MiB, logger, registry: createRegistry({ logger }),
       getTarget: () => undefined, sourcePath: (task) => spool.path(task.staged), settle: async () => undefined,
     });
-    const intake = createIntake({ spool, journal, scheduler, minFree: 4 * MiB, isClosing: () => false });
+    const stateDir = createStateDir({ dir: disk, subdirs: [spool.dir], journal, logger });
+    const intake = createIntake({ spool, journal, stateDir, scheduler, minFree: 4 * MiB, isClosing: () => false });
     const free = await freeOn(disk);
     const refused = (bytes: number) => intake.admit(1, bytes).then(() => false, (error: unknown) => isStevedoreError(error, 'INSUFFICIENT_STORAGE'));
 
@@ -434,5 +436,115 @@ describe.runIf(existsSync('/usr/bin/prlimit') || process.env.CI === 'true')('a p
     expect(result).toMatchObject({ ok: false, error: { code: 'TOO_MANY_OPEN_FILES', message: expect.stringMatching(/EMFILE/) } });
     expect(failureKind((result as { error: StevedoreError }).error)).toBe('down');
     await check?.();
+  });
+});
+
+describe.runIf(root || process.env.CI === 'true')('state_dir gone or read-only under a running agent', () => {
+  type Undo = () => Promise<void>;
+  // Each fault, and how it is undone; and what becomes of the files accepted before it.
+  const faults: [string, (stateDir: string) => Promise<Undo>, 'land' | 'STAGED_MISSING'][] = [
+    [
+      'moved away, then back (as an unmount and a mount)',
+      async (stateDir) => {
+        await rename(stateDir, `${stateDir}.away`);
+        return () => rename(`${stateDir}.away`, stateDir);
+      },
+      'land',
+    ],
+    [
+      'read-only (a read-only mount over it), then writable again',
+      async (stateDir) => {
+        await run('mount', ['--bind', stateDir, stateDir]);
+        await run('mount', ['-o', 'remount,bind,ro', stateDir]);
+        let mounted = true;
+        onTestFinished(async () => void (mounted && (await run('umount', ['-l', stateDir]))));
+        return async () => {
+          await run('umount', [stateDir]);
+          mounted = false;
+        };
+      },
+      'land',
+    ],
+    [
+      // Its staged files are deleted with it: those tasks cannot land, and say so.
+      'removed (rm -rf), then made again (mkdir)',
+      async (stateDir) => {
+        await rm(stateDir, { recursive: true });
+        return () => mkdir(stateDir).then(() => undefined);
+      },
+      'STAGED_MISSING',
+    ],
+  ];
+
+  it.each(faults)('%s: /readyz 503 naming it, uploads 503 SPOOL_UNAVAILABLE, files and task ends wait, all goes on once it is back', async (label, fault, before) => {
+    const dir = await tempDir();
+    const drop = path.join(dir, 'drop');
+    await mkdir(drop);
+    const gate = gatedTarget(); // pushes wait: the files accepted before are still staged when it goes
+    const watch = { name: 'in', path: drop, target: 'box', dest: '/srv/in', settle: '100ms' };
+    const t = await startAgent({ dir, createTarget: gate.createTarget, extra: stringify({ watch: [watch] }) });
+    const body = (i: number) => `accepted before ${i}\n`.repeat(100);
+    for (let i = 0; i < 5; i += 1) expect((await send(t.url, `/drop/files/b${i}.txt`, { body: body(i) })).status).toBe(202);
+
+    const undo = await fault(t.stateDir);
+    const readyz = await get(t, '/readyz');
+    expect(readyz.status).toBe(503);
+    expect(json<{ problems: string[] }>(readyz).problems).toEqual([expect.stringContaining(`state_dir ${t.stateDir} `)]);
+    const refused = await send(t.url, '/drop/files/refused.txt', { body: 'meanwhile' });
+    expect({ status: refused.status, type: refused.headers['content-type'], retry: refused.headers['retry-after'] }).toEqual({ status: 503, type: 'application/json', retry: '2' });
+    expect(json<{ error: { code: string } }>(refused).error.code).toBe('SPOOL_UNAVAILABLE');
+    expect((await get(t, '/healthz')).status).toBe(200);
+    expect((await get(t, '/status')).status).toBe(200);
+    await writeFile(path.join(drop, 'dropped.txt'), 'dropped meanwhile');
+    await waitFor(() => logged(t, 'the spool cannot take watched files').length === 1, { what: 'the dropped file to wait' });
+    gate.open(); // the pushes meet the fault: they wait, or land and wait to be recorded
+    const waited = () => [...logged(t, 'task retrying'), ...logged(t, 'cannot record the end')].length > 0;
+    await waitFor(waited, { what: 'the pushes to wait' });
+    expect(logged(t, 'task failed')).toEqual([]);
+    expect(await readdir(drop)).toEqual(['dropped.txt']);
+
+    const outage = Date.now();
+    await undo();
+    await waitFor(async () => (await get(t, '/readyz')).status === 200, { timeoutMs: 15_000, what: '/readyz 200' });
+    const back = Date.now() - outage;
+    expect((await send(t.url, '/drop/files/after.txt', { body: 'after' })).status).toBe(202);
+    const landed = (rel: string) => readFile(path.join(t.root, 'srv', rel), 'utf8').catch(() => undefined);
+    await waitFor(async () => (await landed('in/dropped.txt')) === 'dropped meanwhile' && (await readdir(drop)).length === 0, { timeoutMs: 40_000, what: 'the dropped file to land' });
+    await waitFor(async () => (await landed('files/after.txt')) === 'after', { timeoutMs: 40_000, what: 'the upload after to land' });
+    const deadLetter = path.join(t.stateDir, 'dead-letter');
+    if (before === 'land') {
+      await waitFor(async () => (await Promise.all([0, 1, 2, 3, 4].map((i) => landed(`files/b${i}.txt`)))).every((text, i) => text === body(i)), { timeoutMs: 40_000, what: 'the files accepted before to land' });
+      expect(await readdir(deadLetter)).toEqual([]);
+    } else {
+      // Written again from memory once state_dir was back: a crash now would not forget them.
+      expect(logged(t, 'the journal was gone from its path')).toMatchObject([{ live: 5 }]);
+      await waitFor(async () => (await readdir(deadLetter).catch(() => [])).length === 5, { timeoutMs: 40_000, what: 'the lost files to be dead-lettered' });
+      expect(logged(t, 'task failed').map((line) => (line.error as { code: string }).code)).toEqual(Array(5).fill('STAGED_MISSING'));
+    }
+    await waitFor(async () => (await readdir(path.join(t.stateDir, 'spool'))).length === 0, { timeoutMs: 10_000, what: 'the spool to empty' });
+    const errorStacks = t.logs.filter((line) => Number(line.level) >= 50 && (line.err as { stack?: string } | undefined)?.stack !== undefined);
+    expect([...logged(t, 'internal error'), ...errorStacks]).toEqual([]);
+    expect(logged(t, `state_dir ${t.stateDir} `).map((line) => line.level)).toEqual([50, 30]); // said once when it went, once when it came back
+    // eslint-disable-next-line no-console -- each fault test prints what it tried and what happened
+    console.log(
+      `state_dir ${label}: /readyz 503 "${json<{ problems: string[] }>(readyz).problems[0]?.replace(t.stateDir, 'STATE')}", upload 503 SPOOL_UNAVAILABLE, /healthz 200; ` +
+        `a dropped file and 5 pushes waited; /readyz 200 ${back} ms after it was back; the dropped file and a new upload landed; the 5 accepted before ${before === 'land' ? 'landed intact' : 'were dead-lettered STAGED_MISSING (deleted with it), their records journaled again'}; 0 internal errors`,
+    );
+  }, 90_000);
+
+  it('its spool directory alone removed: made again at once, the upload that found it gone gets a 503, the next ones land', async () => {
+    const gate = gatedTarget();
+    const t = await startAgent({ createTarget: gate.createTarget });
+    expect((await send(t.url, '/drop/files/before.txt', { body: 'before' })).status).toBe(202);
+    await rm(path.join(t.stateDir, 'spool'), { recursive: true });
+    const first = await send(t.url, '/drop/files/first.txt', { body: 'first' });
+    expectError(first, 503, 'SPOOL_UNAVAILABLE');
+    expect(logged(t, 'made ')).toMatchObject([{ level: 40, dirs: [path.join(t.stateDir, 'spool')] }]);
+    await waitFor(async () => (await send(t.url, '/drop/files/next.txt', { body: 'next' })).status === 202, { what: 'an upload to be taken again' });
+    gate.open();
+    await waitFor(async () => (await readFile(path.join(t.root, 'srv/files/next.txt'), 'utf8').catch(() => '')) === 'next', { what: 'the next upload to land' });
+    await waitFor(() => logged(t, 'task failed').length === 1, { what: 'the file lost with the spool to be dead-lettered' });
+    expect(logged(t, 'task failed')).toMatchObject([{ dest: '/srv/files/before.txt', error: { code: 'STAGED_MISSING' } }]);
+    expect(logged(t, 'internal error')).toEqual([]);
   });
 });

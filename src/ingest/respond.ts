@@ -17,11 +17,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendError(req: IncomingMessage, res: ServerResponse, error: StevedoreError, extra: Record<string, unknown> = {}): void {
   const headers: Record<string, string> = {};
   if (!req.readableEnded) headers.connection = 'close';
-  if (error.code === 'QUEUE_FULL' || error.code === 'SHUTTING_DOWN' || error.code === 'TOO_MANY_OPEN_FILES') headers['retry-after'] = String(error.details.retryAfter ?? 2);
+  if (RETRY_LATER.has(error.code)) headers['retry-after'] = String(error.details.retryAfter ?? 2);
   if (error.code === 'METHOD_NOT_ALLOWED') headers.allow = String(error.details.allow ?? '');
   if (error.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';
   sendJson(res, error.status, { error: { code: error.code, message: error.message, ...extra } }, headers);
 }
+
+const RETRY_LATER = new Set(['QUEUE_FULL', 'SHUTTING_DOWN', 'TOO_MANY_OPEN_FILES', 'SPOOL_UNAVAILABLE']);
 
 /** Asks a client that sent `Expect: 100-continue` for its body, once every check that needs no body has passed. */
 export function continueBody(req: IncomingMessage, res: ServerResponse): void {

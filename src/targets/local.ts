@@ -8,7 +8,7 @@ import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../erro
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
 import type { StagingLedger, StagingNote } from './ledger.js';
-import { checkDest, failed, ok, pushError, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
+import { checkDest, failed, ok, pushError, stagedGone, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
   name: string;
@@ -104,7 +104,7 @@ async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tem
     return parent;
   } catch (error) {
     await rm(temp, { force: true });
-    throw errnoCode(error) === 'ENOENT' && !(await exists(item.source)) ? stagedMissing(item, error) : error;
+    throw errnoCode(error) === 'ENOENT' && !(await exists(item.source)) ? await stagedGone(item, error) : error;
   }
 }
 
@@ -119,19 +119,17 @@ async function deleteOne(item: DeleteItem, ensure: EnsureDir): Promise<string | 
 
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
-const stagedMissing = (item: PutItem, cause: unknown) =>
-  new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause });
-
 // The staged file is complete and already fsynced, so on the same filesystem a hard
 // link lands it with no second copy and no second data flush; the rename and the
 // batch's directory fsync make the name durable. Owner and mode are set on the staged
 // name, inside the 0700 spool, before the inode appears in the target: a path-based
 // chmod in the target could be redirected by a symlink swapped in. False when links
-// cannot be used.
+// cannot be used, or the staged name cannot be changed (state_dir read-only): a copy
+// gets its owner and mode on its own.
 async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
-  if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);
-  await chmod(item.source, item.mode);
   try {
+    if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);
+    await chmod(item.source, item.mode);
     await link(item.source, temp);
   } catch (error) {
     if (LINK_UNSUPPORTED.has(errnoCode(error) ?? '')) return false;
@@ -143,7 +141,7 @@ async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
 // A noted directory that is no longer there (or no longer a directory) holds no temp name.
 const GONE = new Set(['ENOENT', 'ENOTDIR']);
 
-const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
+const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'EROFS', 'EACCES']);
 
 async function copyStaged(item: PutItem, temp: string): Promise<void> {
   await copyFile(item.source, temp, constants.COPYFILE_EXCL);

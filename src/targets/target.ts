@@ -1,6 +1,8 @@
 // The contract every runtime adapter implements. A target takes a batch of files
 // bound for it and answers with one result per file, in the same order: real runtimes
 // move many small files in one archive stream, so one call per file is not the unit.
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { StevedoreError, errorMessage, type ErrorCode } from '../errors.js';
 import { isOutOfFiles } from '../open-files.js';
 
@@ -65,9 +67,23 @@ const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   STAGED_MISSING: 'permanent',
   TARGET_DOWN: 'down',
   TOO_MANY_OPEN_FILES: 'down',
+  SPOOL_UNAVAILABLE: 'down',
 };
 
 export const failureKind = (error: unknown): FailureKind => kinds[pushError(error).code] ?? 'transient';
+
+/**
+ * A staged file that cannot be found: lost (STAGED_MISSING, dead-lettered) when its
+ * directory, the spool, is there; when the spool is gone too, state_dir is (removed,
+ * unmounted): SPOOL_UNAVAILABLE, and the push waits for it to come back.
+ */
+export async function stagedGone(item: PutItem, cause: unknown): Promise<StevedoreError> {
+  const spool = path.dirname(item.source);
+  if (await stat(spool).then(() => true, () => false)) {
+    return new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause });
+  }
+  return new StevedoreError('SPOOL_UNAVAILABLE', `the spool ${spool} is gone (state_dir removed or unmounted?)`, { cause });
+}
 
 /**
  * The one rule for what a failed push reports. The host out of file descriptors

@@ -12,7 +12,8 @@ import type { Accepted, Admission, Intake } from '../intake.js';
 
 /**
  * queued; skipped (gone, or not ours to push); later (no queue slot now, or a read that
- * failed); full (no room in the spool's disk now); changed (written to while copied).
+ * failed); full (no room in the spool's disk now, or no spool: state_dir gone or
+ * read-only); changed (written to while copied).
  */
 export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed';
 
@@ -41,7 +42,7 @@ export async function stageFile({ file, root, stats, intake, log, accepted, noRo
     admission = await intake.admit(1, stats.size);
   } catch (error) {
     if (isStevedoreError(error, 'SHUTTING_DOWN')) return 'skipped';
-    if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
+    if (cannotTake(error)) return full(error, noRoom);
     log.debug({ path: file, reason: (error as Error).message }, 'no queue slot to stage a watched file yet');
     return 'later';
   }
@@ -60,7 +61,7 @@ export async function stageFile({ file, root, stats, intake, log, accepted, noRo
     return 'queued';
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return 'skipped';
-    if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
+    if (cannotTake(error)) return full(error, noRoom);
     if (isOutOfFiles(error)) outOfFiles.note(error, { watch: accepted.route, path: file });
     else log.error({ path: file, err: error }, 'could not stage a watched file; trying again shortly');
     return 'later';
@@ -69,6 +70,9 @@ export async function stageFile({ file, root, stats, intake, log, accepted, noRo
     if (!committed) intake.release(1);
   }
 }
+
+// No room in the spool's disk, or no spool at all (state_dir gone or read-only).
+const cannotTake = (error: unknown): error is StevedoreError => isStevedoreError(error, 'INSUFFICIENT_STORAGE') || isStevedoreError(error, 'SPOOL_UNAVAILABLE');
 
 function full(error: StevedoreError, noRoom: (error: StevedoreError) => void): 'full' {
   noRoom(error);
