@@ -434,7 +434,7 @@ describe.runIf(existsSync('/usr/bin/prlimit') || process.env.CI === 'true')('a p
     const { target, item, check } = await scene(await tempDir());
     const [result] = await withNoDescriptors(() => pushItems(target, [item], never));
     expect(result).toMatchObject({ ok: false, error: { code: 'TOO_MANY_OPEN_FILES', message: expect.stringMatching(/EMFILE/) } });
-    expect(failureKind((result as { error: StevedoreError }).error)).toBe('down');
+    expect(failureKind((result as { error: StevedoreError }).error)).toBe('host');
     await check?.();
   });
 });
@@ -522,6 +522,7 @@ describe.runIf(root || process.env.CI === 'true')('state_dir gone or read-only u
       expect(logged(t, 'task failed').map((line) => (line.error as { code: string }).code)).toEqual(Array(5).fill('STAGED_MISSING'));
     }
     await waitFor(async () => (await readdir(path.join(t.stateDir, 'spool'))).length === 0, { timeoutMs: 10_000, what: 'the spool to empty' });
+    expect(logged(t, 'settling a task failed')).toEqual([]);
     const errorStacks = t.logs.filter((line) => Number(line.level) >= 50 && (line.err as { stack?: string } | undefined)?.stack !== undefined);
     expect([...logged(t, 'internal error'), ...errorStacks]).toEqual([]);
     expect(logged(t, `state_dir ${t.stateDir} `).map((line) => line.level)).toEqual([50, 30]); // said once when it went, once when it came back

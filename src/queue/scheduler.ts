@@ -84,6 +84,9 @@ interface Batch {
 }
 
 const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
+// Descriptors come back as the load passes, a spool as state_dir is mounted again: a
+// host fault pauses the target as briefly as a full target would be retried.
+const HOST_BACKOFF = { initialDelay: 500, maxDelay: 5000 };
 
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { concurrency, perTarget, capacity, logger, registry } = options;
@@ -252,13 +255,13 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   function retryOrFail(lane: Lane, task: Task, cause: StevedoreError, error: { code: string; message: string }): void {
     const kind = failureKind(cause);
-    if (kind === 'down') {
+    if (kind === 'down' || kind === 'host') {
       // One down push pauses the target once, however many files it carried: the
       // streak counts failed probes, not files (else a batch of 10 means 30 s at once).
       if (Date.now() >= lane.downUntil) {
         if (lane.downStreak === 0) lane.since = new Date().toISOString();
         lane.downStreak += 1;
-        lane.downUntil = Date.now() + backoffDelay(lane.downStreak, DOWN_BACKOFF);
+        lane.downUntil = Date.now() + backoffDelay(lane.downStreak, kind === 'host' ? HOST_BACKOFF : DOWN_BACKOFF);
       }
       registry.update(task, { status: 'retrying', attempts: task.attempts - 1, error });
       options.observer?.retrying(lane.name, cause.code);

@@ -36,11 +36,15 @@ export interface StateDirOptions {
 }
 
 const CACHE_MS = 100;
+// A failure this soon after state_dir came back may have met the outage and been
+// looked at only after it ended: it is the outage's, not an internal error.
+const JUST_BACK_MS = 2000;
 
 export function createStateDir({ dir, subdirs, journal, logger, retryMs = 1000 }: StateDirOptions): StateDir {
   let cached = { at: 0, problem: Promise.resolve<string | undefined>(undefined) };
   let looking: Promise<string | undefined> | undefined;
   let down: string | undefined;
+  let backAt = -Infinity;
   let timer: NodeJS.Timeout | undefined;
 
   // The problem said when it started, kept while it lasts; looked at again every second.
@@ -61,6 +65,7 @@ export function createStateDir({ dir, subdirs, journal, logger, retryMs = 1000 }
     if (down !== undefined) logger.info({ dir, was: down, remade }, `state_dir ${dir} can be written again: uploads are taken, and waiting files and task ends go on`);
     else logger.warn({ dirs: remade }, `made ${remade.join(', ')} again: gone from state_dir ${dir}, with what was in it`);
     down = undefined;
+    backAt = Date.now();
     clearInterval(timer);
     return remade.length === 0 ? undefined : `${remade.join(', ')} was gone from state_dir (made again)`;
   };
@@ -86,7 +91,7 @@ export function createStateDir({ dir, subdirs, journal, logger, retryMs = 1000 }
     problem: lookNow,
     async explain(error) {
       if (error instanceof StevedoreError) return error;
-      const problem = await lookNow();
+      const problem = (await lookNow()) ?? (Date.now() - backAt < JUST_BACK_MS ? `state_dir ${dir} was just back` : undefined);
       return problem === undefined ? error : unavailable(problem, error);
     },
     close: () => clearInterval(timer),

@@ -53,10 +53,11 @@ export interface Target {
 
 /**
  * transient: retry with backoff, spending an attempt. permanent: dead-letter now.
- * down: the target itself is unreachable (or the host has no file descriptor left to
- * reach it with); wait for it without spending attempts.
+ * down: the target itself is unreachable; wait for it without spending attempts.
+ * host: the host lacks what the push needs (a file descriptor, its spool); waited for
+ * the same way, but looked at again sooner: it comes back with the load or the mount.
  */
-export type FailureKind = 'transient' | 'permanent' | 'down';
+export type FailureKind = 'transient' | 'permanent' | 'down' | 'host';
 
 const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   DEST_UNSAFE: 'permanent',
@@ -66,8 +67,8 @@ const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   CONTAINER_UNSUPPORTED: 'permanent',
   STAGED_MISSING: 'permanent',
   TARGET_DOWN: 'down',
-  TOO_MANY_OPEN_FILES: 'down',
-  SPOOL_UNAVAILABLE: 'down',
+  TOO_MANY_OPEN_FILES: 'host',
+  SPOOL_UNAVAILABLE: 'host',
 };
 
 export const failureKind = (error: unknown): FailureKind => kinds[pushError(error).code] ?? 'transient';

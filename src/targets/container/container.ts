@@ -84,7 +84,8 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
   // that failed leaves them too. They are removed now, or, if the container cannot be
   // reached (down, or not answering), before the target's next push.
   async function afterFailure(note: StagingNote, error: unknown): Promise<void> {
-    const unreachable = failureKind(error) === 'down';
+    const kind = failureKind(error);
+    const unreachable = kind === 'down' || kind === 'host';
     if (nothingThere(error) || (!unreachable && (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS))))) await ledger?.clear(name, note.tag);
     else ledger?.leave(name, note);
   }
