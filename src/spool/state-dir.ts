@@ -60,7 +60,9 @@ export function createStateDir({ dir, subdirs, journal, logger, retryMs = 1000 }
     try {
       await journal.restore();
     } catch (error) {
-      return `the journal cannot be written in state_dir ${dir} (${errnoCode(error) ?? errorMessage(error)})`;
+      const problem = `the journal cannot be written in state_dir ${dir} (${errnoCode(error) ?? errorMessage(error)})`;
+      if (down === undefined) fall(problem);
+      return problem;
     }
     if (down !== undefined) logger.info({ dir, was: down, remade }, `state_dir ${dir} can be written again: uploads are taken, and waiting files and task ends go on`);
     else logger.warn({ dirs: remade }, `made ${remade.join(', ')} again: gone from state_dir ${dir}, with what was in it`);
