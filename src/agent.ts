@@ -1,7 +1,6 @@
 // The composition root: config in, a running agent out. Nothing here does I/O until
 // start(); close() undoes start() in reverse.
-import { constants } from 'node:fs';
-import { access, chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -24,6 +23,7 @@ import { checkFree } from './spool/receive.js';
 import { recover } from './spool/recover.js';
 import { createSettlement } from './spool/settle.js';
 import { createSpool } from './spool/spool.js';
+import { createStateDir } from './spool/state-dir.js';
 import { containerName, createStagingLedger, createTarget } from './targets/index.js';
 import type { Target } from './targets/target.js';
 
@@ -54,8 +54,10 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   let current = config;
   const spool = createSpool(path.join(config.state_dir, 'spool'));
   const deadLetter = createDeadLetter(path.join(config.state_dir, 'dead-letter'));
-  const ledger = createStagingLedger(path.join(config.state_dir, 'staging-notes'), logger);
+  const notes = path.join(config.state_dir, 'staging-notes');
+  const ledger = createStagingLedger(notes, logger);
   const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger });
+  const stateDir = createStateDir({ dir: config.state_dir, subdirs: [spool.dir, deadLetter.dir, notes], journal, logger });
   const registry = createRegistry({ logger });
   const targets = new Map<string, Target>();
   let closing = false;
@@ -66,7 +68,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
 
   // Watches stopped by a reload stay here until the end: their tasks still settle through them.
   const retired: Watch[] = [];
-  const settleTask = createSettlement({ journal, spool, deadLetter, logger, signal: shutdown.signal });
+  const settleTask = createSettlement({ journal, spool, deadLetter, stateDir, logger, signal: shutdown.signal });
   const settle = async (task: Task, how: Settlement) => {
     await settleTask(task, how);
     if (how === 'failed') deadLetterCounts.forget();
@@ -93,7 +95,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     observer: metrics,
   });
   const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
-  const intake = createIntake({ spool, journal, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested });
+  const intake = createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested });
   // state_dir never changes in a running agent (a reload says it needs a restart).
   const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
     createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger, outOfFiles });
@@ -120,7 +122,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       if (w.state === 'missing' || w.state === 'failed') problems.push(w.error ?? `watch ${w.name}: ${w.path} is ${w.state}`);
     }
     if (closing) problems.push('shutting down');
-    await access(spool.dir, constants.W_OK).catch(() => problems.push(`the spool ${spool.dir} is not writable`));
+    const unusable = await stateDir.problem();
+    if (unusable !== undefined) return [...problems, unusable];
     await checkFree(spool, minFree).catch((error: Error) => problems.push(error.message));
     return problems;
   };
@@ -179,6 +182,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await scheduler.close(Math.max(0, deadline - Date.now()));
       // Pushes that finished while the queue drained updated mirror state after close().
       await Promise.all([...watches, ...retired].map((watch) => watch.flush()));
+      stateDir.close();
       await journal.close();
       logger.info({ unfinished: journal.liveCount }, 'stopped; unfinished tasks stay in the journal');
     },

@@ -27,6 +27,8 @@ export const errorStatus = {
   // http.max_receiving bodies are being received (or a token-less route's share of them).
   TOO_MANY_UPLOADS: 503,
   TOO_MANY_OPEN_FILES: 503,
+  // state_dir is gone or cannot be written (spool/state-dir.ts): uploads wait for it.
+  SPOOL_UNAVAILABLE: 503,
   INSUFFICIENT_STORAGE: 507,
   CLIENT_ABORTED: 499,
   INTERNAL: 500,

@@ -5,9 +5,19 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode } from './errors.js';
 
+const OUT_OF_FILES = new Set(['EMFILE', 'ENFILE', 'TOO_MANY_OPEN_FILES']);
+
+/**
+ * EMFILE, ENFILE (or our TOO_MANY_OPEN_FILES) in `error` or anywhere down its causes:
+ * a wrapped failure (a push's TARGET_IO, a CLI that could not be spawned) still says
+ * that the host ran out of descriptors.
+ */
 export const isOutOfFiles = (error: unknown): boolean => {
-  const code = errnoCode(error);
-  return code === 'EMFILE' || code === 'ENFILE' || code === 'TOO_MANY_OPEN_FILES';
+  for (let link = error, depth = 0; link !== undefined && link !== null && depth < 8; depth += 1) {
+    if (OUT_OF_FILES.has(errnoCode(link) ?? '')) return true;
+    link = (link as { cause?: unknown }).cause;
+  }
+  return false;
 };
 
 const readOr = (file: string, pick: (text: string) => string | undefined): string => {

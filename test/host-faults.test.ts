@@ -5,7 +5,7 @@
 // room, and all land once there is. A `stevedore run` process whose open-files limit
 // is small, under more connections than it has descriptors.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readFile, readdir, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,16 +13,23 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { isStevedoreError } from '../src/errors.js';
+import { isStevedoreError, type StevedoreError } from '../src/errors.js';
 import { createIntake } from '../src/ingest/intake.js';
 import { createLogger } from '../src/log.js';
+import { openFilesLimit } from '../src/open-files.js';
 import { createRegistry } from '../src/queue/registry.js';
 import { createScheduler } from '../src/queue/scheduler.js';
 import { createJournal } from '../src/spool/journal.js';
 import { createSpool } from '../src/spool/spool.js';
+import { createStateDir } from '../src/spool/state-dir.js';
+import { createContainerTarget } from '../src/targets/container/container.js';
+import type { Runtime } from '../src/targets/container/runtime.js';
+import { createStagingLedger, type StagingLedger } from '../src/targets/ledger.js';
+import { createLocalTarget } from '../src/targets/local.js';
+import { failureKind, pushItems, type PutItem, type Target } from '../src/targets/target.js';
 import { startAgent, type TestAgent } from './helpers/agent.js';
 import { start, useBuiltCli } from './helpers/cli.js';
-import { freePort, json, open, send, type Answer } from './helpers/http.js';
+import { expectError, freePort, json, open, send, type Answer } from './helpers/http.js';
 import { gatedTarget } from './helpers/targets.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
@@ -71,7 +78,8 @@ describe.runIf(root || process.env.CI === 'true')('bytes admitted but not yet wr
       concurrency: 1, perTarget: 1, capacity: 10, batchFiles: 10, batchBytes: MiB, logger, registry: createRegistry({ logger }),
       getTarget: () => undefined, sourcePath: (task) => spool.path(task.staged), settle: async () => undefined,
     });
-    const intake = createIntake({ spool, journal, scheduler, minFree: 4 * MiB, isClosing: () => false });
+    const stateDir = createStateDir({ dir: disk, subdirs: [spool.dir], journal, logger });
+    const intake = createIntake({ spool, journal, stateDir, scheduler, minFree: 4 * MiB, isClosing: () => false });
     const free = await freeOn(disk);
     const refused = (bytes: number) => intake.admit(1, bytes).then(() => false, (error: unknown) => isStevedoreError(error, 'INSUFFICIENT_STORAGE'));
 
@@ -332,3 +340,213 @@ function openIdle(port: number): Promise<Socket> {
     socket.on('error', () => resolve(socket));
   });
 }
+
+// This test process with no descriptor left for the time of `work`: its soft
+// RLIMIT_NOFILE lowered to what it has open plus a few, and those few taken.
+async function withNoDescriptors<T>(work: () => Promise<T>): Promise<T> {
+  const limit = openFilesLimit() ?? 1024;
+  const open = (await readdir('/proc/self/fd')).length;
+  await run('prlimit', [`--pid=${process.pid}`, `--nofile=${open + 16}:`]);
+  const held: number[] = [];
+  try {
+    try {
+      for (;;) held.push(openSync('/dev/null', 'r'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error;
+    }
+    return await work();
+  } finally {
+    held.forEach((fd) => closeSync(fd));
+    await run('prlimit', [`--pid=${process.pid}`, `--nofile=${limit}:`]);
+  }
+}
+
+describe.runIf(existsSync('/usr/bin/prlimit') || process.env.CI === 'true')('a push that finds no file descriptor', () => {
+  interface Scene {
+    target: Target;
+    item: PutItem;
+    /** What else must hold once descriptors are back. */
+    check?(): Promise<void>;
+  }
+  const never = new AbortController().signal;
+  const body = 'staged bytes';
+  // A staged file in `spool`, for /srv/a.txt in a local target rooted at `root`.
+  async function localScene(base: string, { spool = path.join(base, 'spool'), dirThere = true, ledger }: { spool?: string; dirThere?: boolean; ledger?: StagingLedger } = {}) {
+    const root = path.join(base, 'root');
+    await mkdir(spool, { recursive: true });
+    if (dirThere) await mkdir(path.join(root, 'srv'), { recursive: true });
+    const source = path.join(spool, 'one.staged');
+    await writeFile(source, body);
+    const item: PutItem = { op: 'put', id: 'task-1', dest: '/srv/a.txt', source, bytes: body.length, mode: 0o644, dirMode: 0o755 };
+    return { root, item, target: createLocalTarget({ name: 'box', root, ...(ledger ? { ledger } : {}) }) };
+  }
+  const scenes: [string, (base: string) => Promise<Scene>][] = [
+    [
+      "local: the fsync of the destination's directory (a hard link takes no descriptor)",
+      async (base) => {
+        const { root, item, target } = await localScene(base);
+        // Landed, not yet durable: the retry makes it so.
+        return { target, item, check: async () => expect(await readFile(path.join(root, 'srv/a.txt'), 'utf8')).toBe(body) };
+      },
+    ],
+    [
+      'local: a copy into another filesystem',
+      async (base) => {
+        const spool = await mkdtemp(existsSync('/dev/shm') ? '/dev/shm/stevedore-spool-' : path.join(base, 'spool-'));
+        onTestFinished(() => rm(spool, { recursive: true, force: true }));
+        const { root, item, target } = await localScene(base, { spool });
+        return { target, item, check: async () => expect(await readdir(path.join(root, 'srv'))).toEqual([]) }; // no temp name left
+      },
+    ],
+    ['local: a directory made on the way (opened to set its mode)', async (base) => localScene(base, { dirThere: false })],
+    [
+      'local: the sweep of the temp names an interrupted push left (and its staging notes)',
+      async (base) => {
+        const notes = path.join(base, 'notes');
+        const root = path.join(base, 'root');
+        await mkdir(path.join(root, 'srv'), { recursive: true });
+        await mkdir(notes);
+        await writeFile(path.join(notes, 'oldtag.json'), JSON.stringify({ target: 'box', where: root, dirs: ['/srv'] }));
+        await writeFile(path.join(root, 'srv/.stevedore-oldtag-1.tmp'), 'half');
+        const ledger = createStagingLedger(notes);
+        await ledger.open();
+        const scene = await localScene(base, { ledger });
+        const check = async () => {
+          // The directory could not be read: the note stays for the next push, which removes the temp name.
+          expect(ledger.leftovers('box').map((note) => note.tag)).toEqual(['oldtag']);
+          expect(await pushItems(scene.target, [scene.item], never)).toEqual([{ ok: true }]);
+          expect(ledger.leftovers('box')).toEqual([]);
+          expect(await readdir(path.join(root, 'srv'))).toEqual(['a.txt']);
+        };
+        return { ...scene, check };
+      },
+    ],
+    [
+      "container: spawning the runtime's CLI",
+      async (base) => {
+        const { item } = await localScene(base);
+        const runtime: Runtime = { runtime: 'docker', command: 'sh', container: 'fake', failures: [], exec: (argv) => ['-c', 'cat >/dev/null', ...argv] };
+        return { target: createContainerTarget('box', runtime), item };
+      },
+    ],
+  ];
+
+  it.each(scenes)('%s: TOO_MANY_OPEN_FILES, waited out without spending an attempt', async (_label, scene) => {
+    const { target, item, check } = await scene(await tempDir());
+    const [result] = await withNoDescriptors(() => pushItems(target, [item], never));
+    expect(result).toMatchObject({ ok: false, error: { code: 'TOO_MANY_OPEN_FILES', message: expect.stringMatching(/EMFILE/) } });
+    expect(failureKind((result as { error: StevedoreError }).error)).toBe('host');
+    await check?.();
+  });
+});
+
+describe.runIf(root || process.env.CI === 'true')('state_dir gone or read-only under a running agent', () => {
+  type Undo = () => Promise<void>;
+  // Each fault, and how it is undone; and what becomes of the files accepted before it.
+  const faults: [string, (stateDir: string) => Promise<Undo>, 'land' | 'STAGED_MISSING'][] = [
+    [
+      'moved away, then back (as an unmount and a mount)',
+      async (stateDir) => {
+        await rename(stateDir, `${stateDir}.away`);
+        return () => rename(`${stateDir}.away`, stateDir);
+      },
+      'land',
+    ],
+    [
+      'read-only (a read-only mount over it), then writable again',
+      async (stateDir) => {
+        await run('mount', ['--bind', stateDir, stateDir]);
+        await run('mount', ['-o', 'remount,bind,ro', stateDir]);
+        let mounted = true;
+        onTestFinished(async () => void (mounted && (await run('umount', ['-l', stateDir]))));
+        return async () => {
+          await run('umount', [stateDir]);
+          mounted = false;
+        };
+      },
+      'land',
+    ],
+    [
+      // Its staged files are deleted with it: those tasks cannot land, and say so.
+      'removed (rm -rf), then made again (mkdir)',
+      async (stateDir) => {
+        await rm(stateDir, { recursive: true });
+        return () => mkdir(stateDir).then(() => undefined);
+      },
+      'STAGED_MISSING',
+    ],
+  ];
+
+  it.each(faults)('%s: /readyz 503 naming it, uploads 503 SPOOL_UNAVAILABLE, files and task ends wait, all goes on once it is back', async (label, fault, before) => {
+    const dir = await tempDir();
+    const drop = path.join(dir, 'drop');
+    await mkdir(drop);
+    const gate = gatedTarget(); // pushes wait: the files accepted before are still staged when it goes
+    const watch = { name: 'in', path: drop, target: 'box', dest: '/srv/in', settle: '100ms' };
+    const t = await startAgent({ dir, createTarget: gate.createTarget, extra: stringify({ watch: [watch] }) });
+    const body = (i: number) => `accepted before ${i}\n`.repeat(100);
+    for (let i = 0; i < 5; i += 1) expect((await send(t.url, `/drop/files/b${i}.txt`, { body: body(i) })).status).toBe(202);
+
+    const undo = await fault(t.stateDir);
+    const readyz = await get(t, '/readyz');
+    expect(readyz.status).toBe(503);
+    expect(json<{ problems: string[] }>(readyz).problems).toEqual([expect.stringContaining(`state_dir ${t.stateDir} `)]);
+    const refused = await send(t.url, '/drop/files/refused.txt', { body: 'meanwhile' });
+    expect({ status: refused.status, type: refused.headers['content-type'], retry: refused.headers['retry-after'] }).toEqual({ status: 503, type: 'application/json', retry: '2' });
+    expect(json<{ error: { code: string } }>(refused).error.code).toBe('SPOOL_UNAVAILABLE');
+    expect((await get(t, '/healthz')).status).toBe(200);
+    expect((await get(t, '/status')).status).toBe(200);
+    await writeFile(path.join(drop, 'dropped.txt'), 'dropped meanwhile');
+    await waitFor(() => logged(t, 'the spool cannot take watched files').length === 1, { what: 'the dropped file to wait' });
+    gate.open(); // the pushes meet the fault: they wait, or land and wait to be recorded
+    const waited = () => [...logged(t, 'task retrying'), ...logged(t, 'cannot record the end')].length > 0;
+    await waitFor(waited, { what: 'the pushes to wait' });
+    expect(logged(t, 'task failed')).toEqual([]);
+    expect(await readdir(drop)).toEqual(['dropped.txt']);
+
+    const outage = Date.now();
+    await undo();
+    await waitFor(async () => (await get(t, '/readyz')).status === 200, { timeoutMs: 15_000, what: '/readyz 200' });
+    const back = Date.now() - outage;
+    expect((await send(t.url, '/drop/files/after.txt', { body: 'after' })).status).toBe(202);
+    const landed = (rel: string) => readFile(path.join(t.root, 'srv', rel), 'utf8').catch(() => undefined);
+    await waitFor(async () => (await landed('in/dropped.txt')) === 'dropped meanwhile' && (await readdir(drop)).length === 0, { timeoutMs: 40_000, what: 'the dropped file to land' });
+    await waitFor(async () => (await landed('files/after.txt')) === 'after', { timeoutMs: 40_000, what: 'the upload after to land' });
+    const deadLetter = path.join(t.stateDir, 'dead-letter');
+    if (before === 'land') {
+      await waitFor(async () => (await Promise.all([0, 1, 2, 3, 4].map((i) => landed(`files/b${i}.txt`)))).every((text, i) => text === body(i)), { timeoutMs: 40_000, what: 'the files accepted before to land' });
+      expect(await readdir(deadLetter)).toEqual([]);
+    } else {
+      // Written again from memory once state_dir was back: a crash now would not forget them.
+      expect(logged(t, 'the journal was gone from its path')).toMatchObject([{ live: 5 }]);
+      await waitFor(async () => (await readdir(deadLetter).catch(() => [])).length === 5, { timeoutMs: 40_000, what: 'the lost files to be dead-lettered' });
+      expect(logged(t, 'task failed').map((line) => (line.error as { code: string }).code)).toEqual(Array(5).fill('STAGED_MISSING'));
+    }
+    await waitFor(async () => (await readdir(path.join(t.stateDir, 'spool'))).length === 0, { timeoutMs: 10_000, what: 'the spool to empty' });
+    expect(logged(t, 'settling a task failed')).toEqual([]);
+    const errorStacks = t.logs.filter((line) => Number(line.level) >= 50 && (line.err as { stack?: string } | undefined)?.stack !== undefined);
+    expect([...logged(t, 'internal error'), ...errorStacks]).toEqual([]);
+    expect(logged(t, `state_dir ${t.stateDir} `).map((line) => line.level)).toEqual([50, 30]); // said once when it went, once when it came back
+    // eslint-disable-next-line no-console -- each fault test prints what it tried and what happened
+    console.log(
+      `state_dir ${label}: /readyz 503 "${json<{ problems: string[] }>(readyz).problems[0]?.replace(t.stateDir, 'STATE')}", upload 503 SPOOL_UNAVAILABLE, /healthz 200; ` +
+        `a dropped file and 5 pushes waited; /readyz 200 ${back} ms after it was back; the dropped file and a new upload landed; the 5 accepted before ${before === 'land' ? 'landed intact' : 'were dead-lettered STAGED_MISSING (deleted with it), their records journaled again'}; 0 internal errors`,
+    );
+  }, 90_000);
+
+  it('its spool directory alone removed: made again at once, the upload that found it gone gets a 503, the next ones land', async () => {
+    const gate = gatedTarget();
+    const t = await startAgent({ createTarget: gate.createTarget });
+    expect((await send(t.url, '/drop/files/before.txt', { body: 'before' })).status).toBe(202);
+    await rm(path.join(t.stateDir, 'spool'), { recursive: true });
+    const first = await send(t.url, '/drop/files/first.txt', { body: 'first' });
+    expectError(first, 503, 'SPOOL_UNAVAILABLE');
+    expect(logged(t, 'made ')).toMatchObject([{ level: 40, dirs: [path.join(t.stateDir, 'spool')] }]);
+    await waitFor(async () => (await send(t.url, '/drop/files/next.txt', { body: 'next' })).status === 202, { what: 'an upload to be taken again' });
+    gate.open();
+    await waitFor(async () => (await readFile(path.join(t.root, 'srv/files/next.txt'), 'utf8').catch(() => '')) === 'next', { what: 'the next upload to land' });
+    await waitFor(() => logged(t, 'task failed').length === 1, { what: 'the file lost with the spool to be dead-lettered' });
+    expect(logged(t, 'task failed')).toMatchObject([{ dest: '/srv/files/before.txt', error: { code: 'STAGED_MISSING' } }]);
+    expect(logged(t, 'internal error')).toEqual([]);
+  });
+});

@@ -12,7 +12,7 @@ import { checkAbsolutePath } from '../ingest/paths.js';
 import { backoffDelay } from '../queue/backoff.js';
 import { newTaskId, type FileOptions } from '../queue/task.js';
 import { createTarget } from '../targets/index.js';
-import { failed, failureKind, type PutItem, type Target } from '../targets/target.js';
+import { failureKind, pushItems, type PushResult, type PutItem, type Target } from '../targets/target.js';
 import { EXIT } from './exit.js';
 import { startProgress, type Progress } from './progress.js';
 
@@ -131,9 +131,7 @@ async function pushWithRetries(target: Target, item: PutItem, options: FileOptio
     interrupt.throwIfAborted();
     progress?.attempt(attempt);
     const signal = AbortSignal.any([interrupt, AbortSignal.timeout(options.pushTimeout)]);
-    const [result = failed(new StevedoreError('TARGET_IO', 'the target reported nothing for this file'))] = await target
-      .push([item], signal)
-      .catch((error: unknown) => [failed(new StevedoreError('TARGET_IO', `push to ${target.name} failed: ${errorMessage(error)}`, { cause: error }))]);
+    const [result] = (await pushItems(target, [item], signal)) as [PushResult];
     if (result.ok) return attempt;
     const { error } = result;
     if (failureKind(error) === 'permanent' || interrupt.aborted) throw error;

@@ -147,8 +147,11 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
     const failure = isStevedoreError(error) ? error : isOutOfFiles(error) ? outOfFiles(error) : new StevedoreError('INTERNAL', 'internal error', { cause: error });
     if (failure.code === 'TOO_MANY_OPEN_FILES') ctx.outOfFiles.note(failure, { method: req.method, url: req.url });
     else {
-      const level = failure.status >= 500 ? 'error' : 'info';
-      ctx.logger[level]({ method: req.method, url: req.url, code: failure.code, err: failure.status >= 500 ? error : undefined }, failure.message);
+      // A stack only for what no code names: the rest (a full queue, no spool, a push
+      // that failed) is a known state, said by its message and code.
+      const internal = failure.code === 'INTERNAL';
+      const level = internal ? 'error' : failure.status >= 500 ? 'warn' : 'info';
+      ctx.logger[level]({ method: req.method, url: req.url, code: failure.code, err: internal ? error : undefined }, failure.message);
     }
     sendError(req, res, failure, failure.code === 'PUSH_FAILED' ? failure.details : {});
   }

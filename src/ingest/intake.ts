@@ -8,6 +8,7 @@ import { newTask, newTaskId, type FileOptions, type Task, type TaskOrigin, type 
 import type { Journal } from '../spool/journal.js';
 import { checkFree, receive, spoolError, type ReceiveOptions, type Received, type Staging } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
+import type { StateDir } from '../spool/state-dir.js';
 
 export interface Accepted {
   /** The task's id when it was announced before the body ended; a new one otherwise. */
@@ -48,6 +49,8 @@ export interface Intake {
 export interface IntakeOptions {
   spool: Spool;
   journal: Journal;
+  /** Refuses files while state_dir is gone or cannot be written, and says so for what failed. */
+  stateDir: Pick<StateDir, 'check' | 'explain'>;
   scheduler: Scheduler;
   minFree: number;
   isClosing(): boolean;
@@ -55,13 +58,17 @@ export interface IntakeOptions {
   onAccepted?(tasks: readonly Task[]): void;
 }
 
-export function createIntake({ spool, journal, scheduler, minFree, isClosing, onAccepted }: IntakeOptions): Intake {
+export function createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing, onAccepted }: IntakeOptions): Intake {
+  const explained = async (error: unknown): Promise<never> => {
+    throw await stateDir.explain(error);
+  };
   // Without it, files admitted together (a folder of drops, a burst of uploads) each
   // fit the free space alone and crossed min_free together, up to a full disk.
   const staging: Staging = { bytes: 0 };
   return {
     async admit(count, expectedBytes = 0) {
       if (isClosing()) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
+      await stateDir.check();
       if (!scheduler.reserve(count)) {
         throw new StevedoreError('QUEUE_FULL', 'the queue is at capacity; retry later', { details: { size: scheduler.size } });
       }
@@ -69,7 +76,7 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing, on
         await checkFree(spool, minFree, expectedBytes, staging);
       } catch (error) {
         scheduler.release(count);
-        throw error;
+        return explained(error);
       }
       let held = expectedBytes;
       const hold = (bytes: number) => {
@@ -82,10 +89,10 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing, on
       };
     },
     release: (count) => scheduler.release(count),
-    receive: (body, options, declared) => receive(spool, body, { ...options, minFree }, declared),
+    receive: (body, options, declared) => receive(spool, body, { ...options, minFree }, declared).catch(explained),
     async discard(received) {
       await received.durable.catch(() => undefined);
-      await spool.remove(received.staged);
+      await spool.remove(received.staged).catch(explained);
     },
     async commit(files) {
       const now = new Date().toISOString();
@@ -108,8 +115,9 @@ export function createIntake({ spool, journal, scheduler, minFree, isClosing, on
       if (failure) {
         // If this cannot be written either, recovery finds the files missing and says so.
         if (journaled?.status === 'fulfilled') await journal.append(...tasks.map((t) => ({ op: 'discard' as const, id: t.id }))).catch(() => undefined);
-        await Promise.all(staged.map((r) => spool.remove(r.staged)));
-        throw spoolError(failure.reason);
+        // One that cannot be removed now (state_dir read-only) is swept at the next start.
+        await Promise.all(staged.map((r) => spool.remove(r.staged))).catch(() => undefined);
+        return explained(spoolError(failure.reason));
       }
       tasks.forEach((task) => scheduler.enqueue(task, true));
       onAccepted?.(tasks);

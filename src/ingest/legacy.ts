@@ -1,5 +1,6 @@
 // The original design's protocol: POST /upload with X-File-Path (absolute path in the
 // container) and X-Container-Name, allowed only where an `http.legacy` rule says so.
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
 import type { FileOptions } from '../queue/task.js';
@@ -28,7 +29,16 @@ export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: 
   const dest = decodeHeaderPath(requiredHeader(req, 'x-file-path'));
   const rule = trusted.find((r) => r.container === container && dest !== r.pathPrefix && isUnder(dest, r.pathPrefix));
   if (!rule) throw new StevedoreError('FORBIDDEN', `http.legacy does not allow ${dest} in container "${container}"`);
-  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options, anonymous: rule.token === undefined });
+  await acceptBody(ctx, req, res, { route: 'legacy', target: rule.target, dest, options: rule.options, anonymous: rule.token === undefined, idempotencyScope: legacyScope(rule) });
+}
+
+// Every legacy request has the route "legacy": keyed by it alone, one tenant's key
+// answered another's request with the first tenant's task and dropped its bytes. A key
+// is unique per rule and token instead. The journal keeps this scope with the task, so
+// the token is in it only as part of a SHA-256 digest.
+function legacyScope(rule: LegacyRule): string {
+  const digest = createHash('sha256').update([rule.target, rule.pathPrefix, rule.token ?? ''].join('\0')).digest('base64url');
+  return `legacy:${digest}`;
 }
 
 function requiredHeader(req: IncomingMessage, name: string): string {

@@ -4,9 +4,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
 import { newTaskId, taskJson, type FileOptions, type Task } from '../queue/task.js';
-import { tooLarge, type Received } from '../spool/receive.js';
+import { digestBody, tooLarge, type Received } from '../spool/receive.js';
 import { bearerToken, tokenAllows } from './auth.js';
-import { expectedDigests, mismatch } from './checksum.js';
+import { expectedDigests, mismatch, type ExpectedDigest } from './checksum.js';
 import { singleHeader } from './headers.js';
 import type { HttpContext, Route } from './http.js';
 import type { Admission } from './intake.js';
@@ -22,6 +22,8 @@ export interface Destination {
   options: FileOptions;
   /** No token guards it: the body counts in the anonymous share of http.max_receiving. */
   anonymous: boolean;
+  /** Where an Idempotency-Key is unique, when not the route (a legacy rule and its token). */
+  idempotencyScope?: string;
 }
 
 export async function handleRawUpload(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, rel: string): Promise<void> {
@@ -40,10 +42,12 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   const length = declaredLength(req, ctx.maxBody);
   const digests = expectedDigests(req);
   const key = idempotencyKey(req);
-  const uploading = key === undefined ? undefined : `${to.route}\0${key}`;
+  const { idempotencyScope, anonymous, ...where } = to;
+  const scope = idempotencyScope ?? to.route;
+  const uploading = key === undefined ? undefined : `${scope}\0${key}`;
   if (key !== undefined && uploading !== undefined) {
-    const earlier = ctx.registry.findByIdempotencyKey(to.route, key);
-    if (earlier) return replayIdempotent(earlier, to.dest, res);
+    const earlier = ctx.registry.findByIdempotencyKey(scope, key);
+    if (earlier) return replayIdempotent(ctx, req, res, earlier, to, digests);
     if (ctx.uploading.has(uploading)) {
       throw new StevedoreError('IDEMPOTENCY_CONFLICT', 'a request with this Idempotency-Key is still being received');
     }
@@ -53,7 +57,6 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
   let body: Body | undefined;
   let admission: Admission | undefined;
   let committed = false;
-  const { anonymous, ...where } = to;
   try {
     body = ctx.bodies.enter({ route: to.route, target: to.target, dest: to.dest, anonymous, ...announced(length) });
     admission = await ctx.intake.admit(1, length ?? 0);
@@ -67,7 +70,8 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
       await ctx.intake.discard(received);
       throw wrong;
     }
-    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...(key === undefined ? {} : { idempotencyKey: key }) }]);
+    const idempotency = key === undefined ? {} : { idempotencyKey: key, ...(idempotencyScope === undefined ? {} : { idempotencyScope }) };
+    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...idempotency }]);
     committed = true;
     admission.done(); // on disk now: before a Prefer: wait holds the answer
     await answerTasks(ctx, req, res, task ? [task] : [], false);
@@ -113,12 +117,22 @@ function idempotencyKey(req: IncomingMessage): string | undefined {
   return value;
 }
 
-function replayIdempotent(earlier: Task, dest: string, res: ServerResponse): void {
-  if (earlier.dest !== dest) {
-    throw new StevedoreError('IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key was used for ${earlier.dest}, not ${dest}`);
+// A retry gets the first request's task only when it is the same request: the same
+// target and destination (checked before its body is read) and the same bytes (its
+// body is hashed, not staged). Anything else is 422: its bytes would be dropped unseen.
+async function replayIdempotent(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, earlier: Task, to: Destination, digests: readonly ExpectedDigest[]): Promise<void> {
+  if (earlier.target !== to.target || earlier.dest !== to.dest) {
+    throw keyReused(`was used for ${earlier.dest} in target ${earlier.target}, not ${to.dest} in target ${to.target}`);
   }
-  sendJson(res, 202, taskJson(earlier), { location: `/tasks/${earlier.id}`, connection: 'close' });
+  continueBody(req, res);
+  const sha256 = await digestBody(req, ctx.maxBody);
+  const wrong = mismatch(digests, sha256);
+  if (wrong) throw wrong;
+  if (sha256 !== earlier.sha256) throw keyReused(`was used for a body with sha-256 ${earlier.sha256}; this one has ${sha256}`);
+  sendJson(res, 202, taskJson(earlier), { location: `/tasks/${earlier.id}` });
 }
+
+const keyReused = (what: string) => new StevedoreError('IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key ${what}`);
 
 /**
  * 202 with the task(s); with `Prefer: wait=N` the answer waits up to N seconds for the

@@ -11,7 +11,8 @@ export interface Registry {
   update(task: Task, change: Partial<Pick<Task, 'status' | 'attempts' | 'error' | 'supersededBy'>>): void;
   /** Resolves with the task once it is finished, or as it is after `ms`. */
   waitFor(id: string, ms: number): Promise<Task | undefined>;
-  findByIdempotencyKey(route: string, key: string): Task | undefined;
+  /** `scope`: the route's name, or a legacy rule's scope (Task.idempotencyScope). */
+  findByIdempotencyKey(scope: string, key: string): Task | undefined;
   /** Wakes every waiter with the task as it is now (shutdown must not wait for them). */
   wakeAll(): void;
   /** The last `count` tasks that failed for good, newest first. */
@@ -23,21 +24,22 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
   const finished: string[] = [];
   const idempotency = new Map<string, string>();
   const waiters = new Map<string, Set<(task: Task) => void>>();
-  const keyOf = (route: string, key: string) => `${route}\0${key}`;
+  const keyOf = (scope: string, key: string) => `${scope}\0${key}`;
+  const keyOfTask = (task: Task) => keyOf(task.idempotencyScope ?? task.route, task.idempotencyKey ?? '');
 
   const forgetOldest = () => {
     while (finished.length > keepFinished) {
       const task = tasks.get(finished.shift() ?? '');
       if (!task) continue;
       tasks.delete(task.id);
-      if (task.idempotencyKey) idempotency.delete(keyOf(task.route, task.idempotencyKey));
+      if (task.idempotencyKey) idempotency.delete(keyOfTask(task));
     }
   };
 
   return {
     add(task) {
       tasks.set(task.id, task);
-      if (task.idempotencyKey) idempotency.set(keyOf(task.route, task.idempotencyKey), task.id);
+      if (task.idempotencyKey) idempotency.set(keyOfTask(task), task.id);
       logTask(logger, task);
     },
     get: (id) => tasks.get(id),
@@ -82,8 +84,8 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
       }
       return failed;
     },
-    findByIdempotencyKey(route, key) {
-      const id = idempotency.get(keyOf(route, key));
+    findByIdempotencyKey(scope, key) {
+      const id = idempotency.get(keyOf(scope, key));
       return id === undefined ? undefined : tasks.get(id);
     },
   };

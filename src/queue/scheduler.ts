@@ -4,8 +4,8 @@
 // `concurrency` batches at once overall and `perTarget` per target, on a fastq pool.
 import fastq from 'fastq';
 import type { Logger } from 'pino';
-import { StevedoreError, errorMessage } from '../errors.js';
-import { failureKind, type PushItem, type PushResult, type Target } from '../targets/target.js';
+import { StevedoreError } from '../errors.js';
+import { failureKind, pushItems, type PushItem, type PushResult, type Target } from '../targets/target.js';
 import { backoffDelay } from './backoff.js';
 import type { Registry } from './registry.js';
 import type { Task } from './task.js';
@@ -84,6 +84,9 @@ interface Batch {
 }
 
 const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
+// Descriptors come back as the load passes, a spool as state_dir is mounted again: a
+// host fault pauses the target as briefly as a full target would be retried.
+const HOST_BACKOFF = { initialDelay: 500, maxDelay: 5000 };
 
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { concurrency, perTarget, capacity, logger, registry } = options;
@@ -208,7 +211,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const started = performance.now();
       const results = await pushBatch(lane, tasks);
       options.observer?.pushed(lane.name, (performance.now() - started) / 1000, tasks.filter((_, i) => results[i]?.ok === true));
-      tasks.forEach((task, i) => afterPush(lane, task, results[i] ?? { ok: false, error: missingResult() }));
+      tasks.forEach((task, i) => afterPush(lane, task, results[i] as PushResult));
     } finally {
       active -= 1;
       lane.running -= 1;
@@ -226,14 +229,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const error = new StevedoreError('TARGET_DOWN', `target "${lane.name}" is not configured`);
       return tasks.map(() => ({ ok: false, error }));
     }
-    try {
-      const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
-      const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
-      return await target.push(tasks.map((task) => toItem(task, options.sourcePath)), signal);
-    } catch (error) {
-      const wrapped = new StevedoreError('TARGET_IO', `push to ${lane.name} failed: ${errorMessage(error)}`, { cause: error });
-      return tasks.map(() => ({ ok: false, error: wrapped }));
-    }
+    const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
+    return pushItems(target, tasks.map((task) => toItem(task, options.sourcePath)), signal);
   }
 
   function afterPush(lane: Lane, task: Task, result: PushResult): void {
@@ -257,13 +255,13 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   function retryOrFail(lane: Lane, task: Task, cause: StevedoreError, error: { code: string; message: string }): void {
     const kind = failureKind(cause);
-    if (kind === 'down') {
+    if (kind === 'down' || kind === 'host') {
       // One down push pauses the target once, however many files it carried: the
       // streak counts failed probes, not files (else a batch of 10 means 30 s at once).
       if (Date.now() >= lane.downUntil) {
         if (lane.downStreak === 0) lane.since = new Date().toISOString();
         lane.downStreak += 1;
-        lane.downUntil = Date.now() + backoffDelay(lane.downStreak, DOWN_BACKOFF);
+        lane.downUntil = Date.now() + backoffDelay(lane.downStreak, kind === 'host' ? HOST_BACKOFF : DOWN_BACKOFF);
       }
       registry.update(task, { status: 'retrying', attempts: task.attempts - 1, error });
       options.observer?.retrying(lane.name, cause.code);
@@ -337,5 +335,3 @@ function toItem(task: Task, sourcePath: (task: Task) => string): PushItem {
   if (task.kind === 'delete') return { op: 'delete', ...base };
   return { op: 'put', ...base, source: sourcePath(task), bytes: task.bytes, mode, dirMode, owner };
 }
-
-const missingResult = () => new StevedoreError('TARGET_IO', 'the target returned no result for this file');

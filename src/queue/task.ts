@@ -57,6 +57,11 @@ export interface TaskRecord {
   createdAt: string;
   options: FileOptions;
   idempotencyKey?: string;
+  /**
+   * Where `idempotencyKey` is unique when not the route: a legacy rule and its token
+   * (legacyScope in ingest/legacy.ts). Kept in the journal, so keys outlive a restart.
+   */
+  idempotencyScope?: string;
   origin?: TaskOrigin;
 }
 

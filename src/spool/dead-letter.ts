@@ -6,7 +6,7 @@ import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode } from '../errors.js';
 import { TASK_ID_PATTERN, taskJson, type Task, type TaskRecord } from '../queue/task.js';
-import { fsyncDir, writeFileDurable } from './durable.js';
+import { fsyncDir, makeDir, writeFileDurable } from './durable.js';
 
 export interface DeadEntry {
   id: string;
@@ -56,7 +56,7 @@ export function createDeadLetter(dir: string): DeadLetter {
     },
     async put(task, stagedPath, reason) {
       const target = entryDir(task.id);
-      await mkdir(target, { recursive: true, mode: 0o700 });
+      await makeDir(target);
       if (stagedPath !== undefined) {
         await rename(stagedPath, path.join(target, 'data')).catch((error: unknown) => {
           if (errnoCode(error) !== 'ENOENT') throw error;

@@ -1,6 +1,8 @@
-// The few fsync patterns everything durable is built from.
-import { open, rename, rm } from 'node:fs/promises';
+// The few fsync patterns everything durable is built from, and the one way a running
+// agent makes a directory under state_dir.
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { errnoCode } from '../errors.js';
 import { randomName } from '../random.js';
 
 // Opens `target` read-only just to flush it: an fd of any mode syncs the inode.
@@ -18,6 +20,20 @@ export const fsyncDir = (dir: string): Promise<void> => flush(dir, 'sync');
 
 /** fsyncs the data of a file that was written and closed earlier. */
 export const fsyncFile = (file: string): Promise<void> => flush(file, 'datasync');
+
+/**
+ * Makes `dir` (0700), never its parents: with state_dir gone, the agent waits for it
+ * rather than making it again (see state-dir.ts). False when it was there already.
+ */
+export async function makeDir(dir: string): Promise<boolean> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+    return true;
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return false;
+    throw error;
+  }
+}
 
 /** Replaces `file` atomically with `data`: temp file, fsync, rename, fsync the directory. */
 export async function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {

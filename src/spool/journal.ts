@@ -2,7 +2,7 @@
 // from its `add` line until a `done` or `dead` line. Appends are group-committed:
 // everything waiting is written with one write and one fdatasync, so many concurrent
 // uploads share one disk flush instead of paying one each.
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode } from '../errors.js';
 import type { TaskRecord } from '../queue/task.js';
@@ -22,6 +22,8 @@ export interface JournalOptions {
 
 interface Waiter {
   entries: JournalEntry[];
+  /** restore(): check that the journal is still at its path even with no add to write. */
+  check?: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -30,23 +32,29 @@ export interface Journal {
   /** Reads the file, compacts it to the live tasks, and returns them in journal order. */
   open(): Promise<TaskRecord[]>;
   append(...entries: JournalEntry[]): Promise<void>;
+  /**
+   * Writes the live tasks at the journal's path again if the file there is not the one
+   * it writes (state_dir removed or replaced under the agent); also done before every
+   * batch with an `add`. Rejects while that cannot be written.
+   */
+  restore(): Promise<void>;
   readonly liveCount: number;
   close(): Promise<void>;
 }
 
 export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }: JournalOptions): Journal {
   const live = new Map<string, TaskRecord>();
-  let handle: FileHandle | undefined;
+  let handle: Held | undefined;
   // Opened once and held, not opened per commit: with descriptors run out, a commit
   // that needed one more failed every upload it carried. (Batches run one at a time.)
-  const dirHandles = new Map<string, FileHandle>();
+  const dirHandles = new Map<string, Held>();
   const syncDir = async (dir: string) => {
     let dirHandle = dirHandles.get(dir);
     if (!dirHandle) {
-      dirHandle = await open(dir, 'r');
+      dirHandle = await hold(await open(dir, 'r'));
       dirHandles.set(dir, dirHandle);
     }
-    await dirHandle.sync();
+    await dirHandle.file.sync();
   };
   let size = 0;
   let appended = 0;
@@ -64,18 +72,36 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
     // The old handle stays usable until the new file is in place: a failed
     // compaction leaves the journal as it was.
     await writeFileDurable(file, text);
-    const next = await open(file, 'a', 0o600);
-    await handle?.close();
+    const next = await hold(await open(file, 'a', 0o600));
+    await handle?.file.close();
     handle = next;
     size = Buffer.byteLength(text);
     appended = 0;
   }
 
+  // state_dir removed or replaced under a running agent: the journal file and the spool
+  // directory held open are then not those at their paths, and what is written to them
+  // is lost with them. The live tasks are written at the path again, the directory
+  // opened again; while that cannot be done, this throws.
+  async function keepInPlace(): Promise<void> {
+    const [onDisk, ...dirs] = await Promise.all([file, ...dirHandles.keys()].map((where) => stat(where).catch(() => undefined)));
+    for (const [i, [dir, held]] of [...dirHandles].entries()) {
+      if (isSame(dirs[i], held)) continue;
+      dirHandles.delete(dir);
+      await held.file.close().catch(() => undefined);
+    }
+    if (isSame(onDisk, handle)) return;
+    await compact();
+    logger.warn({ file, live: live.size }, `the journal was gone from its path (state_dir removed or replaced): wrote its ${live.size} live task(s) there again`);
+  }
+
   async function writeBatch(batch: Waiter[]): Promise<void> {
     if (!handle) throw new StevedoreError('JOURNAL_CORRUPT', 'the journal is not open');
     const entries = batch.flatMap((w) => w.entries);
+    if (batch.some((w) => w.check) || entries.some((e) => e.op === 'add')) await keepInPlace();
+    if (entries.length === 0) return;
     const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
-    const file = handle;
+    const file = handle.file;
     // The spool's new names and the journal lines are flushed side by side: both are
     // durable before anyone is told "accepted", and a record whose file did not make
     // it is caught at recovery by its checksum.
@@ -85,7 +111,7 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
       await Promise.all([...dirs, file.appendFile(text).then(() => file.datasync())]);
     } catch (error) {
       // A torn line would swallow the next good one: cut the file back first.
-      await handle.truncate(size).catch(() => undefined);
+      await file.truncate(size).catch(() => undefined);
       throw error;
     }
     size += Buffer.byteLength(text);
@@ -139,18 +165,39 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
         schedule();
       });
     },
+    restore() {
+      return new Promise((resolve, reject) => {
+        waiting.push({ entries: [], check: true, resolve, reject });
+        schedule();
+      });
+    },
     get liveCount() {
       return live.size;
     },
     async close() {
       await flushing;
-      await handle?.close();
+      await handle?.file.close();
       handle = undefined;
-      await Promise.all([...dirHandles.values()].map((dir) => dir.close()));
+      await Promise.all([...dirHandles.values()].map((dir) => dir.file.close()));
       dirHandles.clear();
     },
   };
 }
+
+/** An open file and the inode it is, to tell whether its path still names it. */
+interface Held {
+  file: FileHandle;
+  dev: number;
+  ino: number;
+}
+
+async function hold(file: FileHandle): Promise<Held> {
+  const { dev, ino } = await file.stat();
+  return { file, dev, ino };
+}
+
+const isSame = (onDisk: { dev: number; ino: number } | undefined, held: Held | undefined) =>
+  onDisk !== undefined && held !== undefined && onDisk.dev === held.dev && onDisk.ino === held.ino;
 
 function parseEntry(line: string): JournalEntry | undefined {
   try {

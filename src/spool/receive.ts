@@ -66,11 +66,42 @@ async function receiveSmall(spool: Spool, body: Readable, flush: boolean, signal
 }
 
 // Collects a body whose length node:http already bounds by its Content-Length.
-function gather(body: Readable, signal?: AbortSignal): Promise<Buffer> {
+async function gather(body: Readable, signal?: AbortSignal): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await readBody(body, (chunk) => chunks.push(chunk), signal);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The SHA-256 of a body read to its end and kept nowhere (a retried upload's, to compare
+ * with the first one's), under receive()'s rules: TOO_LARGE past `maxBytes`,
+ * CLIENT_ABORTED when the client goes.
+ */
+export async function digestBody(body: Readable, maxBytes: number): Promise<string> {
+  if (body.destroyed) throw clientAborted();
+  const hash = createHash('sha256');
+  let bytes = 0;
+  await readBody(body, (chunk) => {
+    bytes += chunk.length;
+    if (bytes > maxBytes) throw tooLarge(maxBytes);
+    hash.update(chunk);
+  });
+  return hash.digest('hex');
+}
+
+// Hands each chunk to `take` (which throws to stop) until the body ends, or `signal`
+// cuts it (too slow). Listeners, not a pipeline: stopping must leave the request's
+// socket open for the answer.
+function readBody(body: Readable, take: (chunk: Buffer) => void, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer) => chunks.push(chunk);
-    const onEnd = () => settle(() => resolve(Buffer.concat(chunks)));
+    const onData = (chunk: Buffer) => {
+      try {
+        take(chunk);
+      } catch (error) {
+        settle(() => reject(error));
+      }
+    };
+    const onEnd = () => settle(resolve);
     const onClose = () => settle(() => reject(clientAborted()));
     const onError = (error: Error) => settle(() => reject(bodyError(error)));
     const onAbort = () => settle(() => reject(signal?.reason));

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { errnoCode, errorMessage } from '../errors.js';
+import { errnoCode, errorMessage, isStevedoreError } from '../errors.js';
 import type { Task } from '../queue/task.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { Journal } from './journal.js';
 import type { Spool } from './spool.js';
+import type { StateDir } from './state-dir.js';
 
 export interface SettleArgs {
   journal: Journal;
@@ -29,6 +30,8 @@ async function settleTask(task: Task, how: 'done' | 'failed' | 'superseded', { j
 }
 
 export interface SettlementOptions extends SettleArgs {
+  /** Tells a failure of state_dir itself (gone, read-only): waited out too. */
+  stateDir: Pick<StateDir, 'explain'>;
   logger: Logger;
   /** Aborted when the agent stops: a task still waiting stays live in the journal. */
   signal: AbortSignal;
@@ -39,13 +42,15 @@ export interface SettlementOptions extends SettleArgs {
 const WAIT_FOR = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE']);
 
 /**
- * settleTask, waiting out a full disk or a lack of file descriptors: the push is over,
- * only its journal line (or dead-letter entry) cannot be written yet. Before, such a
- * task was left half-settled until a restart: staged, live in the journal, its dropped
- * host file kept. Retried every second, said once when the wait starts and once when
- * it ends; given up when the agent stops (the next start pushes the file again).
+ * settleTask, waiting out a full disk, a lack of file descriptors, or a state_dir gone
+ * or read-only: the push is over, only its journal line (or dead-letter entry) cannot
+ * be written yet. Before, such a task was left half-settled until a restart: staged,
+ * live in the journal, its dropped host file kept. Retried every second, said once
+ * when the wait starts and once when it ends; given up when the agent stops (the next
+ * start pushes the file again).
  */
-export function createSettlement({ logger, signal, retryMs = 1000, ...args }: SettlementOptions): (task: Task, how: 'done' | 'failed' | 'superseded') => Promise<void> {
+export function createSettlement({ stateDir, logger, signal, retryMs = 1000, ...args }: SettlementOptions): (task: Task, how: 'done' | 'failed' | 'superseded') => Promise<void> {
+  const waitable = async (error: unknown) => WAIT_FOR.has(errnoCode(error) ?? '') || isStevedoreError(await stateDir.explain(error), 'SPOOL_UNAVAILABLE');
   let waiting = 0;
   // One timer for every task that waits: they retry together, in one journal write.
   let tick: Promise<void> | undefined;
@@ -61,7 +66,7 @@ export function createSettlement({ logger, signal, retryMs = 1000, ...args }: Se
         try {
           return await settleTask(task, how, args);
         } catch (error) {
-          if (!WAIT_FOR.has(errnoCode(error) ?? '') || signal.aborted) throw error;
+          if (signal.aborted || !(await waitable(error))) throw error;
           if (!waited && (waiting += 1) === 1) {
             logger.warn({ code: errnoCode(error), taskId: task.id }, `cannot record the end of finished tasks (${errorMessage(error)}); their files stay staged, retrying every ${retryMs} ms`);
           }

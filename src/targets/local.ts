@@ -8,7 +8,7 @@ import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../erro
 import { randomName } from '../random.js';
 import { fsyncDir } from '../spool/durable.js';
 import type { StagingLedger, StagingNote } from './ledger.js';
-import { checkDest, failed, ok, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
+import { checkDest, failed, ok, pushError, stagedGone, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
 export interface LocalTargetOptions {
   name: string;
@@ -20,14 +20,21 @@ export interface LocalTargetOptions {
 export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): Target {
   // A batch's temp files are DIR/.stevedore-TAG-N.tmp. Each is renamed or removed before
   // the batch ends; only a killed agent leaves some, which its note names for the next run.
+  // False (the note stays for the next push) when a directory that is there cannot be
+  // read now, e.g. for want of a descriptor.
   async function removeTemps(rootReal: string, note: StagingNote): Promise<boolean> {
     const prefix = `.stevedore-${note.tag}-`;
-    for (const dir of note.dirs) {
-      const real = await ensureDir(rootReal, dir, undefined, { changed: new Set(), made: [] }).catch(() => undefined);
-      const left = real === undefined ? [] : (await readdir(real).catch(() => [])).filter((entry) => entry.startsWith(prefix));
-      await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+    try {
+      for (const dir of note.dirs) {
+        const real = await ensureDir(rootReal, dir, undefined, { changed: new Set(), made: [] }).catch(() => undefined);
+        const entries = real === undefined ? [] : await readdir(real).catch((error: unknown) => (GONE.has(errnoCode(error) ?? '') ? [] : Promise.reject(error)));
+        const left = entries.filter((entry) => entry.startsWith(prefix));
+        await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
+      }
+      return true;
+    } catch {
+      return false;
     }
-    return true;
   }
 
   return {
@@ -71,7 +78,7 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
       const unsynced = await Promise.all([...dirLog.changed].map((dir) => fsyncDir(dir).then(() => undefined, (error: unknown) => error)));
       const failure = unsynced.find((error) => error !== undefined);
       if (failure === undefined) return results;
-      const error = new StevedoreError('TARGET_IO', `could not fsync a directory: ${errorMessage(failure)}`, { cause: failure });
+      const error = pushError(new StevedoreError('TARGET_IO', `could not fsync a directory: ${errorMessage(failure)}`, { cause: failure }));
       return results.map((result) => (result.ok ? failed(error) : result));
     },
   };
@@ -113,7 +120,7 @@ async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tem
     return parent;
   } catch (error) {
     await rm(temp, { force: true });
-    throw errnoCode(error) === 'ENOENT' && !(await exists(item.source)) ? stagedMissing(item, error) : error;
+    throw errnoCode(error) === 'ENOENT' && !(await exists(item.source)) ? await stagedGone(item, error) : error;
   }
 }
 
@@ -128,19 +135,17 @@ async function deleteOne(item: DeleteItem, ensure: EnsureDir): Promise<string | 
 
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
-const stagedMissing = (item: PutItem, cause: unknown) =>
-  new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause });
-
 // The staged file is complete and already fsynced, so on the same filesystem a hard
 // link lands it with no second copy and no second data flush; the rename and the
 // batch's directory fsync make the name durable. Owner and mode are set on the staged
 // name, inside the 0700 spool, before the inode appears in the target: a path-based
 // chmod in the target could be redirected by a symlink swapped in. False when links
-// cannot be used.
+// cannot be used, or the staged name cannot be changed (state_dir read-only): a copy
+// gets its owner and mode on its own.
 async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
-  if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);
-  await chmod(item.source, item.mode);
   try {
+    if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);
+    await chmod(item.source, item.mode);
     await link(item.source, temp);
   } catch (error) {
     if (LINK_UNSUPPORTED.has(errnoCode(error) ?? '')) return false;
@@ -149,7 +154,10 @@ async function linkStaged(item: PutItem, temp: string): Promise<boolean> {
   return true;
 }
 
-const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP']);
+// A noted directory that is no longer there (or no longer a directory) holds no temp name.
+const GONE = new Set(['ENOENT', 'ENOTDIR']);
+
+const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'EROFS', 'EACCES']);
 
 async function copyStaged(item: PutItem, temp: string): Promise<void> {
   await copyFile(item.source, temp, constants.COPYFILE_EXCL);
@@ -215,17 +223,13 @@ const errnoToCode: Record<string, ErrorCode> = {
   ENAMETOOLONG: 'DEST_TOO_LONG',
   ENOSPC: 'TARGET_FULL',
   EDQUOT: 'TARGET_FULL',
-  // The host's own limit, not the target's: waited out without spending attempts.
-  EMFILE: 'TOO_MANY_OPEN_FILES',
-  ENFILE: 'TOO_MANY_OPEN_FILES',
 };
 
+// What the target's filesystem said, by errno; the rest (the host out of descriptors
+// included) by pushError's one rule.
 function toResult(error: unknown, dest: string, rootReal: string): PushResult {
-  if (error instanceof StevedoreError) return failed(error);
-  if (error instanceof Error && error.name === 'AbortError') {
-    return failed(new StevedoreError('PUSH_TIMEOUT', 'push cancelled or timed out', { cause: error }));
-  }
-  const code = errnoToCode[errnoCode(error) ?? ''] ?? 'TARGET_IO';
+  const code = errnoToCode[errnoCode(error) ?? ''];
+  if (code === undefined) return failed(pushError(error));
   // The host path can be kilobytes long: say how long, not what (the task names its dest).
   const message = code === 'DEST_TOO_LONG' ? tooLong(dest, rootReal) : errorMessage(error);
   return failed(new StevedoreError(code, message, { cause: error }));

@@ -1,7 +1,10 @@
 // The contract every runtime adapter implements. A target takes a batch of files
 // bound for it and answers with one result per file, in the same order: real runtimes
 // move many small files in one archive stream, so one call per file is not the unit.
-import { StevedoreError, type ErrorCode } from '../errors.js';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { StevedoreError, errorMessage, type ErrorCode } from '../errors.js';
+import { isOutOfFiles } from '../open-files.js';
 
 interface ItemBase {
   /** Task id, for logs. */
@@ -50,10 +53,11 @@ export interface Target {
 
 /**
  * transient: retry with backoff, spending an attempt. permanent: dead-letter now.
- * down: the target itself is unreachable (or the host has no file descriptor left to
- * reach it with); wait for it without spending attempts.
+ * down: the target itself is unreachable; wait for it without spending attempts.
+ * host: the host lacks what the push needs (a file descriptor, its spool); waited for
+ * the same way, but looked at again sooner: it comes back with the load or the mount.
  */
-export type FailureKind = 'transient' | 'permanent' | 'down';
+export type FailureKind = 'transient' | 'permanent' | 'down' | 'host';
 
 const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   DEST_UNSAFE: 'permanent',
@@ -64,10 +68,60 @@ const kinds: Partial<Record<ErrorCode, FailureKind>> = {
   CONTAINER_UNSUPPORTED: 'permanent',
   STAGED_MISSING: 'permanent',
   TARGET_DOWN: 'down',
-  TOO_MANY_OPEN_FILES: 'down',
+  TOO_MANY_OPEN_FILES: 'host',
+  SPOOL_UNAVAILABLE: 'host',
 };
 
-export const failureKind = (error: StevedoreError): FailureKind => kinds[error.code] ?? 'transient';
+export const failureKind = (error: unknown): FailureKind => kinds[pushError(error).code] ?? 'transient';
+
+/**
+ * A staged file that cannot be found: lost (STAGED_MISSING, dead-lettered) when its
+ * directory, the spool, is there; when the spool is gone too, state_dir is (removed,
+ * unmounted): SPOOL_UNAVAILABLE, and the push waits for it to come back.
+ */
+export async function stagedGone(item: PutItem, cause: unknown): Promise<StevedoreError> {
+  const spool = path.dirname(item.source);
+  if (await stat(spool).then(() => true, () => false)) {
+    return new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause });
+  }
+  return new StevedoreError('SPOOL_UNAVAILABLE', `the spool ${spool} is gone (state_dir removed or unmounted?)`, { cause });
+}
+
+/**
+ * The one rule for what a failed push reports. The host out of file descriptors
+ * (EMFILE, ENFILE) anywhere in it (opening or fsyncing a file, linking, copying,
+ * spawning a runtime's CLI, reading a staged file) is TOO_MANY_OPEN_FILES, which waits
+ * without spending attempts, whatever the step wrapped it in. A cancelled push is
+ * PUSH_TIMEOUT; anything else that is not a StevedoreError is TARGET_IO.
+ */
+export function pushError(error: unknown): StevedoreError {
+  const known =
+    error instanceof StevedoreError
+      ? error
+      : error instanceof Error && error.name === 'AbortError'
+        ? new StevedoreError('PUSH_TIMEOUT', 'push cancelled or timed out', { cause: error })
+        : new StevedoreError('TARGET_IO', errorMessage(error), { cause: error });
+  if (known.code === 'TOO_MANY_OPEN_FILES' || !isOutOfFiles(known)) return known;
+  return new StevedoreError('TOO_MANY_OPEN_FILES', `the host is out of file descriptors: ${known.message}`, { cause: known });
+}
+
+/**
+ * `target.push` as the queue and `stevedore push` run it: one result per item, in order,
+ * and every failure (a thrown one too) through pushError.
+ */
+export async function pushItems(target: Target, items: readonly PushItem[], signal: AbortSignal): Promise<PushResult[]> {
+  let results: readonly PushResult[];
+  try {
+    results = await target.push(items, signal);
+  } catch (error) {
+    const failure = pushError(error instanceof StevedoreError ? error : new StevedoreError('TARGET_IO', `push to ${target.name} failed: ${errorMessage(error)}`, { cause: error }));
+    return items.map(() => failed(failure));
+  }
+  return items.map((_, i) => {
+    const result = results[i] ?? failed(new StevedoreError('TARGET_IO', 'the target returned no result for this file'));
+    return result.ok ? result : failed(pushError(result.error));
+  });
+}
 
 export const ok: PushResult = { ok: true };
 export const failed = (error: StevedoreError): PushResult => ({ ok: false, error });

@@ -1,11 +1,13 @@
 // POST /upload, the original design's protocol: X-File-Path names the absolute path in
 // the container, X-Container-Name the container (for a local target: its name, `box`),
 // allowed only where an http.legacy rule says so.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
-import { expectError, expectNoTrace, json, open, send } from '../helpers/http.js';
+import { expectError, expectNoTrace, journalEntries, json, open, send, spoolFiles } from '../helpers/http.js';
+import { gatedTarget } from '../helpers/targets.js';
 import { waitFor } from '../helpers/wait.js';
 
 const LEGACY = '  legacy:\n    - { target: box, path_prefix: /var/legacy, token: legacy-token }';
@@ -148,5 +150,85 @@ describe('POST /upload refused', () => {
     const answer = await send(t.url, '/upload', { method: 'GET' });
     expectError(answer, 405, 'METHOD_NOT_ALLOWED');
     expect(answer.headers.allow).toBe('POST');
+  });
+});
+
+describe('Idempotency-Key on POST /upload: unique per legacy rule and token', () => {
+  // Two tenants allowed the same paths, each with its own token; tenant a has a second rule.
+  const TENANTS = [
+    '  legacy:',
+    '    - { target: box, path_prefix: /var/shared, token: token-a }',
+    '    - { target: box, path_prefix: /var/shared, token: token-b }',
+    '    - { target: box, path_prefix: /opt/a, token: token-a }',
+  ].join('\n');
+  interface Request {
+    tenant: 'a' | 'b';
+    path: string;
+    body: string;
+    /** Through the `files` route (PUT /drop/files<path>) instead of POST /upload. */
+    route?: boolean;
+    headers?: Record<string, string>;
+  }
+  const upload = (t: TestAgent, r: Request) => {
+    const headers = { 'idempotency-key': 'k-1', ...r.headers };
+    if (r.route) return send(t.url, `/drop/files${r.path}`, { headers, body: r.body });
+    return legacyUpload(t, { ...as(r.path, 'box', `Bearer token-${r.tenant}`), ...headers }, r.body);
+  };
+  const landedAt = (t: TestAgent, r: Request) => path.join(t.root, r.route ? `srv/files${r.path}` : r.path);
+  const first: Request = { tenant: 'a', path: '/var/shared/app.conf', body: 'from a' };
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('base64');
+
+  // What the second request gets: the first task again, a task of its own, or this error.
+  const cases: [string, Request, 'same task' | 'own task' | [number, string]][] = [
+    ['the same tenant, path and bytes (a retry)', first, 'same task'],
+    ['another tenant, same path and bytes', { ...first, tenant: 'b' }, 'own task'],
+    ['another tenant, same path, other bytes', { ...first, tenant: 'b', body: 'from b' }, 'own task'],
+    ['the same tenant, same path, other bytes', { ...first, body: 'changed' }, [422, 'IDEMPOTENCY_KEY_REUSED']],
+    ['the same tenant, another path', { ...first, path: '/var/shared/other.conf' }, [422, 'IDEMPOTENCY_KEY_REUSED']],
+    ['the same tenant and bytes, a Content-Digest that does not match them', { ...first, headers: { 'content-digest': `sha-256=:${sha256('other')}:` } }, [422, 'CHECKSUM_MISMATCH']],
+    ["the same token under another of its rules", { ...first, path: '/opt/a/app.conf' }, 'own task'],
+    ['a route, same key', { ...first, path: '/app.conf', route: true }, 'own task'],
+  ];
+
+  it.each(cases)('%s', async (_label, second, expected) => {
+    const t = await startAgent({ http: TENANTS });
+    const one = await upload(t, first);
+    expect(one.status).toBe(202);
+    const staged = async () => (await spoolFiles(t)).length;
+    await waitFor(async () => (await readFile(landedAt(t, first), 'utf8').catch(() => '')) === first.body && (await staged()) === 0, { what: 'the first file to land' });
+    const two = await upload(t, second);
+    const adds = async () => (await journalEntries(t)).filter((e) => e.op === 'add').length;
+    if (Array.isArray(expected)) {
+      expectError(two, ...expected);
+      expect(await adds()).toBe(1);
+      expect(await staged()).toBe(0);
+    } else if (expected === 'same task') {
+      expect(two.status).toBe(202);
+      expect(json(two).id).toBe(json(one).id);
+      expect(two.headers.location).toBe(one.headers.location);
+      expect(await adds()).toBe(1);
+      expect(await staged()).toBe(0); // its body was hashed, never staged
+    } else {
+      expect(two.status).toBe(202);
+      expect(json(two).id).not.toBe(json(one).id);
+      expect(await adds()).toBe(2);
+      await waitFor(async () => (await readFile(landedAt(t, second), 'utf8').catch(() => '')) === second.body, { what: "the second request's bytes to land" });
+    }
+    expect(await readFile(landedAt(t, first), 'utf8')).toBe(landedAt(t, second) === landedAt(t, first) && expected === 'own task' ? second.body : first.body);
+    expect((await legacyUpload(t, as('/var/legacy/after.txt', 'box', 'Bearer token-a'))).status).toBe(403); // still serving
+  });
+
+  it('keeps each tenant its keys across a restart', async () => {
+    const gate = gatedTarget(); // the task stays live in the journal
+    const before = await startAgent({ http: TENANTS, createTarget: gate.createTarget });
+    const one = await upload(before, first);
+    expect(one.status).toBe(202);
+    await before.close();
+    const after = await startAgent({ http: TENANTS, dir: before.dir, createTarget: gatedTarget().createTarget });
+    expect(json(await upload(after, first)).id).toBe(json(one).id);
+    const other = await upload(after, { ...first, tenant: 'b' });
+    expect(other.status).toBe(202);
+    expect(json(other).id).not.toBe(json(one).id);
+    expectError(await upload(after, { ...first, body: 'changed' }), 422, 'IDEMPOTENCY_KEY_REUSED');
   });
 });

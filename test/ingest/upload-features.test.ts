@@ -61,7 +61,7 @@ describe('Idempotency-Key', () => {
     const headers = { 'idempotency-key': 'upload-42' };
     const first = await put(t.url, 'once.txt', 'first body', headers);
     expect(first.status).toBe(202);
-    const again = await put(t.url, 'once.txt', 'second body', headers);
+    const again = await put(t.url, 'once.txt', 'first body', headers);
     expect(again.status).toBe(202);
     expect(json(again).id).toBe(json(first).id);
     expect(again.headers.location).toBe(first.headers.location);
@@ -70,11 +70,20 @@ describe('Idempotency-Key', () => {
 
     gate.open();
     await waitFor(async () => (await statusOf(t, json(first).id)) === 'done');
-    // Still the same task once it is done, and the first body is what landed.
-    const late = await put(t.url, 'once.txt', 'third body', headers);
+    // Still the same task once it is done.
+    const late = await put(t.url, 'once.txt', 'first body', headers);
     expect(json(late)).toMatchObject({ id: json(first).id, status: 'done' });
     expect(await readFile(path.join(t.root, 'srv/files/once.txt'), 'utf8')).toBe('first body');
     expect((await journalEntries(t)).filter((e) => e.op === 'add')).toHaveLength(1);
+  });
+
+  it('refuses the same key and path with other bytes with 422 IDEMPOTENCY_KEY_REUSED: they are not dropped unseen', async () => {
+    const t = await startAgent();
+    const headers = { 'idempotency-key': 'k-2' };
+    expect((await put(t.url, 'a.txt', 'first', headers)).status).toBe(202);
+    const answer = expectError(await put(t.url, 'a.txt', 'second', headers), 422, 'IDEMPOTENCY_KEY_REUSED');
+    expect(answer.error.message).toMatch(/^this Idempotency-Key was used for a body with sha-256 [0-9a-f]{64}; this one has [0-9a-f]{64}$/);
+    expect(queuedCount(t)).toBe(1);
   });
 
   it('refuses the same key for a different path with 422 IDEMPOTENCY_KEY_REUSED', async () => {

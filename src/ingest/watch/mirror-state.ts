@@ -4,10 +4,10 @@
 // atomically, on close, and in between at most once a second — or once per 10,000
 // entries' worth of milliseconds for a big tree, since each save writes it whole.
 // A crash costs a few re-pushes.
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../errors.js';
-import { writeFileDurable } from '../../spool/durable.js';
+import { makeDir, writeFileDurable } from '../../spool/durable.js';
 
 export interface FileState {
   size: number;
@@ -40,7 +40,7 @@ export function createMirrorState(file: string): MirrorState {
     timer = undefined;
     const text = JSON.stringify({ version: 1, files: Object.fromEntries(files) });
     saving = saving.then(async () => {
-      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      await makeDir(path.dirname(file));
       await writeFileDurable(file, text);
     });
     return saving;

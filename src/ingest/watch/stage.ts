@@ -14,8 +14,9 @@ import { isBlocked, unsafe } from './beneath.js';
 
 /**
  * queued; skipped (gone, or not ours to push); later (no queue slot now, or a read that
- * failed); full (no room in the spool's disk now); changed (written to while copied);
- * blocked (a directory on its way is a symlink for now).
+ * failed); full (no room in the spool's disk now, or no spool: state_dir gone or
+ * read-only); changed (written to while copied); blocked (a directory on its way is a
+ * symlink for now).
  */
 export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed' | 'blocked';
 
@@ -66,7 +67,7 @@ async function copyIn(handle: FileHandle, { file, stats, intake, accepted, noRoo
     admission = await intake.admit(1, stats.size);
   } catch (error) {
     if (isStevedoreError(error, 'SHUTTING_DOWN')) return 'skipped';
-    if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
+    if (cannotTake(error)) return full(error, noRoom);
     log.debug({ path: file, reason: (error as Error).message }, 'no queue slot to stage a watched file yet');
     return 'later';
   }
@@ -98,11 +99,14 @@ function failedTo(what: 'open' | 'stage', error: unknown, { file, log, refused, 
     return 'skipped';
   }
   if (code === 'ENOENT' || code === 'ENOTDIR') return 'skipped';
-  if (isStevedoreError(error, 'INSUFFICIENT_STORAGE')) return full(error, noRoom);
+  if (cannotTake(error)) return full(error, noRoom);
   if (isOutOfFiles(error)) outOfFiles.note(error, { watch: accepted.route, path: file });
   else log.error({ path: file, err: error }, `could not ${what} a watched file; trying again shortly`);
   return 'later';
 }
+
+// No room in the spool's disk, or no spool at all (state_dir gone or read-only).
+const cannotTake = (error: unknown): error is StevedoreError => isStevedoreError(error, 'INSUFFICIENT_STORAGE') || isStevedoreError(error, 'SPOOL_UNAVAILABLE');
 
 function full(error: StevedoreError, noRoom: (error: StevedoreError) => void): 'full' {
   noRoom(error);

@@ -145,7 +145,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   };
 
   const lacksRoom = (file: string, error: StevedoreError) => {
-    if (noRoom.size === 0) log.warn({ ...error.details }, `no room in the spool for watched files: ${error.message}; they wait in the folder and are staged once there is room`);
+    if (noRoom.size === 0) log.warn({ ...error.details }, waitsWhy(error));
     noRoom.add(file);
   };
   // Waiting for room and not being looked at right now (that one counts in the settler or the stager).
@@ -373,3 +373,9 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + stager.running() + restingForRoom(), paths: watcher?.count() ?? 0 }),
   };
 }
+
+// Said once, when the first watched file has to wait for the spool.
+const waitsWhy = (error: StevedoreError) =>
+  error.code === 'SPOOL_UNAVAILABLE'
+    ? `the spool cannot take watched files (${String(error.details.problem)}); they wait in the folder and are staged once it can`
+    : `no room in the spool for watched files: ${error.message}; they wait in the folder and are staged once there is room`;

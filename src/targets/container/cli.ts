@@ -1,10 +1,11 @@
 // Runs a runtime's CLI: always an argument array, never a shell. A push that outlives
 // its signal (timeout or shutdown) is killed, SIGKILL following SIGTERM if need be.
+import type { ChildProcess } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { StevedoreError, errorMessage } from '../../errors.js';
-import { isOutOfFiles, outOfFiles } from '../../open-files.js';
 import { classify, type FailureRule } from './classify.js';
 
 export interface Cli {
@@ -31,12 +32,16 @@ const KILL_AFTER_MS = 2_000;
 /** Resolves with the output of a zero exit; throws the classified error otherwise. */
 export async function run(cli: Cli, args: readonly string[], { signal, input }: RunOptions): Promise<RunResult> {
   const feeding = new AbortController();
-  const child = execa(cli.command, args, {
+  const options = {
     cancelSignal: AbortSignal.any([signal, feeding.signal]),
     forceKillAfterDelay: KILL_AFTER_MS,
     stdin: input ? 'pipe' : 'ignore',
     reject: false,
     maxBuffer: 16 * 1024 * 1024,
+  } as const;
+  const { child } = await spawned(() => execa(cli.command, args, options)).catch((error: unknown) => {
+    input?.destroy();
+    throw new StevedoreError('TARGET_IO', `could not start ${cli.command}: ${errorMessage(error)}`, { cause: error });
   });
   let inputError: unknown;
   if (input && child.stdin) {
@@ -51,8 +56,8 @@ export async function run(cli: Cli, args: readonly string[], { signal, input }: 
     });
   }
   const result = await child;
-  // Out of descriptors (to spawn the CLI or read the file): the host's limit, waited out.
-  if (isOutOfFiles(inputError) || isOutOfFiles(result)) throw outOfFiles(inputError ?? result);
+  // Out of descriptors (to spawn the CLI or read the file) stays in `cause`: pushError
+  // (target.ts) makes it TOO_MANY_OPEN_FILES.
   if (inputError !== undefined) {
     throw new StevedoreError('TARGET_IO', `could not read a staged file: ${errorMessage(inputError)}`, { cause: inputError });
   }
@@ -66,6 +71,26 @@ export async function run(cli: Cli, args: readonly string[], { signal, input }: 
     throw classify(cli.failures, { command: cli.command, exitCode: result.exitCode, stderr: String(result.stderr ?? '') });
   }
   return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode };
+}
+
+// Out of descriptors, node's spawn answers a child without stdio and emits EMFILE on it
+// a tick later; execa 9 then throws "subprocess.stdio is not iterable", and that
+// 'error' has no listener left: the agent would die of it. The child is caught as node
+// makes it (the `child_process` diagnostics channel, synchronous), and its own error
+// is what this rejects with.
+async function spawned<T>(start: () => T): Promise<{ child: T }> {
+  let made: ChildProcess | undefined;
+  const onChild = (message: unknown) => void (made = (message as { process: ChildProcess }).process);
+  subscribe('child_process', onChild);
+  try {
+    return { child: start() };
+  } catch (error) {
+    const child = made;
+    if (child === undefined || (child as { stdio?: unknown }).stdio !== undefined) throw error;
+    throw await new Promise((resolve) => child.once('error', resolve));
+  } finally {
+    unsubscribe('child_process', onChild);
+  }
 }
 
 function cancelled(cli: Cli, signal: AbortSignal): StevedoreError {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { StevedoreError } from '../../errors.js';
 import { randomName } from '../../random.js';
-import { failed, failureKind, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
+import { failed, failureKind, pushError, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
 import { archive } from './archive.js';
 import { run } from './cli.js';
 import { runHooks } from './hooks.js';
@@ -84,7 +84,8 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
   // that failed leaves them too. They are removed now, or, if the container cannot be
   // reached (down, or not answering), before the target's next push.
   async function afterFailure(note: StagingNote, error: unknown): Promise<void> {
-    const unreachable = error instanceof StevedoreError && failureKind(error) === 'down';
+    const kind = failureKind(error);
+    const unreachable = kind === 'down' || kind === 'host';
     if (nothingThere(error) || (!unreachable && (await removeStaging(note, AbortSignal.timeout(ABORT_TIMEOUT_MS))))) await ledger?.clear(name, note.tag);
     else ledger?.leave(name, note);
   }
@@ -135,7 +136,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       report = await land(plan, signal, large);
     } catch (error) {
       way = undefined;
-      const cause = noShell(error) ?? (error instanceof StevedoreError ? error : new StevedoreError('TARGET_IO', String(error), { cause: error }));
+      const cause = noShell(error) ?? pushError(error);
       for (const item of [...deletes, ...puts]) results.set(item.id, failed(cause));
       return;
     }

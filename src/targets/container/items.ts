@@ -3,7 +3,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError } from '../../errors.js';
-import { checkDest, failed, ok, type PushItem, type PushResult } from '../target.js';
+import { checkDest, failed, ok, stagedGone, type PushItem, type PushResult } from '../target.js';
 import { classify, fileRules } from './classify.js';
 import type { ItemOutcome } from './plan.js';
 
@@ -17,8 +17,8 @@ export async function precheck(items: readonly PushItem[], results: Map<string, 
     try {
       checkDest(item.dest);
       if (item.op === 'put') {
-        const stats = await stat(item.source).catch((error: unknown) => {
-          throw new StevedoreError('STAGED_MISSING', `the staged file for ${item.dest} is gone from the spool`, { cause: error });
+        const stats = await stat(item.source).catch(async (error: unknown) => {
+          throw await stagedGone(item, error);
         });
         if (stats.size !== item.bytes) throw new StevedoreError('STAGED_CORRUPT', `the staged file for ${item.dest} has ${stats.size} bytes, not ${item.bytes}`);
       }
