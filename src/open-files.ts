@@ -43,13 +43,24 @@ const MIN_CONNECTIONS = 16;
 /** How many connections the listener takes at once with `limit` descriptors. */
 export const connectionCap = (limit: number): number => Math.max(MIN_CONNECTIONS, limit - OWN_FILES);
 
+/** The limits an out-of-descriptors message names. */
+export interface FileLimits {
+  /** This process's RLIMIT_NOFILE. */
+  process?: number | undefined;
+  /** The system's fs.file-max. */
+  system: string;
+}
+
+// Read while there are descriptors to read them with: once they have run out, reading
+// /proc/self/limits fails like everything else.
+export const readFileLimits = (): FileLimits => ({ process: openFilesLimit(), system: readOr('/proc/sys/fs/file-max', (text) => text.trim()) });
+
 /** What to tell an operator: the limit that was reached, its value, how to raise it. */
-export function outOfFilesMessage(code: string | undefined): string {
+export function outOfFilesMessage(code: string | undefined, limits: FileLimits = readFileLimits()): string {
   if (code === 'ENFILE') {
-    const max = readOr('/proc/sys/fs/file-max', (text) => text.trim());
-    return `the system's open-files table is full (ENFILE, fs.file-max = ${max}); raise it with "sysctl -w fs.file-max=…" (persist it in /etc/sysctl.d/)`;
+    return `the system's open-files table is full (ENFILE, fs.file-max = ${limits.system}); raise it with "sysctl -w fs.file-max=…" (persist it in /etc/sysctl.d/)`;
   }
-  return `out of file descriptors: this agent's limit is ${openFilesLimit() ?? 'unknown'} open files (RLIMIT_NOFILE); raise it with LimitNOFILE= in the service unit, or ulimit -n before starting it`;
+  return `out of file descriptors: this agent's limit is ${limits.process ?? 'unknown'} open files (RLIMIT_NOFILE); raise it with LimitNOFILE= in the service unit, or ulimit -n before starting it`;
 }
 
 /** The answer a client gets meanwhile (503, Retry-After): the limit is the operator's business. */
@@ -68,6 +79,7 @@ export interface OutOfFilesAlarm {
 const QUIET = 60_000;
 
 export function createOutOfFilesAlarm(logger: Logger, quietMs = QUIET): OutOfFilesAlarm {
+  const limits = readFileLimits();
   let last = -Infinity;
   let since = 0;
   return {
@@ -76,7 +88,7 @@ export function createOutOfFilesAlarm(logger: Logger, quietMs = QUIET): OutOfFil
       if (Date.now() - last < quietMs) return;
       const cause = error instanceof StevedoreError ? error.cause : error;
       const code = errnoCode(cause);
-      logger.error({ ...context, ...(code ? { code } : {}), failures: since }, outOfFilesMessage(code));
+      logger.error({ ...context, ...(code ? { code } : {}), failures: since }, outOfFilesMessage(code, limits));
       last = Date.now();
       since = 0;
     },
