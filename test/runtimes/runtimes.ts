@@ -1,8 +1,8 @@
 // The real container runtimes the integration tests push into, with what each test
 // needs to drive them: make and remove containers from the offline busybox image
 // (test/runtimes/setup.sh builds it), stop and start them and their daemons, and read
-// files back from inside. Under CI=true every runtime but LXD is required: a missing
-// one fails its tests instead of skipping them.
+// files back from inside. Under CI=true every runtime is required: a missing one fails
+// its tests instead of skipping them.
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -18,8 +18,6 @@ export interface RuntimeUnderTest {
   command: string;
   /** Why it cannot be used here, or undefined when it can. */
   missing: string | undefined;
-  /** Required under CI=true (LXD cannot share a machine with Incus). */
-  required: boolean;
   target(container: string): TargetConfig;
   /** A new running container from the busybox image (or NOTAR_IMAGE, which has no tar), with a unique name. */
   create(prefix?: string, image?: string, exactName?: string): Promise<string>;
@@ -43,12 +41,13 @@ const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).th
 
 export const required = process.env.CI === 'true';
 
-const daemonOf = (name: string) => ({
+/** `process`: the daemon's process name (setup.sh stops and kills it by that name). */
+const daemonOf = (name: string, process: string) => ({
   stop: () => setup('stop', name),
   kill: () => setup('kill', name),
   start: () => setup('start', name),
-  freeze: async () => void (await execa('pkill', ['-STOP', '-x', `${name}d`])),
-  thaw: async () => void (await execa('pkill', ['-CONT', '-x', `${name}d`])),
+  freeze: async () => void (await execa('pkill', ['-STOP', '-x', process])),
+  thaw: async () => void (await execa('pkill', ['-CONT', '-x', process])),
 });
 
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -66,7 +65,6 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
   return {
     name,
     command,
-    required: name === 'incus',
     target: (container) => ({ runtime: name, container }),
     async create(prefix = 'sd', image = IMAGE, exactName?: string) {
       const container = exactName ?? unique(prefix);
@@ -83,7 +81,7 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, '--', 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'incus' ? { daemon: daemonOf('incus') } : {}),
+    daemon: name === 'incus' ? daemonOf('incus', 'incusd') : daemonOf('lxd', 'lxd'),
   };
 }
 
@@ -92,7 +90,6 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
   return {
     name,
     command: name,
-    required: true,
     target: (container) => ({ runtime: name, container }),
     async create(prefix = 'sd', image = IMAGE, exactName?: string) {
       const container = exactName ?? unique(prefix);
@@ -109,7 +106,7 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     stop: async (container) => void (await cli('stop', '-t', '0', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'docker' ? { daemon: daemonOf('docker') } : {}),
+    ...(name === 'docker' ? { daemon: daemonOf('docker', 'dockerd') } : {}),
   };
 }
 
@@ -126,9 +123,9 @@ export async function runtimes(): Promise<RuntimeUnderTest[]> {
   return Promise.all(all.map(async (runtime) => ({ ...runtime, missing: await check(runtime.command, probes[runtime.name]).catch((e: Error) => e.message) })));
 }
 
-/** The runtimes to test: present ones, plus required ones under CI (whose tests then fail). */
+/** The runtimes to test: present ones, and under CI all of them (a missing one's tests then fail). */
 export async function runtimesToTest(): Promise<RuntimeUnderTest[]> {
-  return (await runtimes()).filter((r) => r.missing === undefined || (required && r.required));
+  return (await runtimes()).filter((r) => r.missing === undefined || required);
 }
 
 /**
