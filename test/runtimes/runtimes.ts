@@ -28,9 +28,22 @@ export interface RuntimeUnderTest {
   start(container: string): Promise<void>;
   /** Runs `sh -c script` in the container and answers its stdout. */
   sh(container: string, script: string, ...args: string[]): Promise<string>;
-  /** Stops (SIGTERM), kills (SIGKILL) and starts the daemon, for runtimes that have one. */
-  /** freeze: SIGSTOP, a daemon that stops answering and hangs its clients; thaw: SIGCONT. */
-  daemon?: { stop(): Promise<void>; kill(): Promise<void>; start(): Promise<void>; freeze(): Promise<void>; thaw(): Promise<void> };
+  /** For runtimes that have one. */
+  daemon?: Daemon;
+}
+
+/** Stops (SIGTERM), kills (SIGKILL) and starts a runtime's daemon. */
+export interface Daemon {
+  /** Its process name (setup.sh stops and kills it by that name). */
+  process: string;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  /** SIGSTOP: a daemon that stops answering and hangs its clients; thaw: SIGCONT. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** How many connections to its socket wait for it to accept them (a frozen daemon's clients). */
+  waiting(): Promise<number>;
 }
 
 const IMAGE = 'local/busybox';
@@ -41,13 +54,15 @@ const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).th
 
 export const required = process.env.CI === 'true';
 
-/** `process`: the daemon's process name (setup.sh stops and kills it by that name). */
-const daemonOf = (name: string, process: string) => ({
+const daemonOf = (name: string, process: string, socket: string): Daemon => ({
+  process,
   stop: () => setup('stop', name),
   kill: () => setup('kill', name),
   start: () => setup('start', name),
   freeze: async () => void (await execa('pkill', ['-STOP', '-x', process])),
   thaw: async () => void (await execa('pkill', ['-CONT', '-x', process])),
+  // A listening socket's receive queue (ss's third column) is its connections not yet accepted.
+  waiting: async () => Number((await execa('ss', ['-xlH', 'src', socket])).stdout.trim().split(/\s+/)[2] ?? 0),
 });
 
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -81,7 +96,7 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, '--', 'sh', '-c', script, 'sh', ...args)).stdout,
-    daemon: name === 'incus' ? daemonOf('incus', 'incusd') : daemonOf('lxd', 'lxd'),
+    daemon: name === 'incus' ? daemonOf('incus', 'incusd', '/var/lib/incus/unix.socket') : daemonOf('lxd', 'lxd', '/var/lib/lxd/unix.socket'),
   };
 }
 
@@ -106,7 +121,7 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     stop: async (container) => void (await cli('stop', '-t', '0', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'docker' ? { daemon: daemonOf('docker', 'dockerd') } : {}),
+    ...(name === 'docker' ? { daemon: daemonOf('docker', 'dockerd', '/var/run/docker.sock') } : {}),
   };
 }
 
@@ -128,15 +143,22 @@ export async function runtimesToTest(): Promise<RuntimeUnderTest[]> {
   return (await runtimes()).filter((r) => r.missing === undefined || required);
 }
 
+export interface WrapOptions {
+  /** sh run before the real CLI, with the call's arguments. */
+  before?: string;
+  /** A command the real CLI runs under (e.g. as another user). */
+  through?: string;
+}
+
 /**
  * A directory holding a wrapper named like `command` that appends each call's first
  * argument to `log`, then runs the real CLI: first on PATH, it counts the calls.
  */
-export async function wrapCli(command: string): Promise<{ dir: string; log: string }> {
+export async function wrapCli(command: string, { before = '', through = '' }: WrapOptions = {}): Promise<{ dir: string; log: string }> {
   const dir = await tempDir();
   const real = (await execa('sh', ['-c', `command -v ${command}`])).stdout;
   const log = path.join(dir, 'calls.log');
-  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`);
+  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\n${before}\nexec ${through} '${real}' "$@"\n`);
   await chmod(path.join(dir, command), 0o755);
   await writeFile(log, '');
   return { dir, log };
