@@ -1,10 +1,11 @@
 // bench/push, in one run on this machine, into real containers (test/runtimes/setup.sh):
 // (a) 1,000 × 4 KiB uploaded over HTTP to an agent process until all have landed in
-//     the container, beside the original design: one `incus file push` (or `docker cp`,
-//     `podman cp`) per file with 4 workers;
+//     the container, beside the original design: one `incus file push` (or `lxc file
+//     push`, `docker cp`, `podman cp`) per file with 4 workers;
 // (b) the push stage alone, 1,000 files already staged, beside one raw
 //     `tar -c | <runtime> exec … tar -x` of the same files (the floor);
-// (c) one 1 GiB file into Incus beside `incus file push` of the same file.
+// (c) one 1 GiB file into Incus (and LXD) beside `incus file push` (`lxc file push`) of
+//     the same file.
 // The machine is shared and its speed moves between seconds: each figure and its
 // reference are measured in alternating rounds, and medians are printed.
 // Run with `npm run bench:push` (builds first). Knobs: FILES, BIG_MIB, RUNTIMES, ROUNDS, BASELINE=0.
@@ -21,28 +22,32 @@ import { fmt, put, startAgentProcess } from './lib.js';
 
 const FILES = Number(process.env.FILES ?? 1000);
 const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
-const RUNTIMES = (process.env.RUNTIMES ?? 'incus,docker,podman').split(',') as Runtime[];
+const RUNTIMES = (process.env.RUNTIMES ?? 'incus,lxd,docker,podman').split(',') as Runtime[];
 const BASELINE = process.env.BASELINE !== '0';
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const CONCURRENCY = 16;
 
-type Runtime = 'incus' | 'docker' | 'podman';
+type Runtime = 'incus' | 'lxd' | 'docker' | 'podman';
+
+/** Incus and LXD: one dialect, two CLIs. */
+const incusLike = (runtime: Runtime): runtime is 'incus' | 'lxd' => runtime === 'incus' || runtime === 'lxd';
+const cli = (runtime: Runtime) => (runtime === 'lxd' ? 'lxc' : runtime);
 
 const execArgs = (runtime: Runtime, container: string, argv: string[]) =>
-  runtime === 'incus' ? ['exec', container, '--', ...argv] : ['exec', '-i', container, ...argv];
+  incusLike(runtime) ? ['exec', container, '--', ...argv] : ['exec', '-i', container, ...argv];
 
 const inContainer = async (runtime: Runtime, container: string, script: string) =>
-  (await execa(runtime, execArgs(runtime, container, ['sh', '-c', script]), { stdin: 'ignore' })).stdout;
+  (await execa(cli(runtime), execArgs(runtime, container, ['sh', '-c', script]), { stdin: 'ignore' })).stdout;
 
 async function createContainer(runtime: Runtime): Promise<string> {
   const name = `sd-bench-${randomBytes(3).toString('hex')}`;
-  if (runtime === 'incus') await execa('incus', ['launch', '-q', 'local/busybox', name], { stdin: 'ignore' });
+  if (incusLike(runtime)) await execa(cli(runtime), ['launch', '-q', 'local/busybox', name], { stdin: 'ignore' });
   else await execa(runtime, ['run', '-d', '--name', name, '--network', 'none', 'local/busybox', 'sleep', '1d']);
   return name;
 }
 
 const removeContainer = (runtime: Runtime, name: string) =>
-  runtime === 'incus' ? execa('incus', ['delete', '-f', name], { reject: false }) : execa(runtime, ['rm', '-f', ...(runtime === 'podman' ? ['-t', '0'] : []), name], { reject: false });
+  incusLike(runtime) ? execa(cli(runtime), ['delete', '-f', name], { reject: false }) : execa(runtime, ['rm', '-f', ...(runtime === 'podman' ? ['-t', '0'] : []), name], { reject: false });
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
@@ -64,7 +69,7 @@ async function countIn(runtime: Runtime, container: string, dir: string): Promis
 
 /** Resolves when `dir` in the container holds `count` entries: one process polling inside, not one exec per poll. */
 async function landedIn(runtime: Runtime, container: string, dir: string, count: number): Promise<() => Promise<void>> {
-  const watcher = execa(runtime, execArgs(runtime, container, ['sh', '-c', `echo started; until [ "$(ls ${dir} 2>/dev/null | wc -l)" -ge ${count} ]; do usleep 50000; done`]), { stdin: 'ignore', buffer: false });
+  const watcher = execa(cli(runtime), execArgs(runtime, container, ['sh', '-c', `echo started; until [ "$(ls ${dir} 2>/dev/null | wc -l)" -ge ${count} ]; do usleep 50000; done`]), { stdin: 'ignore', buffer: false });
   await new Promise<void>((resolve) => watcher.stdout?.once('data', () => resolve()));
   return async () => void (await watcher);
 }
@@ -103,8 +108,8 @@ async function perFile(runtime: Runtime, container: string, files: string[]): Pr
     while (next < files.length) {
       const file = files[next++] as string;
       const dest = `/srv/base/${path.basename(file)}`;
-      const args = runtime === 'incus' ? ['file', 'push', '-q', file, `${container}${dest}`] : ['cp', file, `${container}:${dest}`];
-      await execa(runtime, args, { stdin: 'ignore' });
+      const args = incusLike(runtime) ? ['file', 'push', '-q', file, `${container}${dest}`] : ['cp', file, `${container}:${dest}`];
+      await execa(cli(runtime), args, { stdin: 'ignore' });
     }
   }));
   return files.length / seconds(started);
@@ -126,7 +131,7 @@ async function rawTar(runtime: Runtime, container: string, dir: string, dest: st
   await inContainer(runtime, container, `rm -rf ${dest} && mkdir -p ${dest}`);
   const started = performance.now();
   const tar = spawn('tar', ['-cf', '-', '-C', dir, '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const into = spawn(runtime, execArgs(runtime, container, ['tar', '-xf', '-', '-C', dest]), { stdio: ['pipe', 'inherit', 'inherit'] });
+  const into = spawn(cli(runtime), execArgs(runtime, container, ['tar', '-xf', '-', '-C', dest]), { stdio: ['pipe', 'inherit', 'inherit'] });
   tar.stdout.pipe(into.stdin);
   await new Promise((resolve, reject) => into.once('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`tar -x exited ${code}`)))));
   return FILES / seconds(started);
@@ -169,36 +174,39 @@ async function main() {
   }
   console.log('\n(a) HTTP → landed, files/s | one CLI push per file, 4 workers | ratio | (b) push stage, files/s | raw tar|exec tar floor | ratio');
   for (const row of rows) console.log(row.join(' | '));
-  if (RUNTIMES.includes('incus') && BIG_MIB > 0) await bigFile(work);
+  const big = RUNTIMES.filter(incusLike);
+  if (big.length > 0 && BIG_MIB > 0) {
+    const file = path.join(work, 'big.bin');
+    await execa('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${BIG_MIB}`], { stdin: 'ignore' });
+    for (const runtime of big) await bigFile(runtime, file);
+  }
   await rm(work, { recursive: true, force: true });
 }
 
-/** (c) One big file into Incus: the adapter against `incus file push`. */
-async function bigFile(work: string) {
-  const file = path.join(work, 'big.bin');
-  await execa('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${BIG_MIB}`], { stdin: 'ignore' });
+/** (c) One big file into Incus or LXD: the adapter against the runtime's own `file push`. */
+async function bigFile(runtime: 'incus' | 'lxd', file: string) {
   const bytes = (await stat(file)).size;
-  const container = await createContainer('incus');
+  const container = await createContainer(runtime);
   try {
-    const target = createTarget('bench', { runtime: 'incus', container });
+    const target = createTarget('bench', { runtime, container });
     const big = { ...item(file, '/srv/big/stevedore.bin'), bytes };
     const [ours, theirs] = await alternate(Math.min(ROUNDS, 3), async () => {
-      await inContainer('incus', container, 'rm -rf /srv/big');
+      await inContainer(runtime, container, 'rm -rf /srv/big');
       await execa('sync'); // the previous round's writeback would slow this one
       const started = performance.now();
       const [result] = await target.push([big], AbortSignal.timeout(600_000));
       if (!result?.ok) throw new Error(`the big push failed: ${JSON.stringify(result)}`);
       return bytes / 1e6 / seconds(started);
     }, async () => {
-      await inContainer('incus', container, 'rm -rf /srv/big && mkdir -p /srv/big');
+      await inContainer(runtime, container, 'rm -rf /srv/big && mkdir -p /srv/big');
       await execa('sync');
       const started = performance.now();
-      await execa('incus', ['file', 'push', '-q', file, `${container}/srv/big/file-push.bin`], { stdin: 'ignore' });
+      await execa(cli(runtime), ['file', 'push', '-q', file, `${container}/srv/big/file-push.bin`], { stdin: 'ignore' });
       return bytes / 1e6 / seconds(started);
     });
-    console.log(`\n(c) ${BIG_MIB} MiB into Incus: stevedore ${fmt(ours)} MB/s | incus file push ${fmt(theirs)} MB/s | ${fmt(ours / theirs, 2)}×`);
+    console.log(`\n(c) ${BIG_MIB} MiB into ${runtime}: stevedore ${fmt(ours)} MB/s | ${cli(runtime)} file push ${fmt(theirs)} MB/s | ${fmt(ours / theirs, 2)}×`);
   } finally {
-    await removeContainer('incus', container);
+    await removeContainer(runtime, container);
   }
 }
 

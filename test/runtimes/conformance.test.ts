@@ -2,7 +2,7 @@
 // from the offline busybox image, real CLIs, files read back from inside.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { execa } from 'execa';
@@ -13,7 +13,7 @@ import { failureKind, type PushItem, type PushResult, type PutItem, type Target 
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import { parseReport, planBatch, scriptArgs } from '../../src/targets/container/plan.js';
-import { NOTAR_IMAGE, runtimesToTest, wrapCli, type RuntimeUnderTest } from './runtimes.js';
+import { NOTAR_IMAGE, runtimesToTest, wrapCli, type Daemon, type RuntimeUnderTest, type WrapOptions } from './runtimes.js';
 
 const BATCH = await readFile(new URL('../../src/targets/container/batch.sh', import.meta.url), 'utf8');
 
@@ -46,8 +46,8 @@ function setEnv(vars: Record<string, string>): void {
 }
 
 /** Puts a wrapper named like the runtime's CLI first on PATH; answers the file it logs each call to. */
-async function countCalls(command: string): Promise<string> {
-  const { dir, log } = await wrapCli(command);
+async function countCalls(command: string, options?: WrapOptions): Promise<string> {
+  const { dir, log } = await wrapCli(command, options);
   setEnv({ PATH: `${dir}:${process.env.PATH ?? ''}` });
   return log;
 }
@@ -337,12 +337,13 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('classifies a container that does not exist as permanent', async () => {
+  it('classifies a container that does not exist as permanent, naming it', async () => {
     const dir = await tempDir();
     const ghost = createTarget('ghost', runtime.target('stevedore-no-such-container'));
     const results = await push(ghost, [await put(dir, '/srv/x', 'x')]);
     expect(codes(results)).toEqual(['TARGET_NOT_FOUND']);
     expect(kindOf(results[0])).toBe('permanent');
+    expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('stevedore-no-such-container') } });
   });
 
   it('classifies a stopped container as down, and lands once it runs again', async () => {
@@ -363,6 +364,48 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     setEnv(noDaemon[runtime.name] ?? {});
     const results = await push(createTarget('t', runtime.target(container)), [await put(dir, '/srv/x', 'x')]);
     expect(codes(results)).toEqual(['TARGET_DOWN']);
+  });
+
+  // Podman has no daemon: each user has containers of his own.
+  if (runtime.daemon) it('classifies a daemon socket the user may not open as permission denied (permanent)', async () => {
+    const dir = await tempDir();
+    const home = await tempDir();
+    await chmod(home, 0o777);
+    await countCalls(runtime.command, { through: `setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=${home}` });
+    const results = await push(createTarget('t', runtime.target(container)), [await put(dir, '/srv/x', 'x')]);
+    expect(codes(results)).toEqual(['PERMISSION_DENIED']);
+    expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('no permission to use the daemon socket') } });
+  });
+
+  // The CLI connected and its request waits on a frozen daemon, which is then killed: what
+  // the CLI prints (`read: connection reset by peer`, or `connection refused` when it tries
+  // again; by hand, LXD also printed `Post …": EOF` and `write: broken pipe`) is the daemon down, not an
+  // I/O error that spends attempts.
+  if (runtime.daemon) it('classifies a daemon killed while the CLI waits on it as down: in an exec, and in Incus\'s and LXD\'s own file push', async () => {
+    const daemon = runtime.daemon as Daemon;
+    const dir = await tempDir();
+    const freezeOn = path.join(dir, 'freeze-on');
+    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` (a push past 64 MiB, after an exec).
+    await countCalls(runtime.command, { before: `[ "$1" = "$(cat '${freezeOn}')" ] && pkill -STOP -x ${daemon.process}` });
+    onTestFinished(async () => {
+      await daemon.thaw().catch(() => undefined); // none left to thaw once killed
+      await daemon.start();
+      await sh('rm -rf /srv/killed');
+    });
+    const cases: [string, PutItem][] = [['exec', await put(dir, '/srv/killed/small', 'x')]];
+    if (runtime.name === 'incus' || runtime.name === 'lxd') cases.push(['file', await put(dir, '/srv/killed/big', Buffer.alloc(70 << 20, 1))]);
+    for (const [call, item] of cases) {
+      await writeFile(freezeOn, call);
+      const pushing = push(createTarget('t', runtime.target(container)), [item]);
+      await waitFor(async () => (await daemon.waiting()) > 0, { timeoutMs: 30_000, what: `the ${call} call waiting on the frozen daemon` });
+      await daemon.kill();
+      const results = await pushing;
+      await writeFile(freezeOn, '');
+      await daemon.start();
+      await runtime.start(container).catch(() => undefined); // Docker's containers stop with their daemon
+      expect(codes(results), JSON.stringify(results)).toEqual(['TARGET_DOWN']);
+      expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('the daemon ') } });
+    }
   });
 
   if (runtime.name === 'incus' || runtime.name === 'lxd') {

@@ -1,5 +1,5 @@
 // Crash safety, for real: a `stevedore run` process pushing HTTP uploads and drop-folder
-// files into a real Incus container (and, as a second case, a local target) is killed
+// files into a real Incus container (then LXD's, then a local target) is killed
 // with SIGKILL at random moments, twenty times, and started again. In the end every
 // file that got a 202, and every file put in the drop folder, is in the target with its
 // exact bytes (sha256 inside the container), no upload that never got a 202 is there
@@ -14,14 +14,14 @@ import { start, useBuiltCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
-import { runtimesToTest } from './runtimes.js';
+import { runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
 
 useBuiltCli();
 
 const KILLS = 20;
 const UPLOADS_PER_ROUND = 24;
 const DROPS_PER_ROUND = 6;
-const incus = (await runtimesToTest()).find((r) => r.name === 'incus');
+const containers = (await runtimesToTest()).filter((r) => r.name === 'incus' || r.name === 'lxd');
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -49,13 +49,12 @@ interface Place {
   remove(): Promise<void>;
 }
 
-async function incusPlace(): Promise<Place> {
-  const runtime = incus as NonNullable<typeof incus>;
-  if (runtime.missing) throw new Error(`incus is required under CI=true but cannot be used: ${runtime.missing}`);
+async function containerPlace(runtime: RuntimeUnderTest): Promise<Place> {
+  if (runtime.missing) throw new Error(`${runtime.name} is required under CI=true but cannot be used: ${runtime.missing}`);
   const container = await runtime.create('sd-crash');
   const sh = (script: string) => runtime.sh(container, script);
   return {
-    target: `{ runtime: incus, container: ${container} }`,
+    target: `{ runtime: ${runtime.name}, container: ${container} }`,
     async files(where) {
       const lines = (await sh(`cd ${where} 2>/dev/null && for f in *; do [ -f "$f" ] && echo "$(sha256sum "$f" | cut -c1-64) $f"; done; true`)).split('\n');
       return new Map(lines.filter(Boolean).map((line) => line.split(' ').reverse() as [string, string]));
@@ -80,7 +79,7 @@ async function localPlace(): Promise<Place> {
 }
 
 const places = [
-  ...(incus ? [{ name: 'incus', make: incusPlace }] : []),
+  ...containers.map((runtime) => ({ name: runtime.name, make: () => containerPlace(runtime) })),
   { name: 'local', make: localPlace },
 ];
 

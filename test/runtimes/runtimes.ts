@@ -1,8 +1,8 @@
 // The real container runtimes the integration tests push into, with what each test
 // needs to drive them: make and remove containers from the offline busybox image
 // (test/runtimes/setup.sh builds it), stop and start them and their daemons, and read
-// files back from inside. Under CI=true every runtime but LXD is required: a missing
-// one fails its tests instead of skipping them.
+// files back from inside. Under CI=true every runtime is required: a missing one fails
+// its tests instead of skipping them.
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -18,8 +18,6 @@ export interface RuntimeUnderTest {
   command: string;
   /** Why it cannot be used here, or undefined when it can. */
   missing: string | undefined;
-  /** Required under CI=true (LXD cannot share a machine with Incus). */
-  required: boolean;
   target(container: string): TargetConfig;
   /** A new running container from the busybox image (or NOTAR_IMAGE, which has no tar), with a unique name. */
   create(prefix?: string, image?: string, exactName?: string): Promise<string>;
@@ -30,9 +28,22 @@ export interface RuntimeUnderTest {
   start(container: string): Promise<void>;
   /** Runs `sh -c script` in the container and answers its stdout. */
   sh(container: string, script: string, ...args: string[]): Promise<string>;
-  /** Stops (SIGTERM), kills (SIGKILL) and starts the daemon, for runtimes that have one. */
-  /** freeze: SIGSTOP, a daemon that stops answering and hangs its clients; thaw: SIGCONT. */
-  daemon?: { stop(): Promise<void>; kill(): Promise<void>; start(): Promise<void>; freeze(): Promise<void>; thaw(): Promise<void> };
+  /** For runtimes that have one. */
+  daemon?: Daemon;
+}
+
+/** Stops (SIGTERM), kills (SIGKILL) and starts a runtime's daemon. */
+export interface Daemon {
+  /** Its process name (setup.sh stops and kills it by that name). */
+  process: string;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  /** SIGSTOP: a daemon that stops answering and hangs its clients; thaw: SIGCONT. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** How many connections to its socket wait for it to accept them (a frozen daemon's clients). */
+  waiting(): Promise<number>;
 }
 
 const IMAGE = 'local/busybox';
@@ -43,12 +54,15 @@ const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).th
 
 export const required = process.env.CI === 'true';
 
-const daemonOf = (name: string) => ({
+const daemonOf = (name: string, process: string, socket: string): Daemon => ({
+  process,
   stop: () => setup('stop', name),
   kill: () => setup('kill', name),
   start: () => setup('start', name),
-  freeze: async () => void (await execa('pkill', ['-STOP', '-x', `${name}d`])),
-  thaw: async () => void (await execa('pkill', ['-CONT', '-x', `${name}d`])),
+  freeze: async () => void (await execa('pkill', ['-STOP', '-x', process])),
+  thaw: async () => void (await execa('pkill', ['-CONT', '-x', process])),
+  // A listening socket's receive queue (ss's third column) is its connections not yet accepted.
+  waiting: async () => Number((await execa('ss', ['-xlH', 'src', socket])).stdout.trim().split(/\s+/)[2] ?? 0),
 });
 
 const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
@@ -66,7 +80,6 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
   return {
     name,
     command,
-    required: name === 'incus',
     target: (container) => ({ runtime: name, container }),
     async create(prefix = 'sd', image = IMAGE, exactName?: string) {
       const container = exactName ?? unique(prefix);
@@ -83,7 +96,7 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, '--', 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'incus' ? { daemon: daemonOf('incus') } : {}),
+    daemon: name === 'incus' ? daemonOf('incus', 'incusd', '/var/lib/incus/unix.socket') : daemonOf('lxd', 'lxd', '/var/lib/lxd/unix.socket'),
   };
 }
 
@@ -92,7 +105,6 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
   return {
     name,
     command: name,
-    required: true,
     target: (container) => ({ runtime: name, container }),
     async create(prefix = 'sd', image = IMAGE, exactName?: string) {
       const container = exactName ?? unique(prefix);
@@ -109,7 +121,7 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
     stop: async (container) => void (await cli('stop', '-t', '0', container)),
     start: async (container) => void (await cli('start', container)),
     sh: async (container, script, ...args) => (await cli('exec', container, 'sh', '-c', script, 'sh', ...args)).stdout,
-    ...(name === 'docker' ? { daemon: daemonOf('docker') } : {}),
+    ...(name === 'docker' ? { daemon: daemonOf('docker', 'dockerd', '/var/run/docker.sock') } : {}),
   };
 }
 
@@ -126,20 +138,27 @@ export async function runtimes(): Promise<RuntimeUnderTest[]> {
   return Promise.all(all.map(async (runtime) => ({ ...runtime, missing: await check(runtime.command, probes[runtime.name]).catch((e: Error) => e.message) })));
 }
 
-/** The runtimes to test: present ones, plus required ones under CI (whose tests then fail). */
+/** The runtimes to test: present ones, and under CI all of them (a missing one's tests then fail). */
 export async function runtimesToTest(): Promise<RuntimeUnderTest[]> {
-  return (await runtimes()).filter((r) => r.missing === undefined || (required && r.required));
+  return (await runtimes()).filter((r) => r.missing === undefined || required);
+}
+
+export interface WrapOptions {
+  /** sh run before the real CLI, with the call's arguments. */
+  before?: string;
+  /** A command the real CLI runs under (e.g. as another user). */
+  through?: string;
 }
 
 /**
  * A directory holding a wrapper named like `command` that appends each call's first
  * argument to `log`, then runs the real CLI: first on PATH, it counts the calls.
  */
-export async function wrapCli(command: string): Promise<{ dir: string; log: string }> {
+export async function wrapCli(command: string, { before = '', through = '' }: WrapOptions = {}): Promise<{ dir: string; log: string }> {
   const dir = await tempDir();
   const real = (await execa('sh', ['-c', `command -v ${command}`])).stdout;
   const log = path.join(dir, 'calls.log');
-  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`);
+  await writeFile(path.join(dir, command), `#!/bin/sh\necho "$1" >> '${log}'\n${before}\nexec ${through} '${real}' "$@"\n`);
   await chmod(path.join(dir, command), 0o755);
   await writeFile(log, '');
   return { dir, log };

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs and starts the real container runtimes the integration tests push into
-# (Incus, Docker, Podman) on a fresh Debian 12 machine without systemd, as root, and
+# (Incus, LXD, Docker, Podman) on a fresh Debian 12 machine without systemd, as root, and
 # builds the offline busybox test image in each. Idempotent: a second run only starts
 # what is not running. The recipe and its pitfalls: ../shared/runtimes.md.
 #
 #   test/runtimes/setup.sh [all]          install, start, import images, create containers
-#   test/runtimes/setup.sh start RUNTIME  start one daemon (incus | docker) and wait for it
+#   test/runtimes/setup.sh start RUNTIME  start one daemon (incus | lxd | docker) and wait for it
 #   test/runtimes/setup.sh stop RUNTIME   stop one daemon, leaving its containers' state
 #   test/runtimes/setup.sh kill RUNTIME   SIGKILL one daemon (a crash)
 set -euo pipefail
@@ -32,6 +32,7 @@ install_packages() {
   local missing=()
   command -v busybox >/dev/null || missing+=(busybox-static)
   command -v incusd >/dev/null || [[ -x /usr/libexec/incus/incusd ]] || missing+=(incus)
+  command -v lxd >/dev/null || missing+=(lxd)
   command -v dockerd >/dev/null || missing+=(docker)
   command -v podman >/dev/null || missing+=(podman)
   ((${#missing[@]})) || return 0
@@ -48,14 +49,30 @@ install_packages() {
   local apt=(apt-get install -y -qq --no-install-recommends)
   [[ " ${missing[*]} " == *" busybox-static "* ]] && "${apt[@]}" busybox-static
   [[ " ${missing[*]} " == *" incus "* ]] && "${apt[@]}" -t bookworm-backports incus-base incus-client
+  [[ " ${missing[*]} " == *" lxd "* ]] && "${apt[@]}" lxd && subordinate_ids
   [[ " ${missing[*]} " == *" docker "* ]] && "${apt[@]}" docker.io
   [[ " ${missing[*]} " == *" podman "* ]] && "${apt[@]}" podman runc
   return 0
 }
 
-configure() {
+# Root's subordinate ids, one range that Incus and LXD both map their containers into.
+# LXD's package appends a second `root:` range (and `_lxd:`) to /etc/subuid and
+# /etc/subgid, after which every new Incus container fails (`newuidmap … Invalid
+# argument`): those lines go. Each daemon reads the ranges when it starts.
+subordinate_ids() {
+  local file kept
+  for file in /etc/subuid /etc/subgid; do
+    [[ -e $file ]] || continue
+    kept=$(awk '/^_lxd:/ {next} /^root:/ && seen++ {next} {print}' "$file")
+    [[ $kept == "$(cat "$file")" ]] && continue
+    log "$file: keeping root's first range only (the lxd package added another)"
+    printf '%s\n' "$kept" >"$file"
+  done
   grep -q '^root:' /etc/subuid 2>/dev/null || usermod --add-subuids 1000000-1000999999 root
   grep -q '^root:' /etc/subgid 2>/dev/null || usermod --add-subgids 1000000-1000999999 root
+}
+
+configure() {
   # Without this podman picks crun, which refuses cgroup v1 hybrid and raising RLIMIT_NOFILE here.
   mkdir -p /etc/containers/containers.conf.d
   cat >/etc/containers/containers.conf.d/50-local.conf <<'EOF'
@@ -116,6 +133,16 @@ start_incus() {
   setsid /usr/libexec/incus/incusd --group root --logfile "$WORK/incusd.log" </dev/null >"$WORK/incusd.out" 2>&1 &
   incus admin waitready --timeout 60 >/dev/null
 }
+# LXD keeps its state apart from Incus's (/var/lib/lxd) and is driven by its own `lxc`
+# CLI, not the lxc-* tools of Debian's `lxc` package. Like incusd, it leaves its socket
+# behind when killed; a new daemon takes it over.
+lxd_up() { lxd waitready --timeout 1 >/dev/null 2>&1; }
+start_lxd() {
+  lxd_up && return 0
+  log 'starting lxd'
+  setsid lxd --group root --logfile "$WORK/lxd.log" </dev/null >"$WORK/lxd.out" 2>&1 &
+  lxd waitready --timeout 60 >/dev/null
+}
 docker_up() { docker info; }
 start_docker() {
   docker_up >/dev/null 2>&1 && return 0
@@ -131,9 +158,19 @@ stop_daemon() { # NAME PROCESS [SIGNAL]
   wait_for 30 bash -c "! pgrep -x $2"
 }
 
-image_incus() {
-  if [[ -z $(incus storage list -f csv) ]]; then
-    incus admin init --preseed <<'EOF'
+meta_tar() { # the image metadata Incus and LXD import beside a rootfs tarball
+  local meta=$WORK/meta
+  [[ -s $WORK/meta.tar ]] && { echo "$WORK/meta.tar"; return; }
+  mkdir -p "$meta"
+  printf 'architecture: x86_64\ncreation_date: %s\nproperties:\n  description: busybox\n  os: busybox\n' "$(date +%s)" >"$meta/metadata.yaml"
+  tar -C "$meta" -cf "$WORK/meta.tar.part" metadata.yaml && mv "$WORK/meta.tar.part" "$WORK/meta.tar"
+  echo "$WORK/meta.tar"
+}
+
+image_incuslike() { # CLI INIT-COMMAND... (incus incus admin init | lxc lxd init)
+  local cli=$1; shift
+  if [[ -z $("$cli" storage list -f csv) ]]; then
+    "$@" --preseed <<'EOF'
 storage_pools:
   - name: default
     driver: dir
@@ -143,21 +180,17 @@ profiles:
       root: { path: /, pool: default, type: disk }
 EOF
   fi
-  local meta=$WORK/meta
-  mkdir -p "$meta"
-  printf 'architecture: x86_64\ncreation_date: %s\nproperties:\n  description: busybox\n  os: busybox\n' "$(date +%s)" >"$meta/metadata.yaml"
-  tar -C "$meta" -cf "$WORK/meta.tar" metadata.yaml
-  incus image info "$IMAGE" >/dev/null 2>&1 || incus image import "$WORK/meta.tar" "$(rootfs_tar)" --alias "$IMAGE" >/dev/null
-  incus image info "$NOTAR" >/dev/null 2>&1 || incus image import "$WORK/meta.tar" "$(notar_tar)" --alias "$NOTAR" >/dev/null
+  "$cli" image info "$IMAGE" >/dev/null 2>&1 || "$cli" image import "$(meta_tar)" "$(rootfs_tar)" --alias "$IMAGE" >/dev/null
+  "$cli" image info "$NOTAR" >/dev/null 2>&1 || "$cli" image import "$(meta_tar)" "$(notar_tar)" --alias "$NOTAR" >/dev/null
 }
 image_oci() { # docker | podman
   "$1" image inspect "$IMAGE" >/dev/null 2>&1 || "$1" import "$(rootfs_tar)" "$IMAGE" >/dev/null
   "$1" image inspect "$NOTAR" >/dev/null 2>&1 || "$1" import "$(notar_tar)" "$NOTAR" >/dev/null
 }
 
-container_incus() {
-  incus info "$CONTAINER" >/dev/null 2>&1 || incus launch -q "$IMAGE" "$CONTAINER" 2>/dev/null
-  incus start "$CONTAINER" 2>/dev/null || true
+container_incuslike() { # incus | lxc
+  "$1" info "$CONTAINER" >/dev/null 2>&1 || "$1" launch -q "$IMAGE" "$CONTAINER" 2>/dev/null
+  "$1" start "$CONTAINER" 2>/dev/null || true
 }
 # When a machine's processes are all killed (a CI job starting where a session ended),
 # podman's state still says "Up" for a container whose processes are gone, and neither
@@ -169,21 +202,24 @@ container_oci() { # docker | podman
 }
 
 all() {
+  subordinate_ids # before LXD's package looks for a free range
   install_packages
   configure
-  start_incus && image_incus && container_incus
+  start_incus && image_incuslike incus incus admin init && container_incuslike incus
+  start_lxd && image_incuslike lxc lxd init && container_incuslike lxc
   start_docker && image_oci docker && container_oci docker
   image_oci podman && container_oci podman
   incus exec "$CONTAINER" -- true
+  lxc exec "$CONTAINER" -- true
   docker exec "$CONTAINER" true
   podman exec "$CONTAINER" true
-  log "ready: incus $(incus version | awk '/Server/ {print $3}'), docker $(docker version -f '{{.Server.Version}}'), podman $(podman version -f '{{.Version}}')"
+  log "ready: incus $(incus version | awk '/Server/ {print $3}'), lxd $(lxd version), docker $(docker version -f '{{.Server.Version}}'), podman $(podman version -f '{{.Version}}')"
 }
 
 case ${1:-all} in
   all) all ;;
-  start) case ${2:?runtime} in incus) start_incus ;; docker) start_docker ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
-  stop) case ${2:?runtime} in incus) stop_daemon incusd incusd ;; docker) stop_daemon dockerd dockerd ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
-  kill) case ${2:?runtime} in incus) stop_daemon incusd incusd KILL ;; docker) stop_daemon dockerd dockerd KILL ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
+  start) case ${2:?runtime} in incus) start_incus ;; lxd) start_lxd ;; docker) start_docker ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
+  stop) case ${2:?runtime} in incus) stop_daemon incusd incusd ;; lxd) stop_daemon lxd lxd ;; docker) stop_daemon dockerd dockerd ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
+  kill) case ${2:?runtime} in incus) stop_daemon incusd incusd KILL ;; lxd) stop_daemon lxd lxd KILL ;; docker) stop_daemon dockerd dockerd KILL ;; *) log "no daemon for $2"; exit 2 ;; esac ;;
   *) log "unknown command: $1"; exit 2 ;;
 esac
