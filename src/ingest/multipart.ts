@@ -8,7 +8,7 @@ import busboy from 'busboy';
 import { StevedoreError, errorMessage } from '../errors.js';
 import { tooLarge } from '../spool/receive.js';
 import { expectedDigests, mismatch } from './checksum.js';
-import type { HttpContext, Route } from './http.js';
+import type { HttpContext, Route } from './types.js';
 import type { Accepted } from './intake.js';
 import { checkRelativePath, joinDest } from './paths.js';
 import type { Body } from './receiving.js';

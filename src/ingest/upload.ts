@@ -3,12 +3,12 @@
 // the body is read; the answer goes out only once the file is fsynced and journaled.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
-import { newTaskId, taskJson, type FileOptions, type Task } from '../queue/task.js';
+import { newTaskId, taskJson, type FileOptions, type Task } from '../task.js';
 import { digestBody, tooLarge, type Received } from '../spool/receive.js';
 import { bearerToken, tokenAllows } from './auth.js';
 import { expectedDigests, mismatch, type ExpectedDigest } from './checksum.js';
 import { singleHeader } from './headers.js';
-import type { HttpContext, Route } from './http.js';
+import type { HttpContext, Route } from './types.js';
 import type { Admission } from './intake.js';
 import { joinDest } from './paths.js';
 import type { Body } from './receiving.js';

@@ -2,7 +2,7 @@
 // ones so that GET /tasks/<id> still answers after a push. Each status change is logged
 // here, once, as one JSON line with the task's context.
 import type { Logger } from 'pino';
-import { isFinished, type Task } from './task.js';
+import { isFinished, type Task } from '../task.js';
 
 export interface Registry {
   add(task: Task): void;

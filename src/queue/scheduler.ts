@@ -8,7 +8,7 @@ import { StevedoreError } from '../errors.js';
 import { failureKind, pushItems, type PushItem, type PushResult, type Target } from '../targets/target.js';
 import { backoffDelay } from './backoff.js';
 import type { Registry } from './registry.js';
-import type { Task } from './task.js';
+import type { Task } from '../task.js';
 
 export type Settlement = 'done' | 'failed' | 'superseded';
 

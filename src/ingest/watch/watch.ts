@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { StevedoreError, errorMessage, isStevedoreError } from '../../errors.js';
 import type { OutOfFilesAlarm } from '../../open-files.js';
 import type { Settlement } from '../../queue/scheduler.js';
-import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
+import type { FileOptions, Task, TaskOrigin } from '../../task.js';
 import type { Intake } from '../intake.js';
 import { checkRelativePath, joinDest } from '../paths.js';
 import { isBlocked, lstatBeneath, openBeneath, statBeneath, unsafe } from './beneath.js';
@@ -22,7 +22,9 @@ import { createRootGuard } from './root.js';
 import { createRefusals } from './refusals.js';
 import { createSettler } from './settle.js';
 import { stageFile } from './stage.js';
-import { watchTree, type TreeWatcher } from './tree.js';
+import { notifyTree } from './notify-tree.js';
+import { pollTree } from './poll-tree.js';
+import type { TreeWatcher } from './tree.js';
 
 export interface WatchConfig {
   name: string;
@@ -257,7 +259,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   async function startWatcher(initial: boolean): Promise<void> {
     await guard.pin();
     const scan = mirror && initial ? new Set<string>() : undefined;
-    const w = watchTree(root, { ignored: createIgnore(root, config.ignore), initial, poll: config.poll, use: guard.use }, {
+    const w = (config.poll ? pollTree : notifyTree)(root, { ignored: createIgnore(root, config.ignore), initial, use: guard.use }, {
       add: (file, stats) => onFile(file, stats, scan),
       change: (file, stats) => onFile(file, stats),
       unlink: (file) => onUnlink(file, false),

@@ -1,6 +1,6 @@
 // A task is one file bound for one destination in one target. `TaskRecord` is what
 // the journal keeps (enough to push again after a crash); `Task` adds live state.
-import { randomSlice } from '../random.js';
+import { randomSlice } from './random.js';
 
 export type TaskStatus = 'queued' | 'pushing' | 'retrying' | 'done' | 'failed';
 export type TaskSource = 'http' | 'watch' | 'cli';
