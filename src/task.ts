@@ -57,6 +57,8 @@ export interface TaskRecord {
   createdAt: string;
   options: FileOptions;
   idempotencyKey?: string;
+  /** The HTTP request that brought it (X-Request-Id, or one the agent made): in its log lines. */
+  requestId?: string;
   /**
    * Where `idempotencyKey` is unique when not the route: a legacy rule and its token
    * (legacyScope in ingest/legacy.ts). Kept in the journal, so keys outlive a restart.

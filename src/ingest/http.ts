@@ -12,6 +12,7 @@ import { handleLegacy } from './legacy.js';
 import { handleMultipart } from './multipart.js';
 import { decodeUrlPath } from './paths.js';
 import { createBodies, type ReceivingStatus } from './receiving.js';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
 import type { HttpContext, HttpOptions, Route } from './types.js';
 import { handleRawUpload } from './upload.js';
@@ -41,7 +42,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const active = new Set<Promise<void>>();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const done = handle(ctx, req, res, closing).finally(() => active.delete(done));
+    const done = handle(forRequest(ctx, req, res), req, res, closing).finally(() => active.delete(done));
     active.add(done);
   };
 
@@ -90,6 +91,14 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       await closed;
     },
   };
+}
+
+// The context of one request: its id, echoed in the answer, and a child logger that
+// carries it on every line about the request.
+function forRequest(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): HttpContext {
+  const requestId = requestIdOf(req);
+  res.setHeader(REQUEST_ID_HEADER, requestId);
+  return { ...ctx, requestId, logger: ctx.logger.child({ reqId: requestId }) };
 }
 
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {

@@ -21,6 +21,8 @@ export interface Accepted {
   dest: string;
   options: FileOptions;
   idempotencyKey?: string;
+  /** The HTTP request that brought it (X-Request-Id, or one the agent made): in its log lines. */
+  requestId?: string;
   origin?: TaskOrigin;
 }
 

@@ -51,8 +51,13 @@ export interface HttpOptions {
   outOfFiles: OutOfFilesAlarm;
 }
 
-/** What every handler gets: the options plus the idempotency keys being uploaded now. */
+/**
+ * What every handler gets: the options plus the idempotency keys being uploaded now,
+ * and, for this request, its id and a logger that carries it (`logger`).
+ */
 export interface HttpContext extends HttpOptions {
+  /** This request's id (request-id.ts); tasks it makes carry it. */
+  requestId?: string;
   uploading: Set<string>;
   /** The bodies being received: their bounds, /status, and GET /tasks/<id> of an announced one. */
   bodies: Bodies;

@@ -14,6 +14,9 @@ import { joinDest } from './paths.js';
 import type { Body } from './receiving.js';
 import { continueBody, sendJson, takesInterim } from './respond.js';
 
+/** The request's id for the tasks it makes (journaled, and in their log lines). */
+export const fromRequest = (ctx: HttpContext): { requestId?: string } => (ctx.requestId === undefined ? {} : { requestId: ctx.requestId });
+
 /** Where one uploaded body goes. */
 export interface Destination {
   route: string;
@@ -71,7 +74,7 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
       throw wrong;
     }
     const idempotency = key === undefined ? {} : { idempotencyKey: key, ...(idempotencyScope === undefined ? {} : { idempotencyScope }) };
-    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...idempotency }]);
+    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...idempotency, ...fromRequest(ctx) }]);
     committed = true;
     admission.done(); // on disk now: before a Prefer: wait holds the answer
     await answerTasks(ctx, req, res, task ? [task] : [], false);

@@ -107,6 +107,7 @@ function logTask(logger: Logger, task: Task): void {
       durationMs: Date.now() - Date.parse(task.createdAt),
       ...(task.error ? { error: task.error } : {}),
       ...(task.supersededBy ? { supersededBy: task.supersededBy } : {}),
+      ...(task.requestId ? { reqId: task.requestId } : {}),
     },
     `task ${task.status}`,
   );
