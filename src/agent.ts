@@ -8,7 +8,8 @@ import type { Config } from './config/load.js';
 import { StevedoreError } from './errors.js';
 import { planReload, type ReloadPlan } from './config/reload.js';
 import { fileOptionsFor } from './config/resolve.js';
-import { createHttpServer, type HttpOptions, type HttpServer } from './ingest/http.js';
+import { createHttpServer, type HttpServer } from './ingest/http.js';
+import type { HttpOptions } from './ingest/types.js';
 import { createIntake } from './ingest/intake.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
 import { createMetrics } from './observe/metrics.js';
@@ -16,7 +17,7 @@ import { cachedCounts, createOperations } from './observe/operations.js';
 import { createOutOfFilesAlarm } from './open-files.js';
 import { createRegistry, type Registry } from './queue/registry.js';
 import { createScheduler, type Settlement } from './queue/scheduler.js';
-import type { Task } from './queue/task.js';
+import { newTask, type Task } from './task.js';
 import { createDeadLetter } from './spool/dead-letter.js';
 import { createJournal } from './spool/journal.js';
 import { checkFree } from './spool/receive.js';
@@ -143,7 +144,9 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
         await Promise.all(ledger.leftovers(name).map((note) => ledger.clear(name, note.tag)));
       }
       const known = (name: string) => targets.has(name);
-      const { requeued, restage } = await recover({ records: await journal.open(), spool, deadLetter, journal, scheduler, registry, logger, known });
+      const { requeued, failed, restage } = await recover({ records: await journal.open(), spool, deadLetter, journal, logger, known });
+      failed.forEach((task) => registry.add(task)); // logs it; GET /tasks/<id> tells the client what happened
+      requeued.forEach((record) => scheduler.enqueue(newTask(record)));
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {

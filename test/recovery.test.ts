@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createAgent } from '../src/agent.js';
 import { parseConfig } from '../src/config/load.js';
-import type { TaskRecord } from '../src/queue/task.js';
+import type { TaskRecord } from '../src/task.js';
 import { createJournal, type JournalEntry } from '../src/spool/journal.js';
 import { startAgent, type TestAgent } from './helpers/agent.js';
 import { createTestTarget, wrapTargets } from './helpers/targets.js';

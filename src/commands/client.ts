@@ -1,7 +1,7 @@
 // Talking to a running agent through its own HTTP listener (status, dead-letter).
 import type { Config } from '../config/load.js';
 import { StevedoreError, errorMessage } from '../errors.js';
-import { parseListen } from '../ingest/http.js';
+import { parseListen } from '../config/listen.js';
 
 const TIMEOUT_MS = 10_000;
 

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { Config } from '../config/load.js';
 import { formatBytes } from '../config/units.js';
 import { StevedoreError, isStevedoreError } from '../errors.js';
-import { newTask, taskJson } from '../queue/task.js';
+import { newTask, taskJson } from '../task.js';
 import { createDeadLetter, deadEntryJson, type DeadEntryJson } from '../spool/dead-letter.js';
 import { createJournal } from '../spool/journal.js';
 import { replayAll, type Replayed } from '../spool/replay.js';

@@ -10,7 +10,7 @@ import { fileOptionsFor } from '../config/resolve.js';
 import { StevedoreError, errorMessage, isStevedoreError } from '../errors.js';
 import { checkAbsolutePath } from '../ingest/paths.js';
 import { backoffDelay } from '../queue/backoff.js';
-import { newTaskId, type FileOptions } from '../queue/task.js';
+import { newTaskId, type FileOptions } from '../task.js';
 import { createTarget } from '../targets/index.js';
 import { failureKind, pushItems, type PushResult, type PutItem, type Target } from '../targets/target.js';
 import { EXIT } from './exit.js';

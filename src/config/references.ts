@@ -4,12 +4,12 @@
 // reported at once), hence the value is read defensively: a part with the wrong shape
 // is skipped here, the schema reports it.
 import type { z } from 'zod';
+import { LISTEN_PATTERN, isLoopback } from './listen.js';
 
 type Context = z.core.$RefinementCtx<unknown>;
 type Entry = Record<string, unknown>;
 
 export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter'];
-export const LISTEN_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
 const isEntry = (value: unknown): value is Entry => typeof value === 'object' && value !== null && !Array.isArray(value);
 /** The object entries of a list, with their index (other items are skipped). */
@@ -88,9 +88,4 @@ function checkUnique(list: [Entry, number][], path: (string | number)[], key: st
     if (first === undefined) seen.set(value, i);
     else ctx.addIssue({ code: 'custom', path: [...path, i, key], message: `duplicate ${key} "${value}" (also at index ${first})` });
   }
-}
-
-export function isLoopback(listen: string): boolean {
-  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -1,5 +1,5 @@
 // Turns a route's or watch's overrides plus `defaults` into the options a task carries.
-import type { FileOptions } from '../queue/task.js';
+import type { FileOptions } from '../task.js';
 import type { Config } from './load.js';
 
 interface Overrides {

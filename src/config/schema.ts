@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { errorMessage } from '../errors.js';
 import { checkAbsolutePath } from '../ingest/paths.js';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
-import { LISTEN_PATTERN, checkCrossReferences } from './references.js';
+import { LISTEN_PATTERN } from './listen.js';
+import { checkCrossReferences } from './references.js';
 
 // Node timers hold at most 2^31-1 ms (~24.8 days); a longer one fires at once.
 const MAX_DURATION = 2 ** 31 - 1;

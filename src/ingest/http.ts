@@ -2,61 +2,21 @@
 // failure into its JSON error. The handlers live in upload.ts, multipart.ts, legacy.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
+import { parseListen } from '../config/listen.js';
 import { StevedoreError, isStevedoreError } from '../errors.js';
+import { handleOps, isOpsPath } from '../observe/endpoints.js';
 import { connectionCap, isOutOfFiles, openFilesLimit, outOfFiles, type OutOfFilesAlarm } from '../open-files.js';
-import type { Registry } from '../queue/registry.js';
-import { TASK_ID_PATTERN, taskJson, type FileOptions } from '../queue/task.js';
+import { TASK_ID_PATTERN, taskJson } from '../task.js';
 import { createBrowserCheck } from './browser.js';
-import type { Intake } from './intake.js';
-import { handleLegacy, type LegacyRule } from './legacy.js';
+import { handleLegacy } from './legacy.js';
 import { handleMultipart } from './multipart.js';
 import { decodeUrlPath } from './paths.js';
+import { createBodies, type ReceivingStatus } from './receiving.js';
+import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
-import { handleOps, isOpsPath, type Operations } from './ops.js';
-import { createBodies, type Bodies, type ReceivingLimits, type ReceivingStatus } from './receiving.js';
+import type { HttpContext, HttpOptions, Route } from './types.js';
 import { handleRawUpload } from './upload.js';
 import { checkHead, guardWire } from './wire.js';
-
-export interface Route {
-  name: string;
-  path: string;
-  target: string;
-  dest: string;
-  token?: string;
-  options: FileOptions;
-}
-
-export interface HttpOptions {
-  listen: string;
-  maxBody: number;
-  idleTimeout: number;
-  /** http.max_receiving, http.min_rate and queue.capacity: the bounds on bodies being received (receiving.ts). */
-  receiving: Omit<ReceivingLimits, 'idleTimeout'>;
-  routes: Route[];
-  legacy: LegacyRule[];
-  /** http.allowed_hosts and http.allowed_origins (SPEC §9, browser.ts). */
-  allowedHosts: readonly string[];
-  allowedOrigins: readonly string[];
-  intake: Intake;
-  registry: Registry;
-  logger: Logger;
-  /** Readiness problems, empty when ready (GET /readyz). */
-  readiness(): Promise<string[]>;
-  /** /metrics, /status and /dead-letter. */
-  ops: Operations;
-  /** Says once a minute that descriptors ran out (a failed accept or upload, a refused connection). */
-  outOfFiles: OutOfFilesAlarm;
-}
-
-/** What every handler gets: the options plus the idempotency keys being uploaded now. */
-export interface HttpContext extends HttpOptions {
-  uploading: Set<string>;
-  /** The bodies being received: their bounds, /status, and GET /tasks/<id> of an announced one. */
-  bodies: Bodies;
-  /** Refuses a Host that does not name the listener and a foreign Origin. */
-  checkBrowser(req: IncomingMessage): void;
-}
 
 export interface HttpServer {
   listen(): Promise<AddressInfo>;
@@ -82,7 +42,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const active = new Set<Promise<void>>();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const done = handle(ctx, req, res, closing).finally(() => active.delete(done));
+    const done = handle(forRequest(ctx, req, res), req, res, closing).finally(() => active.delete(done));
     active.add(done);
   };
 
@@ -131,6 +91,14 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       await closed;
     },
   };
+}
+
+// The context of one request: its id, echoed in the answer, and a child logger that
+// carries it on every line about the request.
+function forRequest(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): HttpContext {
+  const requestId = requestIdOf(req);
+  res.setHeader(REQUEST_ID_HEADER, requestId);
+  return { ...ctx, requestId, logger: ctx.logger.child({ reqId: requestId }) };
 }
 
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {
@@ -226,9 +194,4 @@ function limitConnections(server: Server, alarm: OutOfFilesAlarm): void {
   if (limit === undefined) return;
   server.maxConnections = connectionCap(limit);
   server.on('drop', () => alarm.note(undefined, { refused: 'a connection', maxConnections: server.maxConnections }));
-}
-
-export function parseListen(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  return { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) };
 }

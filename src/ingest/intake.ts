@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import { StevedoreError } from '../errors.js';
 import type { Scheduler } from '../queue/scheduler.js';
-import { newTask, newTaskId, type FileOptions, type Task, type TaskOrigin, type TaskSource } from '../queue/task.js';
+import { newTask, newTaskId, type FileOptions, type Task, type TaskOrigin, type TaskSource } from '../task.js';
 import type { Journal } from '../spool/journal.js';
 import { checkFree, receive, spoolError, type ReceiveOptions, type Received, type Staging } from '../spool/receive.js';
 import type { Spool } from '../spool/spool.js';
@@ -21,6 +21,8 @@ export interface Accepted {
   dest: string;
   options: FileOptions;
   idempotencyKey?: string;
+  /** The HTTP request that brought it (X-Request-Id, or one the agent made): in its log lines. */
+  requestId?: string;
   origin?: TaskOrigin;
 }
 

@@ -3,21 +3,11 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
-import type { FileOptions } from '../queue/task.js';
 import { bearerToken, tokenAllows } from './auth.js';
-import type { HttpContext } from './http.js';
+import type { HttpContext, LegacyRule } from './types.js';
 import { singleHeader } from './headers.js';
 import { decodeHeaderPath, isUnder } from './paths.js';
 import { acceptBody } from './upload.js';
-
-export interface LegacyRule {
-  target: string;
-  /** The X-Container-Name that selects this rule: the target's container (a local target: its name). */
-  container: string;
-  pathPrefix: string;
-  token?: string;
-  options: FileOptions;
-}
 
 export async function handleLegacy(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (ctx.legacy.length === 0) throw new StevedoreError('NOT_FOUND', 'POST /upload is not enabled (see http.legacy)');

@@ -8,12 +8,12 @@ import busboy from 'busboy';
 import { StevedoreError, errorMessage } from '../errors.js';
 import { tooLarge } from '../spool/receive.js';
 import { expectedDigests, mismatch } from './checksum.js';
-import type { HttpContext, Route } from './http.js';
+import type { HttpContext, Route } from './types.js';
 import type { Accepted } from './intake.js';
 import { checkRelativePath, joinDest } from './paths.js';
 import type { Body } from './receiving.js';
 import { continueBody } from './respond.js';
-import { answerTasks, declaredLength, requireToken } from './upload.js';
+import { answerTasks, declaredLength, fromRequest, requireToken } from './upload.js';
 
 export const MAX_PARTS = 1000;
 
@@ -41,7 +41,7 @@ export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, re
       }
       const received = await ctx.intake.receive(stream, { maxBytes: ctx.maxBody });
       const dest = joinDest(route.dest, dir === '' ? rel : `${dir}/${rel}`);
-      accepted.push({ received, source: 'http', route: route.name, target: route.target, dest, options: route.options });
+      accepted.push({ received, source: 'http', route: route.name, target: route.target, dest, options: route.options, ...fromRequest(ctx) });
     });
     body.leave();
     const wrong = mismatch(digests, bodySha, 'the request body');

@@ -3,16 +3,19 @@
 // the body is read; the answer goes out only once the file is fsynced and journaled.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
-import { newTaskId, taskJson, type FileOptions, type Task } from '../queue/task.js';
+import { newTaskId, taskJson, type FileOptions, type Task } from '../task.js';
 import { digestBody, tooLarge, type Received } from '../spool/receive.js';
 import { bearerToken, tokenAllows } from './auth.js';
 import { expectedDigests, mismatch, type ExpectedDigest } from './checksum.js';
 import { singleHeader } from './headers.js';
-import type { HttpContext, Route } from './http.js';
+import type { HttpContext, Route } from './types.js';
 import type { Admission } from './intake.js';
 import { joinDest } from './paths.js';
 import type { Body } from './receiving.js';
 import { continueBody, sendJson, takesInterim } from './respond.js';
+
+/** The request's id for the tasks it makes (journaled, and in their log lines). */
+export const fromRequest = (ctx: HttpContext): { requestId?: string } => (ctx.requestId === undefined ? {} : { requestId: ctx.requestId });
 
 /** Where one uploaded body goes. */
 export interface Destination {
@@ -71,7 +74,7 @@ export async function acceptBody(ctx: HttpContext, req: IncomingMessage, res: Se
       throw wrong;
     }
     const idempotency = key === undefined ? {} : { idempotencyKey: key, ...(idempotencyScope === undefined ? {} : { idempotencyScope }) };
-    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...idempotency }]);
+    const [task] = await ctx.intake.commit([{ received, source: 'http', ...where, ...(id ? { id } : {}), ...idempotency, ...fromRequest(ctx) }]);
     committed = true;
     admission.done(); // on disk now: before a Prefer: wait holds the answer
     await answerTasks(ctx, req, res, task ? [task] : [], false);

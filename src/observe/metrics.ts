@@ -3,7 +3,7 @@
 // that two agents in one process (tests) never share counts.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SchedulerObserver, TargetState } from '../queue/scheduler.js';
-import type { Task } from '../queue/task.js';
+import type { Task } from '../task.js';
 
 export interface MetricSources {
   queueDepth(): number;

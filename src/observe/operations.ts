@@ -1,15 +1,15 @@
-// What the operator endpoints do (ingest/ops.ts answers them over HTTP): metrics, the
+// What the operator endpoints do (endpoints.ts answers them over HTTP): metrics, the
 // status, and the dead-letter store's list, replay and purge on the running agent.
 import type { Logger } from 'pino';
 import { StevedoreError } from '../errors.js';
 import type { Config } from '../config/load.js';
-import { isLoopback } from '../config/references.js';
-import type { Operations } from '../ingest/ops.js';
+import { isLoopback } from '../config/listen.js';
+import type { Operations } from './endpoints.js';
 import type { ReceivingStatus } from '../ingest/receiving.js';
 import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
-import { newTask, taskJson } from '../queue/task.js';
+import { newTask, taskJson } from '../task.js';
 import { deadEntryJson, type DeadLetter } from '../spool/dead-letter.js';
 import type { Journal } from '../spool/journal.js';
 import { replayAll } from '../spool/replay.js';

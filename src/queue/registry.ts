@@ -2,7 +2,7 @@
 // ones so that GET /tasks/<id> still answers after a push. Each status change is logged
 // here, once, as one JSON line with the task's context.
 import type { Logger } from 'pino';
-import { isFinished, type Task } from './task.js';
+import { isFinished, type Task } from '../task.js';
 
 export interface Registry {
   add(task: Task): void;
@@ -107,6 +107,7 @@ function logTask(logger: Logger, task: Task): void {
       durationMs: Date.now() - Date.parse(task.createdAt),
       ...(task.error ? { error: task.error } : {}),
       ...(task.supersededBy ? { supersededBy: task.supersededBy } : {}),
+      ...(task.requestId ? { reqId: task.requestId } : {}),
     },
     `task ${task.status}`,
   );

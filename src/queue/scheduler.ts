@@ -1,14 +1,16 @@
-// The bounded queue. Tasks wait per target, keyed by destination so that a newer file
-// for the same destination replaces an older one still waiting (newest wins) and two
-// pushes to one destination never run at once. Ready tasks leave in batches, at most
+// The bounded queue. Tasks wait in one lane per target (lane.ts: newest wins per
+// destination, retries, down targets); ready tasks leave in batches, at most
 // `concurrency` batches at once overall and `perTarget` per target, on a fastq pool.
+// Capacity, the pool, and each task's end (journal, registry, metrics) are kept here.
 import fastq from 'fastq';
 import type { Logger } from 'pino';
 import { StevedoreError } from '../errors.js';
 import { failureKind, pushItems, type PushItem, type PushResult, type Target } from '../targets/target.js';
-import { backoffDelay } from './backoff.js';
+import type { Task } from '../task.js';
+import { createLane, type Lane, type TargetState } from './lane.js';
 import type { Registry } from './registry.js';
-import type { Task } from './task.js';
+
+export type { TargetState } from './lane.js';
 
 export type Settlement = 'done' | 'failed' | 'superseded';
 
@@ -38,17 +40,6 @@ export interface SchedulerObserver {
   retrying(target: string, code: string): void;
 }
 
-/** A target as the queue sees it (GET /status). */
-export interface TargetState {
-  name: string;
-  up: boolean;
-  /** When it went down, or came up again after being down. */
-  since?: string;
-  lastError?: { code: string; message: string; at: string };
-  queued: number;
-  pushing: number;
-}
-
 export interface Scheduler {
   /** Holds room for `count` tasks about to be accepted; false when the queue is full. */
   reserve(count: number): boolean;
@@ -66,30 +57,13 @@ export interface Scheduler {
   close(graceMs: number): Promise<void>;
 }
 
-interface Lane {
-  name: string;
-  ready: Map<string, Task>;
-  retrying: Map<string, { task: Task; timer: NodeJS.Timeout }>;
-  busy: Set<string>;
-  running: number;
-  downUntil: number;
-  downStreak: number;
-  since?: string;
-  lastError?: TargetState['lastError'];
-}
-
 interface Batch {
   lane: Lane;
   tasks: Task[];
 }
 
-const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
-// Descriptors come back as the load passes, a spool as state_dir is mounted again: a
-// host fault pauses the target as briefly as a full target would be retried.
-const HOST_BACKOFF = { initialDelay: 500, maxDelay: 5000 };
-
 export function createScheduler(options: SchedulerOptions): Scheduler {
-  const { concurrency, perTarget, capacity, logger, registry } = options;
+  const { concurrency, capacity, logger, registry } = options;
   const lanes = new Map<string, Lane>();
   const abort = new AbortController();
   const pool = fastq.promise(runBatch, concurrency);
@@ -103,7 +77,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const laneFor = (name: string): Lane => {
     let lane = lanes.get(name);
     if (!lane) {
-      lane = { name, ready: new Map(), retrying: new Map(), busy: new Set(), running: 0, downUntil: 0, downStreak: 0 };
+      lane = createLane(name, options, () => pump());
       lanes.set(name, lane);
     }
     return lane;
@@ -131,37 +105,6 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     settling.add(done);
   }
 
-  // Replaces whatever still waits for this destination with `task`.
-  function supersede(lane: Lane, task: Task): void {
-    const older = lane.ready.get(task.dest) ?? lane.retrying.get(task.dest)?.task;
-    if (!older || older === task) return;
-    clearTimeout(lane.retrying.get(task.dest)?.timer);
-    lane.retrying.delete(task.dest);
-    lane.ready.delete(task.dest);
-    settle(older, 'superseded', task.id);
-  }
-
-  // A push costs a fixed price (a runtime CLI process, ~50 ms of CPU) before its first
-  // byte, so an idle target starts at once with what is ready, but a second batch into
-  // a busy target starts only when it is full: the rest gathers while the first runs.
-  function takeBatch(lane: Lane, now: number): Task[] {
-    if (lane.running >= perTarget || now < lane.downUntil) return [];
-    const batch: Task[] = [];
-    let bytes = 0;
-    let full = false;
-    for (const task of lane.ready.values()) {
-      if (lane.busy.has(task.dest)) continue;
-      if (batch.length > 0 && (batch.length >= options.batchFiles || bytes + task.bytes > options.batchBytes)) {
-        full = true;
-        break;
-      }
-      batch.push(task);
-      bytes += task.bytes;
-    }
-    // A batch at its byte bound (one big file) is full too: it need not wait.
-    return lane.running > 0 && !full && batch.length < options.batchFiles && bytes < options.batchBytes ? [] : batch;
-  }
-
   // Starts as many batches as the limits allow, visiting targets in turn. One `now`
   // for the whole pass: a lane found paused must also be found paused by
   // scheduleWake(), or a clock tick in between would leave it with no wake-up at all.
@@ -172,15 +115,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       started = false;
       for (const lane of lanes.values()) {
         if (active >= concurrency) break;
-        const tasks = takeBatch(lane, now);
+        const tasks = lane.take(now);
         if (tasks.length === 0) continue;
         started = true;
         active += 1;
-        lane.running += 1;
-        for (const task of tasks) {
-          lane.ready.delete(task.dest);
-          lane.busy.add(task.dest);
-        }
         pool.push({ lane, tasks }).catch((error: unknown) => logger.error({ err: error, target: lane.name }, 'batch crashed'));
       }
     }
@@ -202,7 +140,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   // A target marked down gets looked at again when its pause ends.
   function scheduleWake(now: number): void {
     clearTimeout(wakeTimer);
-    const next = Math.min(...[...lanes.values()].filter((l) => l.downUntil > now && l.ready.size > 0).map((l) => l.downUntil));
+    const next = Math.min(...[...lanes.values()].filter((l) => l.downUntil > now && l.ready > 0).map((l) => l.downUntil));
     if (Number.isFinite(next) && !closing) wakeTimer = setTimeout(pump, next - now).unref();
   }
 
@@ -214,8 +152,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       tasks.forEach((task, i) => afterPush(lane, task, results[i] as PushResult));
     } finally {
       active -= 1;
-      lane.running -= 1;
-      tasks.forEach((task) => lane.busy.delete(task.dest));
+      lane.finished(tasks);
       pump();
     }
   }
@@ -236,51 +173,34 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   function afterPush(lane: Lane, task: Task, result: PushResult): void {
     if (result.ok) {
-      if (lane.downStreak > 0) lane.since = new Date().toISOString();
-      lane.downStreak = 0;
+      lane.landed();
       settle(task, 'done', undefined, result.warning);
       return;
     }
     const error = { code: result.error.code, message: result.error.message };
-    lane.lastError = { ...error, at: new Date().toISOString() };
+    lane.failing(result.error);
+    const newer = lane.waiting(task.dest);
     if (closing) {
       // Cancelled by shutdown: the journal keeps it for the next start.
       registry.update(task, { status: 'queued', attempts: task.attempts - 1, error });
-    } else if (lane.ready.has(task.dest)) {
-      settle(task, 'superseded', lane.ready.get(task.dest)?.id);
+    } else if (newer) {
+      settle(task, 'superseded', newer.id);
     } else {
       retryOrFail(lane, task, result.error, error);
     }
   }
 
   function retryOrFail(lane: Lane, task: Task, cause: StevedoreError, error: { code: string; message: string }): void {
-    const kind = failureKind(cause);
-    if (kind === 'down' || kind === 'host') {
-      // One down push pauses the target once, however many files it carried: the
-      // streak counts failed probes, not files (else a batch of 10 means 30 s at once).
-      if (Date.now() >= lane.downUntil) {
-        if (lane.downStreak === 0) lane.since = new Date().toISOString();
-        lane.downStreak += 1;
-        lane.downUntil = Date.now() + backoffDelay(lane.downStreak, kind === 'host' ? HOST_BACKOFF : DOWN_BACKOFF);
-      }
-      registry.update(task, { status: 'retrying', attempts: task.attempts - 1, error });
-      options.observer?.retrying(lane.name, cause.code);
-      lane.ready.set(task.dest, task);
-    } else if (kind === 'transient' && task.attempts < task.options.retry.attempts) {
-      registry.update(task, { status: 'retrying', error });
-      options.observer?.retrying(lane.name, cause.code);
-      const timer = setTimeout(() => {
-        lane.retrying.delete(task.dest);
-        lane.ready.set(task.dest, task);
-        pump();
-      }, backoffDelay(task.attempts, task.options.retry));
-      lane.retrying.set(task.dest, { task, timer });
-    } else {
-      const why = kind === 'permanent' ? error.message : `gave up after ${task.attempts} attempts: ${error.message}`;
+    const verdict = lane.failed(task, cause);
+    if (verdict === 'fail') {
+      const why = failureKind(cause) === 'permanent' ? error.message : `gave up after ${task.attempts} attempts: ${error.message}`;
       // Set quietly: settle() reads it for the dead-letter reason, then announces `failed`.
       task.error = { code: error.code, message: why };
-      settle(task, 'failed');
+      return settle(task, 'failed');
     }
+    // Waiting for a target that is down gives its attempt back.
+    registry.update(task, { status: 'retrying', ...(verdict === 'wait' ? { attempts: task.attempts - 1 } : {}), error });
+    options.observer?.retrying(lane.name, cause.code);
   }
 
   return {
@@ -296,9 +216,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       if (fromReservation) reserved = Math.max(0, reserved - 1);
       size += 1;
       registry.add(task);
-      const lane = laneFor(task.target);
-      supersede(lane, task);
-      lane.ready.set(task.dest, task);
+      const older = laneFor(task.target).add(task);
+      if (older) settle(older, 'superseded', task.id);
       pumpSoon();
     },
     get size() {
@@ -307,20 +226,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     get inFlight() {
       return active;
     },
-    downTargets: () => [...lanes.values()].filter((lane) => lane.downStreak > 0).map((lane) => lane.name),
-    targetStates: () =>
-      [...lanes.values()].map((lane) => ({
-        name: lane.name,
-        up: lane.downStreak === 0,
-        ...(lane.since ? { since: lane.since } : {}),
-        ...(lane.lastError ? { lastError: lane.lastError } : {}),
-        queued: lane.ready.size + lane.retrying.size,
-        pushing: lane.busy.size,
-      })),
+    downTargets: () => [...lanes.values()].filter((lane) => lane.down).map((lane) => lane.name),
+    targetStates: () => [...lanes.values()].map((lane) => lane.state()),
     async close(graceMs) {
       closing = true;
       clearTimeout(wakeTimer);
-      for (const lane of lanes.values()) lane.retrying.forEach(({ timer }) => clearTimeout(timer));
+      lanes.forEach((lane) => lane.close());
       const grace = setTimeout(() => abort.abort(new StevedoreError('SHUTTING_DOWN', 'shutdown grace period over')), graceMs);
       await pool.drained();
       clearTimeout(grace);

@@ -5,8 +5,8 @@
 import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode } from '../errors.js';
-import { TASK_ID_PATTERN, taskJson, type Task, type TaskRecord } from '../queue/task.js';
-import { fsyncDir, makeDir, writeFileDurable } from './durable.js';
+import { TASK_ID_PATTERN, taskJson, type Task, type TaskRecord } from '../task.js';
+import { fsyncDir, makeDir, writeFileDurable } from '../durable.js';
 
 export interface DeadEntry {
   id: string;

@@ -5,8 +5,8 @@
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode } from '../errors.js';
-import type { TaskRecord } from '../queue/task.js';
-import { writeFileDurable } from './durable.js';
+import type { TaskRecord } from '../task.js';
+import { writeFileDurable } from '../durable.js';
 
 /** add: accepted; done: pushed; dead: moved to dead-letter; discard: never acknowledged. */
 export type JournalEntry = { op: 'add'; task: TaskRecord } | { op: 'done' | 'dead' | 'discard'; id: string };

@@ -8,7 +8,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StevedoreError, errnoCode } from '../errors.js';
 import { isOutOfFiles, outOfFiles } from '../open-files.js';
-import { fsyncFile } from './durable.js';
+import { fsyncFile } from '../durable.js';
 import type { Spool } from './spool.js';
 
 export interface ReceiveOptions {

@@ -4,9 +4,9 @@
 // file is never lost, at worst replayed twice.
 import { link } from 'node:fs/promises';
 import { StevedoreError, errorMessage, isStevedoreError } from '../errors.js';
-import { newTaskId, type TaskRecord } from '../queue/task.js';
+import { newTaskId, type TaskRecord } from '../task.js';
 import type { DeadEntry, DeadLetter } from './dead-letter.js';
-import { fsyncDir } from './durable.js';
+import { fsyncDir } from '../durable.js';
 import type { Journal } from './journal.js';
 import type { Spool } from './spool.js';
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { errnoCode, errorMessage, isStevedoreError } from '../errors.js';
-import type { Task } from '../queue/task.js';
+import type { Task } from '../task.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { Journal } from './journal.js';
 import type { Spool } from './spool.js';

@@ -11,7 +11,7 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode, errorMessage } from '../errors.js';
-import { makeDir } from './durable.js';
+import { makeDir } from '../durable.js';
 import type { Journal } from './journal.js';
 
 export interface StateDir {

@@ -6,7 +6,7 @@ import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, re
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
-import { fsyncDir } from '../spool/durable.js';
+import { fsyncDir } from '../durable.js';
 import type { StagingLedger, StagingNote } from './ledger.js';
 import { checkDest, failed, ok, pushError, stagedGone, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { onTestFinished } from 'vitest';
 import { createRegistry, type Registry } from '../../src/queue/registry.js';
 import { createScheduler, type Scheduler, type SchedulerOptions, type Settlement } from '../../src/queue/scheduler.js';
-import { newTask, newTaskId, type Task } from '../../src/queue/task.js';
+import { newTask, newTaskId, type Task } from '../../src/task.js';
 import type { Target } from '../../src/targets/target.js';
 
 export const logger = pino({ level: 'silent' });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../../src/queue/task.js';
+import type { TaskRecord } from '../../src/task.js';
 import { createJournal, type JournalEntry } from '../../src/spool/journal.js';
 import { receive } from '../../src/spool/receive.js';
 import { createSpool } from '../../src/spool/spool.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode, isStevedoreError } from '../../errors.js';
-import type { TaskOrigin } from '../../queue/task.js';
+import type { TaskOrigin } from '../../task.js';
 import { DIR_FLAGS, fdPath, inParent } from './beneath.js';
 import type { RootGuard } from './root.js';
 

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../errors.js';
-import { makeDir, writeFileDurable } from '../../spool/durable.js';
+import { makeDir, writeFileDurable } from '../../durable.js';
 
 export interface FileState {
   size: number;

@@ -1,9 +1,7 @@
-// Watching a directory tree: with inotify by default (notify-tree.ts), or with
-// chokidar 5's polling (`poll: true`), which network filesystems and machines without
-// inotify need.
+// What watching a directory tree reports, whichever way it watches: with inotify by
+// default (notify-tree.ts), or with chokidar 5's polling (`poll: true`, poll-tree.ts),
+// which network filesystems and machines without inotify need.
 import type { Stats } from 'node:fs';
-import { watch as chokidarWatch } from 'chokidar';
-import { notifyTree } from './notify-tree.js';
 import type { RootGuard } from './root.js';
 
 export interface TreeEvents {
@@ -22,7 +20,6 @@ export interface TreeOptions {
   ignored(absolute: string): boolean;
   /** Report the files already there as `add` when the scan finds them. */
   initial: boolean;
-  poll: boolean;
   /** The folder's held descriptor, where every walk into it starts. */
   use: RootGuard['use'];
 }
@@ -33,23 +30,4 @@ export interface TreeWatcher {
   /** Files and directories known under the root now. */
   count(): number;
   close(): Promise<void>;
-}
-
-export function watchTree(root: string, options: TreeOptions, events: TreeEvents): TreeWatcher {
-  return options.poll ? pollTree(root, options, events) : notifyTree(root, options, events);
-}
-
-function pollTree(root: string, { ignored, initial }: TreeOptions, events: TreeEvents): TreeWatcher {
-  const watcher = chokidarWatch(root, { ignored, ignoreInitial: !initial, followSymlinks: false, alwaysStat: true, usePolling: true, interval: 500, binaryInterval: 500 });
-  watcher
-    .on('add', (file, stats) => stats && events.add(file, stats))
-    .on('change', (file, stats) => stats && events.change(file, stats))
-    .on('unlink', events.unlink)
-    .on('unlinkDir', events.unlinkDir)
-    .on('error', (error) => events.error(error as Error));
-  return {
-    ready: new Promise((resolve) => watcher.once('ready', () => resolve())),
-    count: () => Object.values(watcher.getWatched()).reduce((sum, names) => sum + names.length, 0),
-    close: () => watcher.close(),
-  };
 }

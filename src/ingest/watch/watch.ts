@@ -10,19 +10,23 @@ import type { Logger } from 'pino';
 import { StevedoreError, errorMessage, isStevedoreError } from '../../errors.js';
 import type { OutOfFilesAlarm } from '../../open-files.js';
 import type { Settlement } from '../../queue/scheduler.js';
-import type { FileOptions, Task, TaskOrigin } from '../../queue/task.js';
+import type { FileOptions, Task, TaskOrigin } from '../../task.js';
 import type { Intake } from '../intake.js';
 import { checkRelativePath, joinDest } from '../paths.js';
-import { isBlocked, lstatBeneath, openBeneath, statBeneath, unsafe } from './beneath.js';
+import { isBlocked, openBeneath, statBeneath, unsafe } from './beneath.js';
 import { afterDrop } from './drop.js';
 import { watchErrorMessage } from './errors.js';
 import { createIgnore } from './filter.js';
+import { createMirrorDeletes } from './deletes.js';
 import { createMirrorState, type MirrorState } from './mirror-state.js';
 import { createRootGuard } from './root.js';
 import { createRefusals } from './refusals.js';
 import { createSettler } from './settle.js';
 import { stageFile } from './stage.js';
-import { watchTree, type TreeWatcher } from './tree.js';
+import { notifyTree } from './notify-tree.js';
+import { pollTree } from './poll-tree.js';
+import type { TreeWatcher } from './tree.js';
+import { createWaiting } from './waiting.js';
 
 export interface WatchConfig {
   name: string;
@@ -82,8 +86,6 @@ export interface Watch {
 
 const BLOCKED = 'a directory on the way is a symlink for now: looking again after settle';
 const STORM = 'events in a watched directory come faster than 50,000 a second: its watch pauses for 0.5 s at a time, and it is rescanned';
-const RETRY_FIRST = 1000;
-const RETRY_MAX = 30_000;
 const ROOT_CHECK = 1000;
 const STAGING = 16;
 
@@ -111,14 +113,23 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       if (!isBlocked(error)) return void refusals.note(file, error);
       log.debug({ path: file, reason: error.message }, BLOCKED);
       return 'blocked';
-      return undefined;
     });
   const settler = createSettler(config.settle, statOf, stageInOrder);
-  // `timer` is unset once it fired: the file is being looked at again.
-  const retries = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
-  // Files that found no room in the spool's disk: said when the first one waits and
-  // when none is left waiting, not per file and retry. Each one staged wakes a few.
-  const noRoom = new Set<string>();
+  const waiting = createWaiting({ log, touch: (file) => settler.touch(file), wake: STAGING });
+  const deletes = createMirrorDeletes({
+    watch: config.name,
+    settleMs: config.settle,
+    guard,
+    walk,
+    intake,
+    log,
+    accepted: (rel, origin) => {
+      const dest = destFor(rel);
+      return dest === undefined ? undefined : accepted(dest, origin);
+    },
+    // Whatever version was known is gone: the same file put back must be pushed again.
+    queued: (rel) => queued.set(rel, { size: -1, mtimeMs: -1 }),
+  });
   let watcher: TreeWatcher | undefined;
   let rootTimer: NodeJS.Timeout | undefined;
   let current: Pick<WatchStatus, 'state' | 'since' | 'error'> = { state: 'starting', since: new Date().toISOString() };
@@ -128,39 +139,6 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   const setState = (state: WatchState, error?: string) => {
     if (current.state !== state || current.error !== error) current = { state, since: new Date().toISOString(), ...(error ? { error } : {}) };
   };
-  // No room in the queue or the spool, or a read that failed: look again, backing off
-  // per file so a tree larger than the queue or an unreadable file does not spin.
-  const later = (file: string) => {
-    if (closed) return;
-    const retry: { attempt: number; timer?: NodeJS.Timeout } = { attempt: (retries.get(file)?.attempt ?? 0) + 1 };
-    retry.timer = setTimeout(() => {
-      retry.timer = undefined;
-      if (!closed) settler.touch(file);
-    }, Math.min(RETRY_MAX, RETRY_FIRST * 2 ** (retry.attempt - 1))).unref();
-    retries.set(file, retry);
-  };
-  const forgetRetry = (file: string) => {
-    clearTimeout(retries.get(file)?.timer);
-    retries.delete(file);
-  };
-
-  const lacksRoom = (file: string, error: StevedoreError) => {
-    if (noRoom.size === 0) log.warn({ ...error.details }, waitsWhy(error));
-    noRoom.add(file);
-  };
-  // Waiting for room and not being looked at right now (that one counts in the settler or the stager).
-  const restingForRoom = () => [...noRoom].filter((file) => retries.get(file)?.timer !== undefined).length;
-  const leavesNoRoom = (file: string, staged: boolean) => {
-    if (!noRoom.delete(file)) return;
-    if (noRoom.size === 0) return void log.info('no watched file waits for room in the spool any more');
-    if (!staged) return;
-    // Room came back: the next ones need not wait out their backoff (up to 30 s).
-    for (const next of [...noRoom].slice(0, STAGING)) {
-      forgetRetry(next);
-      settler.touch(next);
-    }
-  };
-
   async function stageOne({ file, stats }: { file: string; stats: Stats }): Promise<void> {
     if (closed) return;
     const rel = relOf(file);
@@ -169,15 +147,15 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     const dest = destFor(rel);
     if (dest === undefined) return;
     const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs, dev: stats.dev, ino: stats.ino };
-    const noRoomFor = (error: StevedoreError) => lacksRoom(file, error);
+    const noRoomFor = (error: StevedoreError) => waiting.noRoom(file, error);
     const open = () => guard.use((held) => openBeneath(held, rel, 'file', walk));
     const refused = (error: StevedoreError) => refusals.note(file, error);
     const outcome = await stageFile({ file, rel, stats, open, intake, log, accepted: accepted(dest, origin), noRoom: noRoomFor, refused, outOfFiles });
     if (outcome === 'queued') refusals.forget(file);
-    if (outcome !== 'later' && outcome !== 'full') retries.delete(file);
-    if (outcome !== 'full') leavesNoRoom(file, outcome === 'queued');
+    if (outcome !== 'later' && outcome !== 'full') waiting.forget(file);
+    if (outcome !== 'full') waiting.hadRoom(file, outcome === 'queued');
     if (outcome === 'queued') queued.set(rel, origin);
-    else if (outcome === 'later' || outcome === 'full' || outcome === 'changed') later(file);
+    else if (outcome === 'later' || outcome === 'full' || outcome === 'changed') waiting.later(file);
     else if (outcome === 'blocked') {
       log.debug({ path: file }, BLOCKED);
       settler.touch(file);
@@ -193,39 +171,6 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       log.warn({ path: rel, reason: errorMessage(error) }, 'skipping a file whose name cannot be a container path');
       return undefined;
     }
-  }
-
-  // A delete settles too: `rm -r` of the watched directory itself first unlinks every
-  // file in it, and must not empty the container. After settle, the file must still be
-  // gone and the directory still the same one.
-  // One per path at a time: a writer creating and removing a name in a loop makes one look.
-  const deleting = new Set<string>();
-  async function settleDelete(rel: string, dir: boolean): Promise<void> {
-    if (deleting.has(rel)) return;
-    deleting.add(rel);
-    await new Promise((resolve) => setTimeout(resolve, config.settle).unref());
-    deleting.delete(rel);
-    if (closed || (await guard.check()) !== 'same') return;
-    if (await guard.use((held) => lstatBeneath(held, rel, walk)).then(() => true, () => false)) return;
-    await queueDelete(rel, dir);
-  }
-
-  async function queueDelete(rel: string, dir: boolean): Promise<void> {
-    const dest = destFor(rel);
-    if (dest === undefined || closed) return;
-    try {
-      await intake.admit(1);
-    } catch {
-      setTimeout(() => void queueDelete(rel, dir), RETRY_FIRST).unref();
-      return;
-    }
-    const origin = { watch: config.name, path: rel, size: -1, mtimeMs: -1, ...(dir ? { dir } : {}) };
-    // Whatever version was known is gone: the same file put back must be pushed again.
-    queued.set(rel, { size: -1, mtimeMs: -1 });
-    await intake.commit([accepted(dest, origin)]).catch((error: unknown) => {
-      intake.release(1);
-      log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
-    });
   }
 
   function onFile(file: string, stats?: Stats, scan?: Set<string>): void {
@@ -245,11 +190,11 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
 
   function onUnlink(file: string, dir: boolean): void {
     settler.forget(file);
-    forgetRetry(file);
+    waiting.forget(file);
     refusals.forget(file);
-    leavesNoRoom(file, false);
+    waiting.hadRoom(file, false);
     if (file === root) return void goneMissing();
-    if (config.mode === 'mirror' && config.delete) void settleDelete(relOf(file), dir);
+    if (config.mode === 'mirror' && config.delete) deletes.gone(relOf(file), dir);
   }
 
   // `initial` applies to the agent's start; a directory that came back is new, and
@@ -257,7 +202,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   async function startWatcher(initial: boolean): Promise<void> {
     await guard.pin();
     const scan = mirror && initial ? new Set<string>() : undefined;
-    const w = watchTree(root, { ignored: createIgnore(root, config.ignore), initial, poll: config.poll, use: guard.use }, {
+    const w = (config.poll ? pollTree : notifyTree)(root, { ignored: createIgnore(root, config.ignore), initial, use: guard.use }, {
       add: (file, stats) => onFile(file, stats, scan),
       change: (file, stats) => onFile(file, stats),
       unlink: (file) => onUnlink(file, false),
@@ -278,7 +223,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   // Files the last run pushed that are gone now: deleted while the agent was away.
   function reconcileDeletes(scan: Set<string>): void {
     if (!mirror || !config.delete) return;
-    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void queueDelete(rel, false);
+    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void deletes.queue(rel, false);
   }
 
   // Said at most once a minute: the storm is the writer's doing, and it goes on.
@@ -332,7 +277,8 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     async close() {
       closed = true;
       clearInterval(rootTimer);
-      for (const file of retries.keys()) forgetRetry(file);
+      waiting.close();
+      deletes.close();
       guard.release();
       settler.close();
       await watcher?.close();
@@ -367,15 +313,9 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
         // Refused for now (a directory on its way swapped for a symlink): staged and
         // pushed again later, then removed, as the tree still knows the file.
         const outcome = await afterDrop({ guard, afterPush: config.after_push, origin, log });
-        if (outcome === 'unsafe' && !closed) later(path.join(root, origin.path));
+        if (outcome === 'unsafe' && !closed) waiting.later(path.join(root, origin.path));
       }
     },
-    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + stager.running() + restingForRoom(), paths: watcher?.count() ?? 0 }),
+    status: () => ({ name: config.name, path: root, mode: config.mode, ...current, pending: settler.pending + stager.length() + stager.running() + waiting.resting, paths: watcher?.count() ?? 0 }),
   };
 }
-
-// Said once, when the first watched file has to wait for the spool.
-const waitsWhy = (error: StevedoreError) =>
-  error.code === 'SPOOL_UNAVAILABLE'
-    ? `the spool cannot take watched files (${String(error.details.problem)}); they wait in the folder and are staged once it can`
-    : `no room in the spool for watched files: ${error.message}; they wait in the folder and are staged once there is room`;

@@ -2,8 +2,8 @@
 // agent makes a directory under state_dir.
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { errnoCode } from '../errors.js';
-import { randomName } from '../random.js';
+import { errnoCode } from './errors.js';
+import { randomName } from './random.js';
 
 // Opens `target` read-only just to flush it: an fd of any mode syncs the inode.
 async function flush(target: string, how: 'sync' | 'datasync'): Promise<void> {

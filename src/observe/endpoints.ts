@@ -5,8 +5,8 @@
 // a change never comes from a browser page (CSRF): a request with an Origin is refused.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StevedoreError } from '../errors.js';
-import { bearerToken, tokenAllows } from './auth.js';
-import { notAllowed, sendJson } from './respond.js';
+import { bearerToken, tokenAllows } from '../ingest/auth.js';
+import { notAllowed, sendJson } from '../ingest/respond.js';
 
 export interface Operations {
   readonly token?: string | undefined;

@@ -1,6 +1,6 @@
 // A task is one file bound for one destination in one target. `TaskRecord` is what
 // the journal keeps (enough to push again after a crash); `Task` adds live state.
-import { randomSlice } from '../random.js';
+import { randomSlice } from './random.js';
 
 export type TaskStatus = 'queued' | 'pushing' | 'retrying' | 'done' | 'failed';
 export type TaskSource = 'http' | 'watch' | 'cli';
@@ -57,6 +57,8 @@ export interface TaskRecord {
   createdAt: string;
   options: FileOptions;
   idempotencyKey?: string;
+  /** The HTTP request that brought it (X-Request-Id, or one the agent made): in its log lines. */
+  requestId?: string;
   /**
    * Where `idempotencyKey` is unique when not the route: a legacy rule and its token
    * (legacyScope in ingest/legacy.ts). Kept in the journal, so keys outlive a restart.

@@ -1,0 +1,74 @@
+// Mirror deletes (`delete: true`): a file or directory gone from the folder is removed in
+// the container too, once it has stayed gone for `settle` and the folder is still the
+// same one: `rm -r` of the watched directory itself first unlinks every file in it, and
+// must not empty the container. One wait per path at a time: a writer creating and
+// removing a name in a loop makes one look, not one per event.
+import type { Logger } from 'pino';
+import type { TaskOrigin } from '../../task.js';
+import type { Accepted, Intake } from '../intake.js';
+import { lstatBeneath, type WalkOptions } from './beneath.js';
+import type { RootGuard } from './root.js';
+
+export interface MirrorDeletes {
+  /** `rel` went from the folder: its delete is queued if it stays gone. */
+  gone(rel: string, dir: boolean): void;
+  /** Queues the delete of `rel` now (the last run pushed it, the start-up scan did not find it). */
+  queue(rel: string, dir: boolean): Promise<void>;
+  close(): void;
+}
+
+export interface DeletesOptions {
+  watch: string;
+  settleMs: number;
+  guard: RootGuard;
+  walk: WalkOptions;
+  intake: Intake;
+  log: Logger;
+  /** The task for a file of the watch, without its staged file; undefined when its name cannot be a container path. */
+  accepted(rel: string, origin: TaskOrigin): Omit<Accepted, 'received'> | undefined;
+  /** The delete is queued: whatever version of `rel` was known is gone. */
+  queued(rel: string): void;
+}
+
+const RETRY_MS = 1000;
+
+export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log, accepted, queued }: DeletesOptions): MirrorDeletes {
+  const settling = new Set<string>();
+  let closed = false;
+
+  async function queue(rel: string, dir: boolean): Promise<void> {
+    const origin = { watch, path: rel, size: -1, mtimeMs: -1, ...(dir ? { dir } : {}) };
+    const task = accepted(rel, origin);
+    if (task === undefined || closed) return;
+    try {
+      await intake.admit(1);
+    } catch {
+      setTimeout(() => void queue(rel, dir), RETRY_MS).unref();
+      return;
+    }
+    queued(rel);
+    await intake.commit([task]).catch((error: unknown) => {
+      intake.release(1);
+      log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
+    });
+  }
+
+  async function settle(rel: string, dir: boolean): Promise<void> {
+    settling.add(rel);
+    await new Promise((resolve) => setTimeout(resolve, settleMs).unref());
+    settling.delete(rel);
+    if (closed || (await guard.check()) !== 'same') return;
+    if (await guard.use((held) => lstatBeneath(held, rel, walk)).then(() => true, () => false)) return;
+    await queue(rel, dir);
+  }
+
+  return {
+    gone(rel, dir) {
+      if (!settling.has(rel)) void settle(rel, dir);
+    },
+    queue,
+    close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,177 @@
+// One target's share of the queue: its tasks waiting, keyed by destination so that a
+// newer file replaces an older one still waiting (newest wins); those waiting out a
+// retry's backoff; the destinations being pushed (never two pushes to one at once); and
+// whether the target is down. The scheduler owns the pool, the capacity and the
+// bookkeeping; a lane decides what leaves next and what a failed push means.
+import type { StevedoreError } from '../errors.js';
+import { failureKind } from '../targets/target.js';
+import type { Task } from '../task.js';
+import { backoffDelay } from './backoff.js';
+
+export interface LaneLimits {
+  /** Batches into this target at once. */
+  perTarget: number;
+  batchFiles: number;
+  batchBytes: number;
+}
+
+/** A target as the queue sees it (GET /status). */
+export interface TargetState {
+  name: string;
+  up: boolean;
+  /** When it went down, or came up again after being down. */
+  since?: string;
+  lastError?: { code: string; message: string; at: string };
+  queued: number;
+  pushing: number;
+}
+
+/**
+ * What a failed push means for its task: wait (the target, or the host, is down: its
+ * attempt is given back and it waits for the target), retry (after its backoff, then
+ * ready again), or fail (for good: dead-letter).
+ */
+export type Verdict = 'wait' | 'retry' | 'fail';
+
+export interface Lane {
+  readonly name: string;
+  /** Queues `task`; answers the older task it replaced, if one was still waiting. */
+  add(task: Task): Task | undefined;
+  /** The task waiting for `dest` now, if any (a newer one that came during a push). */
+  waiting(dest: string): Task | undefined;
+  /** The next batch to push at `now`, marked busy; empty when none may leave now. */
+  take(now: number): Task[];
+  /** A batch is over: its destinations are free again. */
+  finished(tasks: readonly Task[]): void;
+  /** A push landed: the target is up. */
+  landed(): void;
+  /** A push failed with `cause` (GET /status shows the last one). */
+  failing(cause: StevedoreError): void;
+  /** What a failed push (`cause`) means for `task`, the lane's own state updated already. */
+  failed(task: Task, cause: StevedoreError): Verdict;
+  /** Paused (down) until then, in ms since the epoch; 0 when not. */
+  readonly downUntil: number;
+  readonly ready: number;
+  readonly down: boolean;
+  state(): TargetState;
+  close(): void;
+}
+
+const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
+// Descriptors come back as the load passes, a spool as state_dir is mounted again: a
+// host fault pauses the target as briefly as a full target would be retried.
+const HOST_BACKOFF = { initialDelay: 500, maxDelay: 5000 };
+
+/** `wake`: a task's retry backoff is over (it is ready again). */
+export function createLane(name: string, limits: LaneLimits, wake: () => void): Lane {
+  const ready = new Map<string, Task>();
+  const retrying = new Map<string, { task: Task; timer: NodeJS.Timeout }>();
+  const busy = new Set<string>();
+  let running = 0;
+  let downUntil = 0;
+  let downStreak = 0;
+  let since: string | undefined;
+  let lastError: TargetState['lastError'];
+
+  // A push costs a fixed price (a runtime CLI process, ~50 ms of CPU) before its first
+  // byte, so an idle target starts at once with what is ready, but a second batch into
+  // a busy target starts only when it is full: the rest gathers while the first runs.
+  function take(now: number): Task[] {
+    if (running >= limits.perTarget || now < downUntil) return [];
+    const batch: Task[] = [];
+    let bytes = 0;
+    let full = false;
+    for (const task of ready.values()) {
+      if (busy.has(task.dest)) continue;
+      if (batch.length > 0 && (batch.length >= limits.batchFiles || bytes + task.bytes > limits.batchBytes)) {
+        full = true;
+        break;
+      }
+      batch.push(task);
+      bytes += task.bytes;
+    }
+    // A batch at its byte bound (one big file) is full too: it need not wait.
+    if (running > 0 && !full && batch.length < limits.batchFiles && bytes < limits.batchBytes) return [];
+    running += batch.length > 0 ? 1 : 0;
+    for (const task of batch) {
+      ready.delete(task.dest);
+      busy.add(task.dest);
+    }
+    return batch;
+  }
+
+  // One down push pauses the target once, however many files it carried: the streak
+  // counts failed probes, not files (else a batch of 10 means 30 s at once).
+  function pause(host: boolean): void {
+    if (Date.now() < downUntil) return;
+    if (downStreak === 0) since = new Date().toISOString();
+    downStreak += 1;
+    downUntil = Date.now() + backoffDelay(downStreak, host ? HOST_BACKOFF : DOWN_BACKOFF);
+  }
+
+  function retryLater(task: Task): void {
+    const timer = setTimeout(() => {
+      retrying.delete(task.dest);
+      ready.set(task.dest, task);
+      wake();
+    }, backoffDelay(task.attempts, task.options.retry));
+    retrying.set(task.dest, { task, timer });
+  }
+
+  return {
+    name,
+    add(task) {
+      const older = ready.get(task.dest) ?? retrying.get(task.dest)?.task;
+      clearTimeout(retrying.get(task.dest)?.timer);
+      retrying.delete(task.dest);
+      ready.set(task.dest, task);
+      return older === task ? undefined : older;
+    },
+    waiting: (dest) => ready.get(dest),
+    take,
+    finished(tasks) {
+      running -= 1;
+      tasks.forEach((task) => busy.delete(task.dest));
+    },
+    landed() {
+      if (downStreak > 0) since = new Date().toISOString();
+      downStreak = 0;
+    },
+    failing(cause) {
+      lastError = { code: cause.code, message: cause.message, at: new Date().toISOString() };
+    },
+    failed(task, cause) {
+      const kind = failureKind(cause);
+      if (kind === 'down' || kind === 'host') {
+        pause(kind === 'host');
+        ready.set(task.dest, task);
+        return 'wait';
+      }
+      if (kind === 'transient' && task.attempts < task.options.retry.attempts) {
+        retryLater(task);
+        return 'retry';
+      }
+      return 'fail';
+    },
+    get downUntil() {
+      return downUntil;
+    },
+    get ready() {
+      return ready.size;
+    },
+    get down() {
+      return downStreak > 0;
+    },
+    state: () => ({
+      name,
+      up: downStreak === 0,
+      ...(since ? { since } : {}),
+      ...(lastError ? { lastError } : {}),
+      queued: ready.size + retrying.size,
+      pushing: busy.size,
+    }),
+    close() {
+      retrying.forEach(({ timer }) => clearTimeout(timer));
+    },
+  };
+}
