@@ -231,7 +231,7 @@ describe('schema', () => {
     expect(schema.$schema).toMatch(/json-schema\.org/);
     expect(schema.type).toBe('object');
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties).sort()).toEqual(['defaults', 'http', 'log', 'queue', 'state_dir', 'targets', 'version', 'watch']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['defaults', 'http', 'log', 'queue', 'retain_max', 'state_dir', 'targets', 'version', 'watch']);
     expect(schema.required).toEqual(expect.arrayContaining(['version', 'targets']));
     expect(schema.properties.targets).toBeDefined();
     // nested sections are closed too, so editors flag typos there as well

@@ -3,18 +3,11 @@
 // They run even when other parts of the config are invalid (so every problem is
 // reported at once), hence the value is read defensively: a part with the wrong shape
 // is skipped here, the schema reports it.
-import type { z } from 'zod';
+import { entries, isEntry, type Context, type Entry } from './entries.js';
+import { checkFleets } from './fleets.js';
 import { LISTEN_PATTERN, isLoopback } from './listen.js';
 
-type Context = z.core.$RefinementCtx<unknown>;
-type Entry = Record<string, unknown>;
-
 export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter'];
-
-const isEntry = (value: unknown): value is Entry => typeof value === 'object' && value !== null && !Array.isArray(value);
-/** The object entries of a list, with their index (other items are skipped). */
-const entries = (value: unknown): [Entry, number][] =>
-  Array.isArray(value) ? value.flatMap((item: unknown, i) => (isEntry(item) ? [[item, i] as [Entry, number]] : [])) : [];
 
 export function checkCrossReferences(value: unknown, ctx: Context): void {
   if (!isEntry(value)) return;
@@ -40,6 +33,7 @@ export function checkCrossReferences(value: unknown, ctx: Context): void {
     legacy.forEach((entry) => checkTarget(entry, ['http', 'legacy']));
     watch.forEach((entry) => checkTarget(entry, ['watch']));
   }
+  if (isEntry(value.targets)) checkFleets(value.targets, { legacy, watch }, ctx);
   if (http) checkRoutes(http, routes, legacy, ctx);
   checkUnique(watch, ['watch'], 'name', ctx);
   for (const [entry, i] of watch) {
@@ -48,6 +42,9 @@ export function checkCrossReferences(value: unknown, ctx: Context): void {
     }
     if (entry.mode === 'mirror' && entry.after_push !== null && entry.after_push !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['watch', i, 'after_push'], message: 'after_push applies to mode: drop only' });
+    }
+    if (entry.mode === 'mirror' && entry.retain === true) {
+      ctx.addIssue({ code: 'custom', path: ['watch', i, 'retain'], message: 'retain applies to mode: drop only (a mirror brings a new container its current content anyway)' });
     }
   }
 }

@@ -83,11 +83,32 @@ const fileOptions = {
   push_timeout: duration.optional(),
 };
 
-const containerTarget = { container: z.string().min(1) };
+// A fleet (SPEC §7): every container whose labels (Incus/LXD: config keys user.<key>)
+// all match and whose name matches the glob. Shaped to map onto a Kubernetes label
+// selector later: equality on labels, ANDed.
+const labelKey = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$/, { error: 'expected a label key of letters, digits, ".", "_", "/" or "-"' });
+const selector = z.strictObject({
+  labels: z.record(labelKey, z.union([z.string(), z.number().transform(String), z.boolean().transform(String)])).default({}),
+  /** A glob on the container's name (picomatch), ANDed with the labels. */
+  name: z.string().min(1).optional(),
+});
+/** One container (`container`) or a fleet (`select`): exactly one of them (references.ts). */
+const containerTarget = { container: z.string().min(1).optional(), select: selector.optional() };
 const target = z.discriminatedUnion('runtime', [
   z.strictObject({ runtime: z.literal('local'), root: z.string().min(1) }),
-  z.strictObject({ runtime: z.literal(['incus', 'lxd']), ...containerTarget, project: z.string().min(1).optional() }),
-  z.strictObject({ runtime: z.literal(['docker', 'podman']), ...containerTarget }),
+  z.strictObject({
+    runtime: z.literal(['incus', 'lxd']),
+    ...containerTarget,
+    /** A remote added with `incus remote add` (`lxc remote add`). */
+    remote: name.optional(),
+    project: z.string().min(1).optional(),
+  }),
+  z.strictObject({
+    runtime: z.literal(['docker', 'podman']),
+    ...containerTarget,
+    /** The daemon: unix:///path, tcp://host:port or ssh://user@host (else DOCKER_HOST / CONTAINER_HOST). */
+    host: z.string().regex(/^(unix|tcp|ssh):\/\/\S+$/, { error: 'expected a daemon URL like unix:///run/docker.sock or tcp://127.0.0.1:2375' }).optional(),
+  }),
 ], { error: 'expected runtime to be one of incus, lxd, docker, podman, local (kubectl is planned)' });
 
 const URL_PATH = /^(\/[A-Za-z0-9._~-]+)+$/;
@@ -105,6 +126,8 @@ const route = z.strictObject({
   dest: absolutePath,
   token: token.optional(),
   exec: z.array(z.string()).min(1).optional(),
+  /** Keep the newest version of each destination, for containers that join the target later (SPEC §7). */
+  retain: z.boolean().default(false),
   ...fileOptions,
 });
 
@@ -157,6 +180,8 @@ const watch = z.strictObject({
   after_push: z.string().min(1).nullable().default(null),
   poll: z.boolean().default(false),
   exec: z.array(z.string()).min(1).optional(),
+  /** drop only: keep the newest version of each destination for containers that join later (a mirror always brings them its content). */
+  retain: z.boolean().default(false),
   ...fileOptions,
   // `mode` is drop | mirror here; the landed file's mode is `file_mode`.
   mode: z.enum(['drop', 'mirror']).default('drop'),
@@ -197,6 +222,8 @@ export const configSchema = z
       .prefault({}),
     http: http.optional(),
     watch: z.array(watch).default([]),
+    /** Bound on the retained versions under state_dir/retain (oldest dropped first, logged). */
+    retain_max: size.prefault('1GiB'),
   })
   // `when`: cross-reference problems are reported together with every other problem,
   // not only once the rest is valid (checkCrossReferences reads the value defensively).

@@ -4,6 +4,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
+import { describeTarget } from '../targets/index.js';
 import type { ReceivingStatus } from '../ingest/receiving.js';
 import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
@@ -39,7 +40,7 @@ export async function buildStatus({ config, scheduler, registry, watches, spool,
       return {
         name,
         runtime: target.runtime,
-        where: target.runtime === 'local' ? target.root : target.container,
+        where: describeTarget(target),
         up: state?.up ?? true,
         ...(state?.since ? { since: state.since } : {}),
         ...(state?.lastError ? { last_error: state.lastError } : {}),

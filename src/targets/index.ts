@@ -17,15 +17,16 @@ export { createStagingLedger, type StagingLedger } from './ledger.js';
 /** `ledger`: where targets note a batch's staging while it runs (the agent's; see ledger.ts). */
 export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger): Target {
   if (config.runtime === 'local') return createLocalTarget({ name, root: config.root, ...(ledger ? { ledger } : {}) });
-  const runtime = runtimeFor(config);
+  if (config.container === undefined) throw new StevedoreError('NOT_SUPPORTED', `target "${name}": fleets (select) are not wired yet`);
+  const runtime = runtimeFor(config, config.container);
   if (!onPath(runtime.command)) {
     throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${runtime.command}" command, which is not on PATH (is ${config.runtime} installed?)`);
   }
   return createContainerTarget(name, runtime, logger, ledger);
 }
 
-function runtimeFor(config: Readonly<Exclude<TargetConfig, { runtime: 'local' }>>): Runtime {
-  const { runtime, container } = config;
+function runtimeFor(config: Readonly<Exclude<TargetConfig, { runtime: 'local' }>>, container: string): Runtime {
+  const { runtime } = config;
   if (runtime === 'docker' || runtime === 'podman') return dockerRuntime({ runtime, container });
   return incusRuntime({ runtime, container, project: 'project' in config ? config.project : undefined });
 }
@@ -41,6 +42,17 @@ function onPath(command: string): boolean {
   });
 }
 
-/** The X-Container-Name a legacy client uses for a target: its container, or a local target's name. */
+/** The X-Container-Name a legacy client uses for a target: its container, or a local target's name (a fleet has none: config refuses it). */
 export const containerName = (name: string, config: Readonly<TargetConfig>): string =>
-  config.runtime === 'local' ? name : config.container;
+  config.runtime === 'local' ? name : (config.container ?? '');
+
+/** Where a target's files go, for people: a root, a container, or a fleet's selector. */
+export function describeTarget(config: Readonly<TargetConfig>): string {
+  if (config.runtime === 'local') return config.root;
+  const on = 'remote' in config && config.remote ? `${config.remote}:` : '';
+  const via = 'host' in config && config.host ? ` on ${config.host}` : '';
+  if (config.container !== undefined) return `${on}${config.container}${via}`;
+  const labels = Object.entries(config.select?.labels ?? {}).map(([key, value]) => `${key}=${value}`);
+  const name = config.select?.name ? [`name ${config.select.name}`] : [];
+  return `fleet ${on}[${[...labels, ...name].join(', ')}]${via}`;
+}

@@ -73,7 +73,7 @@ describe('the example config', () => {
       min_rate: 1024,
       allowed_hosts: [],
       allowed_origins: [],
-      routes: [{ name: 'sandbox-files', path: '/drop/sandbox', target: 'sandbox', dest: '/srv/files', token: 'change-me' }],
+      routes: [{ name: 'sandbox-files', path: '/drop/sandbox', target: 'sandbox', dest: '/srv/files', token: 'change-me', retain: false }],
       legacy: [{ target: 'sandbox', path_prefix: '/srv/legacy', token: 'change-me-too' }],
     });
     expect(config.watch).toEqual([
@@ -89,6 +89,7 @@ describe('the example config', () => {
         delete: false,
         after_push: null,
         poll: false,
+        retain: false,
       },
     ]);
   });
@@ -146,7 +147,7 @@ describe('defaults and resolution', () => {
       ),
     );
     expect(config.http).toMatchObject({ listen: '[::1]:9000', max_body: 2 ** 31, idle_timeout: 60_000, min_free: 2 ** 30, allow_anonymous: false, legacy: [] });
-    expect(config.http?.routes[0]).toEqual({ name: 'r', path: '/r', target: 'box', dest: '/d', mode: 0o600, retry: { attempts: 2 } });
+    expect(config.http?.routes[0]).toEqual({ name: 'r', path: '/r', target: 'box', dest: '/d', mode: 0o600, retry: { attempts: 2 }, retain: false });
     expect(config.watch[0]).toEqual({
       name: 'w',
       path: '/etc/stevedore/in',
@@ -158,6 +159,7 @@ describe('defaults and resolution', () => {
       delete: false,
       after_push: null,
       poll: false,
+      retain: false,
       mode: 'drop',
     });
     expect(config.watch[1]).toMatchObject({ path: '/abs/in', mode: 'mirror', delete: true, file_mode: 0o640 });
@@ -398,7 +400,7 @@ describe('schema problems, each at its own line:col', () => {
     );
     expect(problems(text)).toEqual([
       'x.yaml:3:3: targets.box.root: required', // at the key of the map that lacks it
-      'x.yaml:4:3: targets.web.container: required',
+      'x.yaml:4:3: targets.web.container: expected container (one container) or select (a fleet: labels and/or a name glob)',
       'x.yaml:5:1: http.listen: required',
       'x.yaml:7:7: http.routes.0.dest: required',
     ]);
