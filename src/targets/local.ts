@@ -26,7 +26,7 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
     const prefix = `.stevedore-${note.tag}-`;
     try {
       for (const dir of note.dirs) {
-        const real = await ensureDir(rootReal, dir, undefined, { changed: new Set(), made: [] }).catch(() => undefined);
+        const real = await ensureDir(rootReal, dir, { mode: undefined, log: { changed: new Set(), made: [] } }).catch(() => undefined);
         const entries = real === undefined ? [] : await readdir(real).catch((error: unknown) => (GONE.has(errnoCode(error) ?? '') ? [] : Promise.reject(error)));
         const left = entries.filter((entry) => entry.startsWith(prefix));
         await Promise.all(left.map((entry) => rm(path.join(real as string, entry), { force: true })));
@@ -50,10 +50,10 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
       const tempName = () => `.stevedore-${note.tag}-${(temps += 1)}.tmp`;
       const dirs = new Map<string, Promise<string | undefined>>();
       const dirLog: DirLog = { changed: new Set(), made: [] };
-      const ensure: EnsureDir = (dir, mode) => {
-        const key = `${mode ?? 'find'}:${dir}`;
+      const ensure: EnsureDir = (dir, mode, within) => {
+        const key = `${mode ?? 'find'}:${within}:${dir}`;
         let real = dirs.get(key);
-        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, mode, dirLog)));
+        if (!real) dirs.set(key, (real = ensureDir(rootReal, dir, { mode, within, log: dirLog })));
         return real;
       };
       const land = async (item: PushItem): Promise<PushResult> => {
@@ -84,8 +84,14 @@ export function createLocalTarget({ name, root, ledger }: LocalTargetOptions): T
   };
 }
 
-/** Resolves a container directory inside root; creates what is missing when given a mode. */
-type EnsureDir = (dir: string, mode: number | undefined) => Promise<string | undefined>;
+/**
+ * Resolves a container directory inside root, and inside `within` (the item's route or
+ * watch dest) from there on; creates what is missing when given a mode.
+ */
+type EnsureDir = (dir: string, mode: number | undefined, within: string) => Promise<string | undefined>;
+
+// The configured directory a destination may not leave through a symlink (target.ts).
+const withinOf = (item: PushItem) => item.root ?? path.posix.dirname(item.dest);
 
 /** What a batch did to directories (host paths). */
 interface DirLog {
@@ -107,7 +113,7 @@ async function removeEmpty({ changed, made }: DirLog): Promise<void> {
 // `tempName`: a short name of the batch's own, not the destination's name plus a suffix,
 // which could pass NAME_MAX.
 async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tempName: string): Promise<string> {
-  const parent = (await ensure(path.posix.dirname(item.dest), item.dirMode)) as string;
+  const parent = (await ensure(path.posix.dirname(item.dest), item.dirMode, withinOf(item))) as string;
   const final = path.join(parent, path.posix.basename(item.dest));
   const temp = path.join(parent, tempName);
   try {
@@ -127,7 +133,7 @@ async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tem
 // rm does not follow a symlink at `dest` itself, and the walk to its parent refuses
 // any that leads outside root; a destination already gone is a success.
 async function deleteOne(item: DeleteItem, ensure: EnsureDir): Promise<string | undefined> {
-  const parent = await ensure(path.posix.dirname(item.dest), undefined);
+  const parent = await ensure(path.posix.dirname(item.dest), undefined, withinOf(item));
   if (parent === undefined) return undefined;
   await rm(path.join(parent, path.posix.basename(item.dest)), { recursive: true, force: true });
   return parent;
@@ -174,9 +180,24 @@ async function copyStaged(item: PutItem, temp: string): Promise<void> {
 // Walks `dir` from the root one component at a time, creating what is missing with
 // `mode` (or answering undefined when there is no mode) and refusing any component
 // (a planted symlink) that resolves outside root.
-async function ensureDir(rootReal: string, dir: string, mode: number | undefined, { changed, made }: DirLog): Promise<string | undefined> {
+interface EnsureOptions {
+  /** Makes what is missing with this mode; without it, a missing directory answers undefined. */
+  mode: number | undefined;
+  /** A container directory (a route's dest): from it on, a symlink may not lead outside it. */
+  within?: string;
+  log: DirLog;
+}
+
+// Walks `dir` from the root one component at a time, creating what is missing with
+// `mode`. A symlink is followed only where it stays inside: the target's root, and from
+// `within` on (itself resolved), inside `within`, as batch.sh does in a container. A
+// dangling one is refused too: what it points at could be made by the next file.
+async function ensureDir(rootReal: string, dir: string, { mode, within, log }: EnsureOptions): Promise<string | undefined> {
+  const segments = dir.split('/').filter(Boolean);
+  const depth = within === undefined ? Infinity : within.split('/').filter(Boolean).length;
   let current = rootReal;
-  for (const segment of dir.split('/').filter(Boolean)) {
+  let limit = depth === 0 ? rootReal : undefined;
+  for (const [i, segment] of segments.entries()) {
     const next = path.join(current, segment);
     const stats = await lstat(next).catch((error: unknown) => {
       if (errnoCode(error) === 'ENOENT') return undefined;
@@ -184,29 +205,42 @@ async function ensureDir(rootReal: string, dir: string, mode: number | undefined
     });
     if (!stats) {
       if (mode === undefined) return undefined;
-      const ours = await mkdir(next, { mode }).then(() => true, (error: unknown) => {
-        if (errnoCode(error) !== 'EEXIST') throw error;
-        return false;
-      });
-      if (ours) made.push(next);
-      await open(next, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY).then(async (h) => {
-        await h.chmod(mode);
-        await h.close();
-      });
-      changed.add(current);
-      current = next;
+      current = await makeDir(current, next, mode, log);
     } else if (stats.isSymbolicLink()) {
-      current = await realpath(next);
-      if (!isInside(rootReal, current)) {
-        throw new StevedoreError('DEST_UNSAFE', `${dir}: ${segment} is a symlink that leads outside the target root`);
-      }
+      const at = `/${segments.slice(0, i + 1).join('/')}`;
+      current = await followLink(next, at, limit ?? rootReal, limit === undefined ? 'the target root' : (within as string));
     } else if (stats.isDirectory()) {
       current = next;
     } else {
       throw new StevedoreError('DEST_UNSAFE', `${dir}: ${segment} exists and is not a directory`);
     }
+    if (i + 1 === depth) limit = current;
   }
   return current;
+}
+
+async function makeDir(parent: string, next: string, mode: number, { changed, made }: DirLog): Promise<string> {
+  const ours = await mkdir(next, { mode }).then(() => true, (error: unknown) => {
+    if (errnoCode(error) !== 'EEXIST') throw error;
+    return false;
+  });
+  if (ours) made.push(next);
+  await open(next, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY).then(async (h) => {
+    await h.chmod(mode);
+    await h.close();
+  });
+  changed.add(parent);
+  return next;
+}
+
+// `at`: the link's container path, for the message (the same words as batch.sh's).
+async function followLink(link: string, at: string, limit: string, what: string): Promise<string> {
+  const real = await realpath(link).catch((error: unknown) => {
+    if (errnoCode(error) !== 'ENOENT') throw error;
+    throw new StevedoreError('DEST_UNSAFE', `${at} is a dangling symlink`);
+  });
+  if (!isInside(limit, real)) throw new StevedoreError('DEST_UNSAFE', `${at} leads outside ${what} through a symlink`);
+  return real;
 }
 
 const isInside = (root: string, candidate: string) => candidate === root || candidate.startsWith(`${root}${path.sep}`);

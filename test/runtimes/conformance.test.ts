@@ -98,18 +98,9 @@ describe.each(kinds)('$name', (kind: TargetKind) => {
       await put(dir, '/srv/route/file-link', 'replaced the link', { root }),
     ];
     const results = await push(target, items);
-    if (kind.can.routeRoots) {
-      expect(codes(results)).toEqual(['DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'ok', 'ok', 'ok']);
-      expect(results[1]).toMatchObject({ error: { message: expect.stringContaining('/srv/route/evil leads outside /srv/route through a symlink') } });
-      expect(await sh(outsideUntouched)).toBe('victim\nkeep\n1\n0');
-    } else {
-      // The local target knows its root, not a route's dest: links that stay inside its
-      // root are followed (the delete takes /outside/victim, files land in /outside and
-      // /srv/etc), and the dangling one fails as TARGET_IO (transient), not DEST_UNSAFE.
-      // It refuses only a link out of its root (test/targets/local.test.ts).
-      expect(codes(results)).toEqual(['ok', 'ok', 'ok', 'TARGET_IO', 'ok', 'ok', 'ok', 'ok']);
-      expect(await sh(outsideUntouched)).toBe('deeper\npwned\n0\n0');
-    }
+    expect(codes(results)).toEqual(['DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'DEST_UNSAFE', 'ok', 'ok', 'ok']);
+    expect(results[1]).toMatchObject({ error: { message: expect.stringContaining('/srv/route/evil leads outside /srv/route through a symlink') } });
+    expect(await sh(outsideUntouched)).toBe('victim\nkeep\n1\n0');
     expect(await sh('cat "$R"/srv/route/real/ok.txt "$R"/srv/route/plain/ok.txt; echo; [ -L "$R"/srv/route/file-link ] || cat "$R"/srv/route/file-link')).toBe('innerplain\nreplaced the link');
   });
 
@@ -118,17 +109,8 @@ describe.each(kinds)('$name', (kind: TargetKind) => {
     await sh('mkdir -p "$R"/srv/ra/sub "$R"/srv/rb && ln -s "$R"/srv/rb/x "$R"/srv/ra/sub/dangling');
     const items = [await put(dir, '/srv/ra/sub/dangling/g', 'through the link', { root: '/srv/ra' }), await put(dir, '/srv/rb/x/f', 'f', { root: '/srv/rb' })];
     const results = codes(await push(target, items));
-    if (kind.can.routeRoots) {
-      expect(results).toEqual(['DEST_UNSAFE', 'ok']);
-      expect(await sh('ls -A "$R"/srv/rb/x')).toBe('f');
-    } else {
-      // The local target follows the link once the batch's other file made what it points
-      // at, and answers TARGET_IO (transient) when it looked before: which comes first
-      // varies from run to run (of 400 such batches here, 57 looked first).
-      expect(results[1]).toBe('ok');
-      expect(await sh('ls -A "$R"/srv/rb/x')).toBe(results[0] === 'ok' ? 'f\ng' : 'f');
-      expect(['ok', 'TARGET_IO']).toContain(results[0]);
-    }
+    expect(results).toEqual(['DEST_UNSAFE', 'ok']);
+    expect(await sh('ls -A "$R"/srv/rb/x')).toBe('f');
   });
 
   it('removes what a push killed with its agent left, before the next run\'s first push', async () => {

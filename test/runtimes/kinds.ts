@@ -14,11 +14,6 @@ import { runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
 export interface Capabilities {
   /** Gives a landed file any owner: a container's root does; the local target only when the agent runs as root. */
   owners: boolean;
-  /**
-   * Refuses a symlink below a route's dest that leads outside it (a push item's `root`).
-   * The local target does not: it refuses only a symlink that leads outside its root.
-   */
-  routeRoots: boolean;
   /** Stages each directory's files in DIR/.stevedore-TAG/ through batch.sh (its checks can be driven directly). */
   batchScript: boolean;
   /** Without tar in the container, lands files by the runtime's own copy. */
@@ -62,7 +57,7 @@ async function refuseWrites(dir: string): Promise<void> {
 export const localKind: TargetKind = {
   name: 'local',
   missing: undefined,
-  can: { owners: isRoot, routeRoots: false, batchScript: false, copyFallback: false, exec: false, filePush: false, projects: false },
+  can: { owners: isRoot, batchScript: false, copyFallback: false, exec: false, filePush: false, projects: false },
   async create() {
     const root = await mkdtemp(path.join(tmpdir(), 'stevedore-local-'));
     await refuseWrites(path.join(root, 'sys'));
@@ -84,7 +79,7 @@ const incusLike = (name: string) => name === 'incus' || name === 'lxd';
 export const containerKind = (runtime: RuntimeUnderTest): TargetKind => ({
   name: runtime.name,
   missing: runtime.missing,
-  can: { owners: true, routeRoots: true, batchScript: true, copyFallback: true, exec: true, filePush: incusLike(runtime.name), projects: incusLike(runtime.name) },
+  can: { owners: true, batchScript: true, copyFallback: true, exec: true, filePush: incusLike(runtime.name), projects: incusLike(runtime.name) },
   runtime,
   create: () => runtime.create(),
   remove: (container) => runtime.remove(container),
