@@ -22,9 +22,11 @@ import { createDeadLetter } from './spool/dead-letter.js';
 import { createJournal } from './spool/journal.js';
 import { checkFree } from './spool/receive.js';
 import { recover } from './spool/recover.js';
-import { createSettlement } from './spool/settle.js';
+import { createRetainStore } from './spool/retain.js';
+import { createSettlement, settleDelivery } from './spool/settle.js';
 import { createSpool } from './spool/spool.js';
 import { createStateDir } from './spool/state-dir.js';
+import { createFleets, isFleet, type FleetsOptions } from './targets/fleet/fleets.js';
 import { containerName, createStagingLedger, createTarget } from './targets/index.js';
 import type { Target } from './targets/target.js';
 
@@ -44,14 +46,16 @@ export interface Agent {
 
 export interface AgentOptions {
   logger: Logger;
-  /** Builds each target's adapter; tests pass a failing runtime here. */
+  /** Builds each target's adapter (a fleet's member's too); tests pass a failing runtime here. */
   createTarget?: typeof createTarget;
+  /** Follows a fleet's members; tests pass a stand-in for a runtime here. */
+  createMembership?: FleetsOptions['createMembership'];
 }
 
 /** min_free lives under `http`; a watch-only agent keeps the same margin. */
 const DEFAULT_MIN_FREE = 2 ** 30;
 
-export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget }: AgentOptions): Agent {
+export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget, createMembership = noMembership }: AgentOptions): Agent {
   let current = config;
   const spool = createSpool(path.join(config.state_dir, 'spool'));
   const deadLetter = createDeadLetter(path.join(config.state_dir, 'dead-letter'));
@@ -70,11 +74,22 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   // Watches stopped by a reload stay here until the end: their tasks still settle through them.
   const retired: Watch[] = [];
   const settleTask = createSettlement({ journal, spool, deadLetter, stateDir, logger, signal: shutdown.signal });
+  const retain = createRetainStore(path.join(config.state_dir, 'retain'), config.retain_max, logger);
+  const sourcePath = (task: Task) => (task.retained ? retain.path(task.sha256) : spool.path(task.staged));
   const settle = async (task: Task, how: Settlement) => {
     await settleTask(task, how);
     if (how === 'failed') deadLetterCounts.forget();
+    if (how === 'done' && task.kind === 'delete') retain.forget(task.target, task.dest, task.origin?.dir);
+    fleets.settled(task, how);
     const origin = task.origin;
     if (origin) await [...watches, ...retired].find((w) => w.name === origin.watch)?.settled(task, how);
+  };
+  // A file a fleet's later members must get: its newest version is kept (spool/retain.ts).
+  const keepRetained = async (tasks: readonly Task[]) => {
+    for (const task of tasks) {
+      if (!task.options.retain || task.kind !== 'put' || fleets.members(task.target) === undefined) continue;
+      await retain.keep(task, spool.path(task.staged)).catch((error: unknown) => logger.warn({ taskId: task.id, target: task.target, dest: task.dest, err: error }, 'could not keep a retained version: a member joining later will not get it'));
+    }
   };
   // Its sources are read at scrape time, once everything below exists.
   const metrics = createMetrics({
@@ -90,16 +105,32 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     ...schedulerLimits(config),
     logger,
     registry,
-    getTarget: (name) => targets.get(name),
-    sourcePath: (task) => spool.path(task.staged),
+    getTarget: (name, member) => (member === undefined ? targets.get(name) : fleets.target(name, member)),
+    fleet: (name) => fleets.members(name),
+    sourcePath,
     settle,
+    settleDelivery: async (child, outcome, memberId) => {
+      await settleDelivery(child, outcome, memberId, { journal, spool, deadLetter }, sourcePath(child));
+      if (outcome === 'failed') deadLetterCounts.forget();
+    },
     observer: metrics,
   });
+  const fleets = createFleets({
+    dir: path.join(config.state_dir, 'fleets'),
+    logger,
+    retain,
+    queue: scheduler,
+    createMembership,
+    memberTarget: (name, fleet, member) => makeTarget(name, fleet, logger, ledger, member),
+  });
   const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
-  const intake = createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested });
+  const intake = createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested, beforeQueue: keepRetained });
   // state_dir never changes in a running agent (a reload says it needs a restart).
-  const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) =>
-    createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger, outOfFiles });
+  // A mirror into a fleet always keeps its files' versions: a new member gets its content.
+  const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) => {
+    const retained = w.retain || (w.mode === 'mirror' && isFleet(current.targets[w.target]));
+    return createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode, retain: retained }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger, outOfFiles });
+  };
   let watches = config.watch.map((w) => makeWatch(w, config.defaults));
 
   const ops = createOperations({
@@ -113,6 +144,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     metrics,
     deadLetterCounts,
     receiving: () => http?.receiving(),
+    fleets: () => fleets.status(),
     logger,
     startedAt: new Date(),
   });
@@ -135,7 +167,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       return watches;
     },
     async start() {
-      for (const [name, target] of Object.entries(config.targets)) targets.set(name, makeTarget(name, target, logger, ledger));
+      for (const [name, target] of Object.entries(config.targets)) if (!isFleet(target)) targets.set(name, makeTarget(name, target, logger, ledger));
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);
       await Promise.all([spool.init(), deadLetter.init(), ledger.open()]);
@@ -143,7 +175,10 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
         logger.warn({ target: name, left: ledger.leftovers(name) }, 'an interrupted push left staging directories (.stevedore-TAG) in a target that is no longer configured: remove them by hand');
         await Promise.all(ledger.leftovers(name).map((note) => ledger.clear(name, note.tag)));
       }
-      const known = (name: string) => targets.has(name);
+      await retain.open();
+      // Members first: the tasks recovered next get one delivery per member at once.
+      await fleets.configure(config.targets);
+      const known = (name: string) => targets.has(name) || isFleet(config.targets[name]);
       const { requeued, failed, restage } = await recover({ records: await journal.open(), spool, deadLetter, journal, logger, known });
       failed.forEach((task) => registry.add(task)); // logs it; GET /tasks/<id> tells the client what happened
       requeued.forEach((record) => scheduler.enqueue(newTask(record)));
@@ -161,7 +196,12 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     async reload(next) {
       if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is stopping');
       const plan = planReload(current, next);
-      for (const name of plan.targets) targets.set(name, makeTarget(name, next.targets[name] as Config['targets'][string], logger, ledger));
+      for (const name of plan.targets) {
+        const target = next.targets[name] as Config['targets'][string];
+        if (isFleet(target)) targets.delete(name);
+        else targets.set(name, makeTarget(name, target, logger, ledger));
+      }
+      await fleets.configure(next.targets);
       const stopping = watches.filter((w) => plan.stopWatches.includes(w.name));
       await Promise.all(stopping.map((w) => w.close()));
       retired.push(...stopping);
@@ -183,6 +223,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       registry.wakeAll(); // Prefer: wait requests answer 202 now instead of holding the grace
       await http?.close(grace);
       await scheduler.close(Math.max(0, deadline - Date.now()));
+      await fleets.close();
+      await retain.close();
       // Pushes that finished while the queue drained updated mirror state after close().
       await Promise.all([...watches, ...retired].map((watch) => watch.flush()));
       stateDir.close();
@@ -219,3 +261,8 @@ function keepRunning(running: Config, next: Config): Config {
   const http = running.http && next.http ? { ...next.http, listen: running.http.listen, min_free: running.http.min_free } : running.http;
   return { ...next, state_dir: running.state_dir, queue: running.queue, http };
 }
+
+// Until a runtime's membership is wired in: a fleet target cannot start.
+const noMembership: FleetsOptions['createMembership'] = (name) => {
+  throw new StevedoreError('NOT_SUPPORTED', `target "${name}": following a fleet's members needs the runtime's discovery`);
+};

@@ -3,7 +3,8 @@
 import { randomSlice } from './random.js';
 
 export type TaskStatus = 'queued' | 'pushing' | 'retrying' | 'done' | 'failed';
-export type TaskSource = 'http' | 'watch' | 'cli';
+/** http, watch, cli: how the file came; retain: a retained version, for a fleet member catching up. */
+export type TaskSource = 'http' | 'watch' | 'cli' | 'retain';
 
 export interface RetryPolicy {
   attempts: number;
@@ -22,6 +23,8 @@ export interface FileOptions {
   exec?: string[];
   /** The route's, watch's or legacy rule's dest: the file may not land outside it through a symlink. */
   root?: string;
+  /** Keep the newest version of its destination for a fleet's later members (a route's or drop watch's `retain`, a mirror on a fleet). */
+  retain?: boolean;
 }
 
 /** Where a watched file came from, so that its host file can follow the push. */
@@ -65,6 +68,33 @@ export interface TaskRecord {
    */
   idempotencyScope?: string;
   origin?: TaskOrigin;
+  /** A fleet's task for these members only (a member catching up, a dead-lettered delivery replayed). */
+  members?: string[];
+  /** A fleet's deliveries that ended (journal `delivered` lines): not pushed to those again. */
+  delivered?: DeliveryRecord[];
+  /** One delivery of a fleet's task: the member it goes to, and the task it is part of. Never journaled as an `add`. */
+  member?: string;
+  parent?: string;
+  /** Its bytes are a retained version (state_dir/retain, by this sha256), not a staged file: a member catching up. Not journaled. */
+  retained?: boolean;
+}
+
+/** How one member's delivery ended. `gone`: the member left the fleet first. */
+export type DeliveryOutcome = 'done' | 'failed' | 'superseded' | 'gone';
+
+export interface DeliveryRecord {
+  container: string;
+  /** The member's incarnation (container id, volatile.uuid) it reached: a re-created member gets it again. */
+  memberId?: string;
+  outcome: DeliveryOutcome;
+}
+
+/** A fleet task's delivery to one member, as GET /tasks shows it. */
+export interface Delivery {
+  container: string;
+  status: TaskStatus | 'superseded' | 'gone';
+  attempts: number;
+  error?: TaskError;
 }
 
 export interface TaskError {
@@ -79,6 +109,8 @@ export interface Task extends TaskRecord {
   error?: TaskError;
   /** Set when a newer task for the same destination replaced this one before it was pushed. */
   supersededBy?: string;
+  /** A fleet's task: one delivery per member (SPEC §7). */
+  deliveries?: Delivery[];
 }
 
 // Sortable by creation time, unguessable: 6 bytes of time, 10 of randomness.
@@ -110,6 +142,8 @@ export function taskJson(task: Task): Record<string, unknown> {
     attempts: task.attempts,
     ...(task.error ? { error: task.error } : {}),
     ...(task.supersededBy ? { superseded_by: task.supersededBy } : {}),
+    ...(task.deliveries ? { deliveries: task.deliveries.map(({ container, status, attempts, error }) => ({ container, status, attempts, ...(error ? { error } : {}) })) } : {}),
+    ...(task.member ? { container: task.member, parent: task.parent } : {}),
     source: task.source,
     created_at: task.createdAt,
     updated_at: task.updatedAt,

@@ -9,6 +9,7 @@ interface Overrides {
   readonly retry?: { readonly attempts?: number; readonly initial_delay?: number; readonly max_delay?: number };
   readonly push_timeout?: number;
   readonly exec?: readonly string[] | undefined;
+  readonly retain?: boolean;
 }
 
 /** `root`: the configured container directory the files land under (route, watch or legacy `dest`). */
@@ -23,5 +24,6 @@ export function fileOptionsFor(defaults: Config['defaults'], overrides: Override
     pushTimeout: overrides.push_timeout ?? defaults.push_timeout,
     ...(overrides.exec ? { exec: [...overrides.exec] } : {}),
     ...(root ? { root } : {}),
+    ...(overrides.retain ? { retain: true } : {}),
   };
 }

@@ -58,9 +58,11 @@ export interface IntakeOptions {
   isClosing(): boolean;
   /** Told of every task accepted (metrics). */
   onAccepted?(tasks: readonly Task[]): void;
+  /** Before the accepted tasks are queued (their files are durable): keeps retained versions. Never rejects. */
+  beforeQueue?(tasks: readonly Task[]): Promise<void>;
 }
 
-export function createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing, onAccepted }: IntakeOptions): Intake {
+export function createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing, onAccepted, beforeQueue }: IntakeOptions): Intake {
   const explained = async (error: unknown): Promise<never> => {
     throw await stateDir.explain(error);
   };
@@ -121,6 +123,7 @@ export function createIntake({ spool, journal, stateDir, scheduler, minFree, isC
         await Promise.all(staged.map((r) => spool.remove(r.staged))).catch(() => undefined);
         return explained(spoolError(failure.reason));
       }
+      await beforeQueue?.(tasks);
       tasks.forEach((task) => scheduler.enqueue(task, true));
       onAccepted?.(tasks);
       return tasks;

@@ -4,6 +4,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
+import type { FleetStatus } from '../targets/fleet/fleets.js';
 import { describeTarget } from '../targets/index.js';
 import type { ReceivingStatus } from '../ingest/receiving.js';
 import type { Watch } from '../ingest/watch/watch.js';
@@ -20,12 +21,14 @@ export interface StatusSources {
   deadLetters(): Promise<ReadonlyMap<string, number>>;
   /** The HTTP bodies being received; undefined without a listener. */
   receiving(): ReceivingStatus | undefined;
+  /** The fleets' members (SPEC §7). */
+  fleets(): FleetStatus[];
   startedAt: Date;
 }
 
 const RECENT_FAILURES = 20;
 
-export async function buildStatus({ config, scheduler, registry, watches, spool, deadLetters, receiving, startedAt }: StatusSources) {
+export async function buildStatus({ config, scheduler, registry, watches, spool, deadLetters, receiving, fleets, startedAt }: StatusSources) {
   const states = new Map(scheduler.targetStates().map((state) => [state.name, state]));
   const dead = await deadLetters();
   const [freeBytes, usage] = await Promise.all([spool.freeBytes().catch(() => undefined), spoolUsage(spool.dir)]);
@@ -49,6 +52,23 @@ export async function buildStatus({ config, scheduler, registry, watches, spool,
         dead_letter: dead.get(name) ?? 0,
       };
     }),
+    fleets: fleets().map((fleet) => ({
+      name: fleet.name,
+      following: fleet.following,
+      members: fleet.members.map((member) => {
+        const state = states.get(`${fleet.name}/${member.name}`);
+        return {
+          name: member.name,
+          id: member.id,
+          running: member.running,
+          ready: member.ready,
+          up: state?.up ?? true,
+          ...(state?.lastError ? { last_error: state.lastError } : {}),
+          queued: state?.queued ?? 0,
+          pushing: state?.pushing ?? 0,
+        };
+      }),
+    })),
     watches: watches.map((watch) => watch.status()),
     recent_failures: registry.recentFailures(RECENT_FAILURES).map((task) => ({
       id: task.id,

@@ -15,9 +15,11 @@ export interface LaneLimits {
   batchBytes: number;
 }
 
-/** A target as the queue sees it (GET /status). */
+/** A target (or a fleet's member) as the queue sees it (GET /status). */
 export interface TargetState {
   name: string;
+  /** A fleet's member: its target and its container. */
+  fleet?: { target: string; member: string };
   up: boolean;
   /** When it went down, or came up again after being down. */
   since?: string;
@@ -35,10 +37,14 @@ export type Verdict = 'wait' | 'retry' | 'fail';
 
 export interface Lane {
   readonly name: string;
-  /** Queues `task`; answers the older task it replaced, if one was still waiting. */
-  add(task: Task): Task | undefined;
+  /** Queues `task`; answers the task replaced (an older one waiting, or `task` itself when it is older than one there) and by which. */
+  add(task: Task): { replaced: Task; by: Task } | undefined;
   /** The task waiting for `dest` now, if any (a newer one that came during a push). */
   waiting(dest: string): Task | undefined;
+  /** Takes `task` out if it waits (ready or to retry); false when it is being pushed or not here. */
+  remove(task: Task): boolean;
+  /** The target may be back (a fleet member started): its pause ends now. */
+  wake(): void;
   /** The next batch to push at `now`, marked busy; empty when none may leave now. */
   take(now: number): Task[];
   /** A batch is over: its destinations are free again. */
@@ -62,11 +68,11 @@ const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
 // host fault pauses the target as briefly as a full target would be retried.
 const HOST_BACKOFF = { initialDelay: 500, maxDelay: 5000 };
 
-/** `wake`: a task's retry backoff is over (it is ready again). */
-export function createLane(name: string, limits: LaneLimits, wake: () => void): Lane {
+/** `wake`: a task's retry backoff is over (it is ready again). `fleet`: the lane of a fleet's member. */
+export function createLane(name: string, limits: LaneLimits, wake: () => void, fleet?: { target: string; member: string }): Lane {
   const ready = new Map<string, Task>();
   const retrying = new Map<string, { task: Task; timer: NodeJS.Timeout }>();
-  const busy = new Set<string>();
+  const busy = new Map<string, Task>();
   let running = 0;
   let downUntil = 0;
   let downStreak = 0;
@@ -95,7 +101,7 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void): 
     running += batch.length > 0 ? 1 : 0;
     for (const task of batch) {
       ready.delete(task.dest);
-      busy.add(task.dest);
+      busy.set(task.dest, task);
     }
     return batch;
   }
@@ -121,13 +127,27 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void): 
   return {
     name,
     add(task) {
-      const older = ready.get(task.dest) ?? retrying.get(task.dest)?.task;
+      const waiting = ready.get(task.dest) ?? retrying.get(task.dest)?.task;
+      // A version older than one waiting or being pushed (a retained one, for a member
+      // catching up) is replaced at once: newest wins by when it was accepted.
+      const newer = [waiting, busy.get(task.dest)].find((other) => other !== undefined && other !== task && other.createdAt > task.createdAt);
+      if (newer) return { replaced: task, by: newer };
       clearTimeout(retrying.get(task.dest)?.timer);
       retrying.delete(task.dest);
       ready.set(task.dest, task);
-      return older === task ? undefined : older;
+      return waiting === undefined || waiting === task ? undefined : { replaced: waiting, by: task };
     },
     waiting: (dest) => ready.get(dest),
+    remove(task) {
+      if (ready.get(task.dest) === task) return ready.delete(task.dest);
+      const retry = retrying.get(task.dest);
+      if (retry?.task !== task) return false;
+      clearTimeout(retry.timer);
+      return retrying.delete(task.dest);
+    },
+    wake() {
+      downUntil = 0;
+    },
     take,
     finished(tasks) {
       running -= 1;
@@ -164,6 +184,7 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void): 
     },
     state: () => ({
       name,
+      ...(fleet ? { fleet } : {}),
       up: downStreak === 0,
       ...(since ? { since } : {}),
       ...(lastError ? { lastError } : {}),

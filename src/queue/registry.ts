@@ -108,6 +108,7 @@ function logTask(logger: Logger, task: Task): void {
       ...(task.error ? { error: task.error } : {}),
       ...(task.supersededBy ? { supersededBy: task.supersededBy } : {}),
       ...(task.requestId ? { reqId: task.requestId } : {}),
+      ...(task.member ? { container: task.member, parent: task.parent } : {}),
     },
     `task ${task.status}`,
   );

@@ -1,12 +1,15 @@
-// The bounded queue. Tasks wait in one lane per target (lane.ts: newest wins per
-// destination, retries, down targets); ready tasks leave in batches, at most
-// `concurrency` batches at once overall and `perTarget` per target, on a fastq pool.
-// Capacity, the pool, and each task's end (journal, registry, metrics) are kept here.
+// The bounded queue. Tasks wait in one lane per target, and per member of a fleet
+// (lane.ts: newest wins per destination, retries, down targets); ready tasks leave in
+// batches, at most `concurrency` batches at once overall and `perTarget` per lane, on a
+// fastq pool. A fleet's task waits as one delivery per member (fanout.ts). Capacity,
+// the pool, and each task's end (journal, registry, metrics) are kept here.
 import fastq from 'fastq';
 import type { Logger } from 'pino';
 import { StevedoreError } from '../errors.js';
 import { failureKind, pushItems, type PushItem, type PushResult, type Target } from '../targets/target.js';
-import type { Task } from '../task.js';
+import type { Member, MembershipChange } from '../targets/fleet/types.js';
+import type { DeliveryOutcome, Task } from '../task.js';
+import { createFanout } from './fanout.js';
 import { createLane, type Lane, type TargetState } from './lane.js';
 import type { Registry } from './registry.js';
 
@@ -22,11 +25,16 @@ export interface SchedulerOptions {
   batchBytes: number;
   logger: Logger;
   registry: Registry;
-  getTarget(name: string): Target | undefined;
+  /** A target's adapter; a fleet member's with `member`. */
+  getTarget(name: string, member?: string): Target | undefined;
+  /** A fleet's members now; undefined for a target that is one container or a directory. */
+  fleet?(name: string): readonly Member[] | undefined;
   /** Host path of a task's staged file. */
   sourcePath(task: Task): string;
   /** Durable bookkeeping once a task is over (journal, spool, dead-letter). */
   settle(task: Task, how: Settlement): Promise<void>;
+  /** Durable bookkeeping once one delivery of a fleet's task is over (`memberId`: the incarnation it was for). */
+  settleDelivery?(child: Task, outcome: DeliveryOutcome, memberId: string | undefined): Promise<void>;
   /** Told what happens, for metrics. */
   observer?: SchedulerObserver;
 }
@@ -51,8 +59,10 @@ export interface Scheduler {
   readonly inFlight: number;
   /** Targets whose last push found them unreachable. */
   downTargets(): string[];
-  /** Every target that has had a task since the start. */
+  /** Every target (and fleet member) that has had a task since the start. */
   targetStates(): TargetState[];
+  /** A fleet's members changed: deliveries for those that joined, none for those that left, a started one looked at again. */
+  membersChanged(target: string, change: MembershipChange): void;
   /** Stops dispatching, lets running pushes finish for `graceMs`, then cancels them. */
   close(graceMs: number): Promise<void>;
 }
@@ -74,23 +84,42 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   let wakeTimer: NodeJS.Timeout | undefined;
   const settling = new Set<Promise<void>>();
 
-  const laneFor = (name: string): Lane => {
+  const fanout = createFanout();
+  const laneName = (task: Task) => (task.member === undefined ? task.target : `${task.target}/${task.member}`);
+  const laneFor = (task: Task): Lane => {
+    const name = laneName(task);
     let lane = lanes.get(name);
     if (!lane) {
-      lane = createLane(name, options, () => pump());
+      lane = createLane(name, options, () => pump(), task.member === undefined ? undefined : { target: task.target, member: task.member });
       lanes.set(name, lane);
     }
     return lane;
   };
 
+  // A delivery's change shows in its fleet task's deliveries, and in the task's status.
+  function update(task: Task, change: Parameters<Registry['update']>[1]): void {
+    registry.update(task, change);
+    const parent = fanout.parentOf(task);
+    const status = fanout.follow(task);
+    if (parent && status) registry.update(parent, { status, attempts: Math.max(...(parent.deliveries ?? []).map((d) => d.attempts), 0) });
+  }
+
+  function queue(task: Task): void {
+    const superseded = laneFor(task).add(task);
+    if (superseded) settle(superseded.replaced, 'superseded', superseded.by.id);
+    pumpSoon();
+  }
+
   // The end of a task is announced (GET /tasks, Prefer: wait) only once its bookkeeping
   // is durable: whoever sees `failed` finds the file in dead-letter, not still staged.
   // `warning`: done, but what ran after it (an exec) failed; shown as the task's error.
-  function settle(task: Task, how: Settlement, supersededBy?: string, warning?: StevedoreError): void {
+  function settle(task: Task, how: Settlement | 'gone', supersededBy?: string, warning?: StevedoreError): void {
+    if (task.parent !== undefined) return settleDelivery(task, how === 'gone' ? 'gone' : how, supersededBy, warning);
+    const end = how === 'gone' ? 'done' : how;
     const done = options
-      .settle(task, how)
+      .settle(task, end)
       .finally(() => {
-        if (how === 'failed') registry.update(task, { status: 'failed', error: task.error });
+        if (end === 'failed') registry.update(task, { status: 'failed', error: task.error });
         else {
           const error = warning ? { error: { code: warning.code, message: warning.message } } : {};
           registry.update(task, { status: 'done', ...(supersededBy ? { supersededBy } : {}), ...error });
@@ -100,9 +129,35 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       .finally(() => {
         size -= 1;
         settling.delete(done);
-        options.observer?.settled(task, how);
+        options.observer?.settled(task, end);
       });
     settling.add(done);
+  }
+
+  // One member's delivery is over: journaled (or dead-lettered alone), then its fleet
+  // task is over too if it was the last one.
+  function settleDelivery(child: Task, outcome: DeliveryOutcome, supersededBy?: string, warning?: StevedoreError): void {
+    const durable = options.settleDelivery?.(child, outcome, fanout.memberIdOf(child)) ?? Promise.resolve();
+    const done = durable
+      .catch((error: unknown) => logger.error({ taskId: child.id, parent: child.parent, container: child.member, err: error }, 'settling a delivery failed'))
+      .finally(() => {
+        const warned = warning ? { error: { code: warning.code, message: warning.message } } : {};
+        if (outcome === 'failed') update(child, { status: 'failed', error: child.error });
+        else update(child, { status: 'done', ...(supersededBy ? { supersededBy } : {}), ...warned });
+        const ended = fanout.ended(child, outcome);
+        if (ended) endFleetTask(ended.parent, ended.how);
+        settling.delete(done);
+      });
+    settling.add(done);
+  }
+
+  function endFleetTask(parent: Task, how: Settlement): void {
+    if (how === 'failed') {
+      const failed = (parent.deliveries ?? []).filter((d) => d.status === 'failed');
+      const first = failed[0]?.error;
+      parent.error = { code: first?.code ?? 'TARGET_IO', message: `${failed.length} of ${parent.deliveries?.length ?? 0} members failed for good: ${failed.map((d) => `${d.container}: ${d.error?.message ?? 'failed'}`).join('; ')}` };
+    }
+    settle(parent, how);
   }
 
   // Starts as many batches as the limits allow, visiting targets in turn. One `now`
@@ -148,7 +203,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     try {
       const started = performance.now();
       const results = await pushBatch(lane, tasks);
-      options.observer?.pushed(lane.name, (performance.now() - started) / 1000, tasks.filter((_, i) => results[i]?.ok === true));
+      options.observer?.pushed(tasks[0]?.target ?? lane.name, (performance.now() - started) / 1000, tasks.filter((_, i) => results[i]?.ok === true));
       tasks.forEach((task, i) => afterPush(lane, task, results[i] as PushResult));
     } finally {
       active -= 1;
@@ -160,8 +215,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   async function pushBatch(lane: Lane, tasks: Task[]): Promise<PushResult[]> {
     // Counted before the target lookup: a 'down' answer takes the attempt back, also
     // for a target that is not configured (else attempts would go negative).
-    tasks.forEach((task) => registry.update(task, { status: 'pushing', attempts: task.attempts + 1 }));
-    const target = options.getTarget(lane.name);
+    tasks.forEach((task) => update(task, { status: 'pushing', attempts: task.attempts + 1 }));
+    const first = tasks[0] as Task;
+    const target = options.getTarget(first.target, first.member);
     if (!target) {
       const error = new StevedoreError('TARGET_DOWN', `target "${lane.name}" is not configured`);
       return tasks.map(() => ({ ok: false, error }));
@@ -182,9 +238,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const newer = lane.waiting(task.dest);
     if (closing) {
       // Cancelled by shutdown: the journal keeps it for the next start.
-      registry.update(task, { status: 'queued', attempts: task.attempts - 1, error });
+      update(task, { status: 'queued', attempts: task.attempts - 1, error });
     } else if (newer) {
       settle(task, 'superseded', newer.id);
+    } else if (hasLeft(task)) {
+      settle(task, 'gone');
     } else {
       retryOrFail(lane, task, result.error, error);
     }
@@ -199,8 +257,25 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       return settle(task, 'failed');
     }
     // Waiting for a target that is down gives its attempt back.
-    registry.update(task, { status: 'retrying', ...(verdict === 'wait' ? { attempts: task.attempts - 1 } : {}), error });
-    options.observer?.retrying(lane.name, cause.code);
+    update(task, { status: 'retrying', ...(verdict === 'wait' ? { attempts: task.attempts - 1 } : {}), error });
+    options.observer?.retrying(task.target, cause.code);
+  }
+
+  // A delivery whose member is no longer in its fleet: nothing to retry, nothing to dead-letter.
+  const hasLeft = (task: Task) => task.member !== undefined && !(options.fleet?.(task.target) ?? []).some((m) => m.name === task.member);
+
+  function membersChanged(target: string, { joined, left, started }: MembershipChange): void {
+    for (const name of left) {
+      for (const child of fanout.childrenOf(target, name)) if (lanes.get(laneName(child))?.remove(child)) settle(child, 'gone');
+    }
+    for (const member of [...joined, ...started]) lanes.get(`${target}/${member.name}`)?.wake();
+    fanout.joined(target, joined).forEach(queueDelivery);
+    pumpSoon();
+  }
+
+  function queueDelivery(child: Task): void {
+    registry.add(child);
+    queue(child);
   }
 
   return {
@@ -216,9 +291,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       if (fromReservation) reserved = Math.max(0, reserved - 1);
       size += 1;
       registry.add(task);
-      const older = laneFor(task.target).add(task);
-      if (older) settle(older, 'superseded', task.id);
-      pumpSoon();
+      const members = options.fleet?.(task.target);
+      if (members === undefined) return queue(task);
+      const { children, ended } = fanout.add(task, members);
+      children.forEach(queueDelivery);
+      if (ended) endFleetTask(ended.parent, ended.how);
     },
     get size() {
       return size + reserved;
@@ -228,6 +305,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     downTargets: () => [...lanes.values()].filter((lane) => lane.down).map((lane) => lane.name),
     targetStates: () => [...lanes.values()].map((lane) => lane.state()),
+    membersChanged,
     async close(graceMs) {
       closing = true;
       clearTimeout(wakeTimer);

@@ -2,7 +2,7 @@
 // file, moved, never copied), `task.json` (the task JSON with its last error, its reason
 // and the full journal record, so that it can be replayed) and `reason.txt` (one line
 // for a human).
-import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode } from '../errors.js';
 import { TASK_ID_PATTERN, taskJson, type Task, type TaskRecord } from '../task.js';
@@ -34,7 +34,7 @@ export interface DeadLetter {
    * Moves the staged file in (none for a delete task) and writes the reason; after it
    * resolves, the file is safe here.
    */
-  put(task: Task, stagedPath: string | undefined, reason: string): Promise<void>;
+  put(task: Task, stagedPath: string | undefined, reason: string, how?: { keep?: boolean }): Promise<void>;
   /** True when `id` already has its data here (a crash between move and journal). */
   has(id: string): Promise<boolean>;
   /** Every entry, oldest first. */
@@ -54,11 +54,12 @@ export function createDeadLetter(dir: string): DeadLetter {
     async init() {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     },
-    async put(task, stagedPath, reason) {
+    async put(task, stagedPath, reason, { keep = false } = {}) {
       const target = entryDir(task.id);
       await makeDir(target);
       if (stagedPath !== undefined) {
-        await rename(stagedPath, path.join(target, 'data')).catch((error: unknown) => {
+        // `keep`: the file stays where it is (a fleet's other members still need it): linked in.
+        await (keep ? linkIn(stagedPath, path.join(target, 'data')) : rename(stagedPath, path.join(target, 'data'))).catch((error: unknown) => {
           if (errnoCode(error) !== 'ENOENT') throw error;
         });
       }
@@ -113,3 +114,12 @@ export function createDeadLetter(dir: string): DeadLetter {
 }
 
 const notFound = (id: string) => new StevedoreError('NOT_FOUND', `no dead-letter entry ${id}`);
+
+// Both live under state_dir: one metadata write; a copy where links are not allowed.
+async function linkIn(from: string, to: string): Promise<void> {
+  await link(from, to).catch(async (error: unknown) => {
+    if (errnoCode(error) === 'EEXIST') return;
+    if (errnoCode(error) === 'ENOENT') throw error;
+    await copyFile(from, to);
+  });
+}

@@ -5,11 +5,17 @@
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode } from '../errors.js';
-import type { TaskRecord } from '../task.js';
+import type { DeliveryRecord, TaskRecord } from '../task.js';
 import { writeFileDurable } from '../durable.js';
 
-/** add: accepted; done: pushed; dead: moved to dead-letter; discard: never acknowledged. */
-export type JournalEntry = { op: 'add'; task: TaskRecord } | { op: 'done' | 'dead' | 'discard'; id: string };
+/**
+ * add: accepted; done: pushed; dead: moved to dead-letter; discard: never acknowledged;
+ * delivered: one member of a fleet has it (or never will): the task stays live for the rest.
+ */
+export type JournalEntry =
+  | { op: 'add'; task: TaskRecord }
+  | { op: 'done' | 'dead' | 'discard'; id: string }
+  | ({ op: 'delivered'; id: string } & DeliveryRecord);
 
 export interface JournalOptions {
   file: string;
@@ -63,6 +69,7 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
 
   const apply = (entry: JournalEntry) => {
     if (entry.op === 'add') live.set(entry.task.id, entry.task);
+    else if (entry.op === 'delivered') noteDelivered(live.get(entry.id), entry);
     else live.delete(entry.id);
   };
 
@@ -204,8 +211,16 @@ function parseEntry(line: string): JournalEntry | undefined {
     const entry = JSON.parse(line) as JournalEntry;
     if (entry.op === 'add' && typeof entry.task?.id === 'string') return entry;
     if ((entry.op === 'done' || entry.op === 'dead' || entry.op === 'discard') && typeof entry.id === 'string') return entry;
+    if (entry.op === 'delivered' && typeof entry.id === 'string' && typeof entry.container === 'string') return entry;
   } catch {
     // fall through: reported by the caller with its line number
   }
   return undefined;
+}
+
+// A compacted journal keeps a live task's ended deliveries in its record.
+function noteDelivered(record: TaskRecord | undefined, { container, memberId, outcome }: DeliveryRecord): void {
+  if (!record) return;
+  const others = (record.delivered ?? []).filter((d) => d.container !== container);
+  record.delivered = [...others, { container, ...(memberId ? { memberId } : {}), outcome }];
 }

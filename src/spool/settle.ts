@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { errnoCode, errorMessage, isStevedoreError } from '../errors.js';
-import type { Task } from '../task.js';
+import type { DeliveryOutcome, Task } from '../task.js';
 import type { DeadLetter } from './dead-letter.js';
 import type { Journal } from './journal.js';
 import type { Spool } from './spool.js';
@@ -19,7 +19,10 @@ export interface SettleArgs {
  * a task without data.
  */
 async function settleTask(task: Task, how: 'done' | 'failed' | 'superseded', { journal, spool, deadLetter }: SettleArgs): Promise<void> {
-  if (how === 'failed') {
+  // A member catching up from a retained version: nothing journaled, nothing staged.
+  if (task.retained) return;
+  // A fleet's task: a delivery that failed has its own dead-letter entry already.
+  if (how === 'failed' && task.deliveries === undefined) {
     // The scheduler announces `failed` only after this, but task.json must say it already.
     await deadLetter.put({ ...task, status: 'failed' }, task.kind === 'put' ? spool.path(task.staged) : undefined, task.error?.message ?? 'failed');
     await journal.append({ op: 'dead', id: task.id });
@@ -27,6 +30,21 @@ async function settleTask(task: Task, how: 'done' | 'failed' | 'superseded', { j
   }
   await journal.append({ op: 'done', id: task.id });
   if (task.kind === 'put') await spool.remove(task.staged);
+}
+
+/**
+ * The durable end of one delivery of a fleet's task: journaled (the task stays live for
+ * its other members), or, failed for good, dead-lettered alone with a link to the file,
+ * as a task for that member only (a replay reaches it alone).
+ */
+export async function settleDelivery(child: Task, outcome: DeliveryOutcome, memberId: string | undefined, { journal, deadLetter }: SettleArgs, source: string): Promise<void> {
+  if (outcome === 'failed') {
+    const { member, parent: _parent, retained: _retained, delivered: _delivered, ...rest } = child;
+    const alone: Task = { ...rest, status: 'failed', members: [member as string] };
+    await deadLetter.put(alone, child.kind === 'put' ? source : undefined, child.error?.message ?? 'failed', { keep: true });
+  }
+  if (child.retained || child.parent === undefined) return;
+  await journal.append({ op: 'delivered', id: child.parent, container: child.member as string, ...(memberId ? { memberId } : {}), outcome });
 }
 
 export interface SettlementOptions extends SettleArgs {

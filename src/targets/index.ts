@@ -14,15 +14,20 @@ import type { Target } from './target.js';
 
 export { createStagingLedger, type StagingLedger } from './ledger.js';
 
-/** `ledger`: where targets note a batch's staging while it runs (the agent's; see ledger.ts). */
-export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger): Target {
+/**
+ * `ledger`: where targets note a batch's staging while it runs (the agent's; see
+ * ledger.ts). `member`: the container of a fleet's member (a fleet has no other).
+ */
+export function createTarget(name: string, config: Readonly<TargetConfig>, logger?: Logger, ledger?: StagingLedger, member?: string): Target {
   if (config.runtime === 'local') return createLocalTarget({ name, root: config.root, ...(ledger ? { ledger } : {}) });
-  if (config.container === undefined) throw new StevedoreError('NOT_SUPPORTED', `target "${name}": fleets (select) are not wired yet`);
-  const runtime = runtimeFor(config, config.container);
+  const container = member ?? config.container;
+  if (container === undefined) throw new StevedoreError('NOT_SUPPORTED', `target "${name}" is a fleet (select): push into one of its members`);
+  const runtime = runtimeFor(config, container);
   if (!onPath(runtime.command)) {
     throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${runtime.command}" command, which is not on PATH (is ${config.runtime} installed?)`);
   }
-  return createContainerTarget(name, runtime, logger, ledger);
+  // A member's staging notes are its own: another member's are not "a place this target no longer points at".
+  return createContainerTarget(member === undefined ? name : `${name}/${member}`, runtime, logger, ledger);
 }
 
 function runtimeFor(config: Readonly<Exclude<TargetConfig, { runtime: 'local' }>>, container: string): Runtime {

@@ -31,6 +31,8 @@ export interface StartOptions {
   dir?: string;
   env?: NodeJS.ProcessEnv;
   createTarget?: AgentOptions['createTarget'];
+  /** A stand-in for a runtime's fleet membership (test/helpers/fleet.ts). */
+  createMembership?: AgentOptions['createMembership'];
   /** Extra keys inside the `queue: { shutdown_grace: 2s, … }` flow map, e.g. 'capacity: 1'. */
   queue?: string;
   /** http.min_free (default 1MiB). */
@@ -84,7 +86,7 @@ export async function launchAgent(options: StartOptions & { dir: string }): Prom
       callback();
     },
   });
-  const agent = createAgent(config, { logger: createLogger({ level: 'debug', format: 'json' }, sink), createTarget: options.createTarget });
+  const agent = createAgent(config, { logger: createLogger({ level: 'debug', format: 'json' }, sink), createTarget: options.createTarget, createMembership: options.createMembership });
   const address = await agent.start();
   let closed = false;
   const close = async () => {

@@ -1,0 +1,127 @@
+// Retained versions (SPEC §7): for a fleet's later members, the newest version of each
+// destination of a route or drop watch with `retain: true`, and of every mirror whose
+// target is a fleet. Content-addressed under state_dir/retain: data/<sha256> is a hard
+// link of the staged file (same filesystem: no copy, no flush), index.json maps target →
+// dest → version. Bounded by retain_max: the oldest versions go first, each one logged.
+// The index is saved at most once a second and on close: a crash can lose the last
+// second's entries (those members then get only what is live), never a file's bytes
+// under another name: data without an index entry is removed at open.
+import { copyFile, link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { errnoCode } from '../errors.js';
+import { writeFileDurable } from '../durable.js';
+import type { FileOptions, Task } from '../task.js';
+
+export interface RetainedVersion {
+  target: string;
+  dest: string;
+  sha256: string;
+  bytes: number;
+  options: FileOptions;
+  route: string;
+  /** When its task was accepted: a newer task for the destination wins over it. */
+  createdAt: string;
+}
+
+export interface RetainStore {
+  open(): Promise<void>;
+  /** Keeps `task`'s file (staged at `staged`) as its destination's newest version. */
+  keep(task: Task, staged: string): Promise<void>;
+  /** The destination (and, for a directory, everything under it) is deleted: none kept. */
+  forget(target: string, dest: string, dir?: boolean): void;
+  versions(target: string): RetainedVersion[];
+  /** Where a version's bytes are. */
+  path(sha256: string): string;
+  readonly bytes: number;
+  close(): Promise<void>;
+}
+
+const SAVE_DELAY = 1000;
+const SHA = /^[0-9a-f]{64}$/;
+
+export function createRetainStore(dir: string, maxBytes: number, logger: Logger): RetainStore {
+  const data = path.join(dir, 'data');
+  const indexFile = path.join(dir, 'index.json');
+  const index = new Map<string, RetainedVersion>(); // `${target}\0${dest}`
+  const sizes = new Map<string, number>(); // sha256 → bytes, each file once
+  let timer: NodeJS.Timeout | undefined;
+  let saving = Promise.resolve();
+  const keyOf = (target: string, dest: string) => `${target}\0${dest}`;
+  const dataPath = (sha: string) => path.join(data, sha);
+
+  const save = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const text = JSON.stringify({ version: 1, versions: [...index.values()] });
+    saving = saving.then(() => writeFileDurable(indexFile, text)).catch((error: unknown) => logger.warn({ err: error }, 'could not save the retained versions index'));
+    return saving;
+  };
+  const changed = () => void (timer ??= setTimeout(() => void save(), SAVE_DELAY).unref());
+  const total = () => [...sizes.values()].reduce((sum, bytes) => sum + bytes, 0);
+
+  // A file no version refers to any more goes.
+  async function release(sha: string): Promise<void> {
+    if ([...index.values()].some((v) => v.sha256 === sha)) return;
+    sizes.delete(sha);
+    await rm(dataPath(sha), { force: true });
+  }
+
+  async function evict(): Promise<void> {
+    const oldest = [...index.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    while (total() > maxBytes && oldest.length > 0) {
+      const version = oldest.shift() as RetainedVersion;
+      index.delete(keyOf(version.target, version.dest));
+      logger.info({ target: version.target, dest: version.dest, bytes: version.bytes, retainMax: maxBytes }, 'dropped the oldest retained version to stay under retain_max: a member that joins now does not get it');
+      await release(version.sha256);
+    }
+  }
+
+  return {
+    async open() {
+      await mkdir(data, { recursive: true, mode: 0o700 });
+      const text = await readFile(indexFile, 'utf8').catch((error: unknown) => (errnoCode(error) === 'ENOENT' ? undefined : Promise.reject(error)));
+      const saved = text === undefined ? [] : ((JSON.parse(text) as { versions?: RetainedVersion[] }).versions ?? []);
+      for (const name of await readdir(data)) {
+        const size = await stat(dataPath(name)).then((s) => s.size, () => undefined);
+        if (SHA.test(name) && size !== undefined && saved.some((v) => v.sha256 === name)) sizes.set(name, size);
+        else await rm(dataPath(name), { force: true, recursive: true });
+      }
+      for (const version of saved) if (sizes.has(version.sha256)) index.set(keyOf(version.target, version.dest), version);
+    },
+    async keep(task, staged) {
+      const key = keyOf(task.target, task.dest);
+      const before = index.get(key);
+      if (before && before.createdAt > task.createdAt) return;
+      if (!sizes.has(task.sha256)) {
+        await link(staged, dataPath(task.sha256)).catch(async (error: unknown) => {
+          if (errnoCode(error) === 'EEXIST') return;
+          await copyFile(staged, dataPath(task.sha256));
+        });
+        sizes.set(task.sha256, task.bytes);
+      }
+      const { target, dest, sha256, bytes, options, route, createdAt } = task;
+      index.set(key, { target, dest, sha256, bytes, options, route, createdAt });
+      if (before && before.sha256 !== sha256) await release(before.sha256);
+      await evict();
+      changed();
+    },
+    forget(target, dest, dir = false) {
+      for (const [key, version] of index) {
+        if (version.target !== target || (version.dest !== dest && !(dir && version.dest.startsWith(`${dest}/`)))) continue;
+        index.delete(key);
+        void release(version.sha256);
+      }
+      changed();
+    },
+    versions: (target) => [...index.values()].filter((v) => v.target === target),
+    path: dataPath,
+    get bytes() {
+      return total();
+    },
+    async close() {
+      if (timer) await save();
+      await saving;
+    },
+  };
+}

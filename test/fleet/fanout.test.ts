@@ -1,0 +1,158 @@
+// Fleets through a real agent (SPEC §7), with a stand-in runtime whose members are
+// directories (test/helpers/fleet.ts): one task per file, one delivery per member, each
+// member's outcome its own; members that join, leave, stop and come back re-created.
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startAgent, type StartOptions, type TestAgent } from '../helpers/agent.js';
+import { localFleet, type LocalFleet } from '../helpers/fleet.js';
+import { tempDir } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const WEB = '  web: { runtime: docker, select: { labels: { app: web } } }';
+const ROUTE = '    - { name: web, path: /drop/web, target: web, dest: /srv/web, retain: true }';
+
+interface Setup {
+  fleet: LocalFleet;
+  t: TestAgent;
+  dir: string;
+}
+
+async function fleetAgent(members: string[], options: StartOptions = {}, dir?: string, fleet?: LocalFleet): Promise<Setup> {
+  const base = dir ?? (await tempDir());
+  const f = fleet ?? localFleet(path.join(base, 'members'));
+  for (const member of members) await f.add(member);
+  const t = await startAgent({ dir: base, targets: WEB, http: ROUTE, createTarget: f.createTarget, createMembership: f.createMembership, ...options });
+  return { fleet: f, t, dir: base };
+}
+
+const read = (f: LocalFleet, member: string, rel: string) => readFile(path.join(f.dir(member), 'srv/web', rel), 'utf8').catch(() => undefined);
+
+async function upload(t: TestAgent, rel: string, body: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${t.url}/drop/web/${rel}`, { method: 'PUT', body });
+  expect(res.status).toBe(202);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+async function taskOf(t: TestAgent, id: unknown, status: string): Promise<Record<string, unknown>> {
+  return waitFor(async () => {
+    const task = (await (await fetch(`${t.url}/tasks/${String(id)}`)).json()) as Record<string, unknown>;
+    return task.status === status ? task : undefined;
+  }, { what: `task ${String(id)} to be ${status}` });
+}
+
+describe('a fleet target', () => {
+  it('delivers each file to every member: one task, one delivery per member, done when all have it', async () => {
+    const { fleet, t } = await fleetAgent(['web-1', 'web-2', 'web-3']);
+    const first = await upload(t, 'a.txt', 'alpha');
+    await upload(t, 'sub/b.txt', 'beta');
+    const done = await taskOf(t, first.id, 'done');
+    expect(done.deliveries).toEqual(['web-1', 'web-2', 'web-3'].map((container) => ({ container, status: 'done', attempts: 1 })));
+    for (const member of ['web-1', 'web-2', 'web-3']) {
+      await waitFor(async () => (await read(fleet, member, 'sub/b.txt')) === 'beta', { what: `b.txt in ${member}` });
+      expect(await read(fleet, member, 'a.txt')).toBe('alpha');
+    }
+    await waitFor(async () => (await readdir(path.join(t.stateDir, 'spool'))).length === 0, { what: 'the spool to empty' });
+  });
+
+  it('a member that refuses a path fails alone: its delivery is dead-lettered by itself, the others are done, and a retry reaches it alone', async () => {
+    const { fleet, t } = await fleetAgent(['web-1', 'web-2', 'web-3']);
+    // In web-2 a file stands where the directory must be: DEST_UNSAFE, permanent.
+    await writeFile(path.join(fleet.dir('web-2'), 'srv'), 'in the way');
+    const task = await upload(t, 'x/refused.txt', 'data');
+    const failed = await taskOf(t, task.id, 'failed');
+    expect(failed.deliveries).toEqual([
+      { container: 'web-1', status: 'done', attempts: 1 },
+      { container: 'web-2', status: 'failed', attempts: 1, error: expect.objectContaining({ code: 'DEST_UNSAFE' }) },
+      { container: 'web-3', status: 'done', attempts: 1 },
+    ]);
+    const entries = ((await (await fetch(`${t.url}/dead-letter`)).json()) as { entries: Record<string, unknown>[] }).entries;
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ target: 'web', dest: '/srv/web/x/refused.txt', has_data: true });
+    // Fixed in the member, the entry goes back, for web-2 only.
+    await import('node:fs/promises').then(({ rm }) => rm(path.join(fleet.dir('web-2'), 'srv')));
+    const before = fleet.pushed.get('web-1')?.length;
+    const retried = (await (await fetch(`${t.url}/dead-letter/${String(entries[0]?.id)}/retry`, { method: 'POST' })).json()) as Record<string, unknown>;
+    const again = await taskOf(t, retried.id, 'done');
+    expect(again.deliveries).toEqual([{ container: 'web-2', status: 'done', attempts: 1 }]);
+    expect(await read(fleet, 'web-2', 'x/refused.txt')).toBe('data');
+    expect(fleet.pushed.get('web-1')?.length).toBe(before);
+  });
+
+  it('a stopped member is waited for without spending attempts; a drop file leaves the host only once every member has it', async () => {
+    const base = await tempDir();
+    const drop = path.join(base, 'in');
+    await import('node:fs/promises').then(({ mkdir }) => mkdir(drop));
+    const fleet = localFleet(path.join(base, 'members'));
+    await fleet.add('web-1');
+    await fleet.add('web-2', { running: false });
+    const extra = `watch: [{ name: in, path: ${drop}, target: web, dest: /srv/web/dropped, settle: 50ms }]`;
+    const { t } = await fleetAgent([], { extra }, base, fleet);
+    await writeFile(path.join(drop, 'd.txt'), 'dropped');
+    await waitFor(async () => (await read(fleet, 'web-1', 'dropped/d.txt')) === 'dropped', { what: 'd.txt in web-1' });
+    await waitFor(() => (fleet.pushed.get('web-2')?.length ?? 0) > 0, { what: 'a push into web-2 to fail' });
+    expect(await readFile(path.join(drop, 'd.txt'), 'utf8')).toBe('dropped');
+    fleet.start('web-2');
+    await waitFor(async () => (await read(fleet, 'web-2', 'dropped/d.txt')) === 'dropped', { what: 'd.txt in web-2', timeoutMs: 10_000 });
+    await waitFor(async () => !(await stat(path.join(drop, 'd.txt')).then(() => true, () => false)), { what: 'd.txt to leave the host' });
+    const done = t.logs.find((l) => l.msg === 'task done' && l.dest === '/srv/web/dropped/d.txt' && l.container === undefined);
+    expect(done).toBeDefined();
+  });
+
+  it('a member re-created under its name, and a new replica, get the retained versions and what is still live; one that leaves gets nothing more', async () => {
+    const { fleet, t } = await fleetAgent(['web-1', 'web-2']);
+    const older = await upload(t, 'v.txt', 'version 1');
+    await taskOf(t, older.id, 'done');
+    const newer = await upload(t, 'v.txt', 'version 2');
+    await taskOf(t, newer.id, 'done');
+    await upload(t, 'w.txt', 'other');
+    await fleet.recreate('web-2');
+    await fleet.add('web-3');
+    for (const member of ['web-2', 'web-3']) {
+      await waitFor(async () => (await read(fleet, member, 'v.txt')) === 'version 2' && (await read(fleet, member, 'w.txt')) === 'other', { what: `${member} to catch up` });
+    }
+    fleet.remove('web-1');
+    const after = await upload(t, 'z.txt', 'last');
+    const done = await taskOf(t, after.id, 'done');
+    expect((done.deliveries as { container: string }[]).map((d) => d.container)).toEqual(['web-2', 'web-3']);
+    expect(await read(fleet, 'web-1', 'z.txt')).toBeUndefined();
+    const status = (await (await fetch(`${t.url}/status`)).json()) as { fleets: { name: string; members: { name: string; ready: boolean }[] }[] };
+    expect(status.fleets[0]?.members.map((m) => [m.name, m.ready])).toEqual([['web-2', true], ['web-3', true]]);
+  });
+});
+
+describe('a fleet task across a restart', () => {
+  it('is not delivered again to the members that had it: only the one still waiting gets it after the restart', async () => {
+    const base = await tempDir();
+    const fleet = localFleet(path.join(base, 'members'));
+    await fleet.add('web-1');
+    await fleet.add('web-2', { running: false });
+    const first = await fleetAgent([], {}, base, fleet);
+    const task = await upload(first.t, 'kept.txt', 'across');
+    await waitFor(async () => (await read(fleet, 'web-1', 'kept.txt')) === 'across', { what: 'kept.txt in web-1' });
+    await waitFor(() => first.t.logs.some((l) => l.container === 'web-2' && l.msg === 'task retrying'), { what: 'web-2 to be waited for' });
+    await first.t.close();
+    const pushesBefore = fleet.pushed.get('web-1')?.length ?? 0;
+    fleet.start('web-2');
+    const second = await fleetAgent([], {}, base, fleet);
+    const done = await taskOf(second.t, task.id, 'done');
+    expect(done.deliveries).toEqual([
+      { container: 'web-1', status: 'done', attempts: 0 },
+      { container: 'web-2', status: 'done', attempts: 1 },
+    ]);
+    expect(await read(fleet, 'web-2', 'kept.txt')).toBe('across');
+    expect(fleet.pushed.get('web-1')?.length ?? 0).toBe(pushesBefore);
+  });
+
+  it('a member that stops matching stops receiving, and one that starts matching catches up', async () => {
+    const { fleet, t } = await fleetAgent(['web-1', 'web-2']);
+    const task = await upload(t, 'r.txt', 'before');
+    await taskOf(t, task.id, 'done');
+    fleet.remove('web-1');
+    await fleet.add('web-9');
+    await waitFor(async () => (await read(fleet, 'web-9', 'r.txt')) === 'before', { what: 'web-9 to catch up' });
+    const after = await upload(t, 'r2.txt', 'after');
+    const done = await taskOf(t, after.id, 'done');
+    expect((done.deliveries as { container: string }[]).map((d) => d.container)).toEqual(['web-2', 'web-9']);
+  });
+});
