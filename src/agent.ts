@@ -100,6 +100,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     spoolFreeBytes: () => spool.freeBytes(),
     watchPaths: () => watches.map((watch) => ({ name: watch.name, paths: watch.status().paths })),
     deadLetters: deadLetterCounts.get,
+    fleetMembers: () => fleets.status().map((fleet) => ({ target: fleet.name, members: fleet.members })),
   });
   const scheduler = createScheduler({
     ...schedulerLimits(config),

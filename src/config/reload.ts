@@ -39,6 +39,7 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
     changed(prev.http?.max_receiving, next.http?.max_receiving) && 'http.max_receiving',
     changed(prev.http?.min_rate, next.http?.min_rate) && 'http.min_rate',
     changed(prev.log.format, next.log.format) && 'log.format',
+    prev.retain_max !== next.retain_max && 'retain_max',
   ].filter((key): key is string => typeof key === 'string');
   return { targets, removedTargets, stopWatches, startWatches, needRestart };
 }

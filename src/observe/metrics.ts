@@ -14,6 +14,8 @@ export interface MetricSources {
   spoolFreeBytes(): Promise<number>;
   watchPaths(): readonly { name: string; paths: number }[];
   deadLetters(): Promise<ReadonlyMap<string, number>>;
+  /** Each fleet's members now. */
+  fleetMembers(): readonly { target: string; members: readonly { name: string; running: boolean }[] }[];
 }
 
 export interface Metrics extends SchedulerObserver {
@@ -83,7 +85,39 @@ export function createMetrics(sources: MetricSources): Metrics {
       for (const { name, paths } of sources.watchPaths()) this.set({ watch: name }, paths);
     },
   });
+  // A `container` label only for fleets' members, and only for those there now: a member
+  // that leaves takes its series with it, so a fleet scaled up and down many times does
+  // not pile up series (as many as members at once, times four outcomes).
+  const seen = new Map<string, { target: string; container: string }>();
+  // Registered before the counter: a scrape collects in order, so the series of a member
+  // that left are gone before the counter is written out.
+  new Gauge({
+    name: 'stevedore_fleet_members',
+    help: 'Containers a fleet\'s selector matches now, running or not',
+    labelNames: ['target', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      const present = new Set<string>();
+      for (const { target, members } of sources.fleetMembers()) {
+        this.set({ target, state: 'running' }, members.filter((m) => m.running).length);
+        this.set({ target, state: 'stopped' }, members.filter((m) => !m.running).length);
+        members.forEach((m) => present.add(`${target}/${m.name}`));
+      }
+      for (const [key, labels] of seen) {
+        if (present.has(key)) continue;
+        for (const outcome of ['done', 'failed', 'superseded', 'gone']) deliveries.remove({ ...labels, outcome });
+        seen.delete(key);
+      }
+    },
+  });
+  const deliveries = new Counter({ name: 'stevedore_deliveries_total', help: 'Deliveries of a fleet\'s files to its members that ended, by how', labelNames: ['target', 'container', 'outcome'], registers });
   return {
+    delivered(child, outcome) {
+      const labels = { target: child.target, container: child.member ?? '' };
+      seen.set(`${labels.target}/${labels.container}`, labels);
+      deliveries.inc({ ...labels, outcome });
+    },
     contentType: registry.contentType,
     render: () => registry.metrics(),
     settled(task, how) {

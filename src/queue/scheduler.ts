@@ -46,6 +46,8 @@ export interface SchedulerObserver {
   pushed(target: string, seconds: number, landed: readonly Task[]): void;
   /** A task goes back to wait: `code` says why (TARGET_DOWN when the target is down). */
   retrying(target: string, code: string): void;
+  /** One member's delivery of a fleet's task is over. */
+  delivered?(child: Task, outcome: DeliveryOutcome): void;
 }
 
 export interface Scheduler {
@@ -144,6 +146,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         const warned = warning ? { error: { code: warning.code, message: warning.message } } : {};
         if (outcome === 'failed') update(child, { status: 'failed', error: child.error });
         else update(child, { status: 'done', ...(supersededBy ? { supersededBy } : {}), ...warned });
+        options.observer?.delivered?.(child, outcome);
         const ended = fanout.ended(child, outcome);
         if (ended) endFleetTask(ended.parent, ended.how);
         settling.delete(done);

@@ -118,6 +118,11 @@ describe('a fleet target', () => {
     expect(await read(fleet, 'web-1', 'z.txt')).toBeUndefined();
     const status = (await (await fetch(`${t.url}/status`)).json()) as { fleets: { name: string; members: { name: string; ready: boolean }[] }[] };
     expect(status.fleets[0]?.members.map((m) => [m.name, m.ready])).toEqual([['web-2', true], ['web-3', true]]);
+    // Metrics carry a container label for members there now only: web-1 left with its series.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('stevedore_fleet_members{target="web",state="running"} 2');
+    expect(metrics).toMatch(/stevedore_deliveries_total\{target="web",container="web-3",outcome="done"\} [1-9]/);
+    expect(metrics).not.toContain('container="web-1"');
   });
 });
 
@@ -154,5 +159,17 @@ describe('a fleet task across a restart', () => {
     const after = await upload(t, 'r2.txt', 'after');
     const done = await taskOf(t, after.id, 'done');
     expect((done.deliveries as { container: string }[]).map((d) => d.container)).toEqual(['web-2', 'web-9']);
+  });
+});
+
+describe('a fleet member that started again', () => {
+  it('gets the retained versions again: its filesystem may have lost them (a tmpfs, an ephemeral container)', async () => {
+    const { fleet, t } = await fleetAgent(['web-1']);
+    const task = await upload(t, 'kept.txt', 'kept');
+    await taskOf(t, task.id, 'done');
+    fleet.stop('web-1');
+    await import('node:fs/promises').then(({ rm }) => rm(path.join(fleet.dir('web-1'), 'srv'), { recursive: true }));
+    fleet.start('web-1');
+    await waitFor(async () => (await read(fleet, 'web-1', 'kept.txt')) === 'kept', { what: 'kept.txt back in web-1' });
   });
 });

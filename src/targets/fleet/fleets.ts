@@ -78,11 +78,15 @@ export function createFleets(options: FleetsOptions): Fleets {
   const saveKnown = (name: string, fleet: Followed) =>
     writeFileDurable(fileOf(name), JSON.stringify({ members: Object.fromEntries(fleet.known) })).catch((error: unknown) => logger.warn({ target: name, err: error }, 'could not save which fleet members are in their declared state'));
 
-  // A new member gets the newest retained version of each destination, as tasks for it alone.
-  function catchUp(name: string, fleet: Followed, member: Member): void {
-    if (fleet.known.get(member.name) === member.id || fleet.catching.get(member.name)?.id === member.id) return;
+  // A new member gets the newest retained version of each destination, as tasks for it
+  // alone. So does a member that started again (`again`): whether its filesystem kept
+  // our files (a tmpfs, an ephemeral container) cannot be told without looking, and
+  // pushing the retained versions again is what looking would cost anyway.
+  function catchUp(name: string, fleet: Followed, member: Member, again = false): void {
+    if (fleet.catching.get(member.name)?.id === member.id) return;
+    if (!again && fleet.known.get(member.name) === member.id) return;
     const versions = retain.versions(name);
-    logger.info({ target: name, container: member.name, id: member.id, versions: versions.length }, 'a new fleet member: bringing it to the declared state');
+    logger.info({ target: name, container: member.name, id: member.id, versions: versions.length }, again ? 'a fleet member started again: bringing it to the declared state' : 'a new fleet member: bringing it to the declared state');
     if (versions.length === 0) return ready(name, fleet, member);
     fleet.catching.set(member.name, { id: member.id, left: versions.length, failed: false });
     for (const version of versions) queue.enqueue(retainedTask(version, member.name));
@@ -101,6 +105,7 @@ export function createFleets(options: FleetsOptions): Fleets {
     }
     queue.membersChanged(name, change);
     for (const member of change.joined) catchUp(name, fleet, member);
+    for (const member of change.started) catchUp(name, fleet, member, true);
   }
 
   async function follow(name: string, config: FleetConfig): Promise<void> {
