@@ -1019,3 +1019,41 @@ describe('fuzz: mutated example configs', () => {
     expect(warn).not.toHaveBeenCalled();
   });
 });
+
+describe('fleets (select)', () => {
+  it('a container target is one container or a select, with host (docker/podman) or remote (incus/lxd)', () => {
+    const config = parse(minimal(
+      '  web: { runtime: docker, select: { labels: { app: web, tier: 2 }, name: "web-*" }, host: "tcp://127.0.0.1:2375" }',
+      '  edge: { runtime: incus, select: { labels: { app: edge } }, remote: edge1, project: default }',
+      'http: { listen: "127.0.0.1:8080", routes: [{ name: r, path: /r, target: web, dest: /srv, retain: true }] }',
+      'watch: [{ name: w, path: /tmp, target: edge, dest: /srv, retain: true }]',
+      'retain_max: 10MiB',
+    ));
+    expect(config.targets.web).toEqual({ runtime: 'docker', select: { labels: { app: 'web', tier: '2' }, name: 'web-*' }, host: 'tcp://127.0.0.1:2375' });
+    expect(config.targets.edge).toMatchObject({ select: { labels: { app: 'edge' } }, remote: 'edge1' });
+    expect(config.http?.routes[0]?.retain).toBe(true);
+    expect(config.retain_max).toBe(10 * 2 ** 20);
+  });
+
+  it.each([
+    ['both container and select', '  web: { runtime: docker, container: a, select: { labels: { app: web } } }', 'x.yaml:4:41: targets.web.select: name one container or a select, not both'],
+    ['neither', '  web: { runtime: podman }', 'x.yaml:4:3: targets.web.container: expected container (one container) or select (a fleet: labels and/or a name glob)'],
+    ['a select that matches everything', '  web: { runtime: lxd, select: {} }', 'x.yaml:4:24: targets.web.select: a select needs labels or a name glob: it would match every container'],
+    ['a bad label key', '  web: { runtime: docker, select: { labels: { "a b": x } } }', 'x.yaml:4:54: targets.web.select.labels.a b: expected a label key of letters, digits, ".", "_", "/" or "-"'],
+    ['a host that is no daemon URL', '  web: { runtime: docker, container: a, host: "/run/docker.sock" }', 'x.yaml:4:47: targets.web.host: expected a daemon URL like unix:///run/docker.sock or tcp://127.0.0.1:2375'],
+    ['a remote on docker', '  web: { runtime: docker, container: a, remote: edge }', 'x.yaml:4:41: targets.web.remote: unknown key'],
+  ])('%s is refused at FILE:LINE:COL', (_label, line, message) => {
+    expect(problems(minimal(line))).toContain(message);
+  });
+
+  it('a legacy rule cannot use a fleet, and retain is for drop watches', () => {
+    expect(problems(minimal(
+      '  web: { runtime: docker, select: { labels: { app: web } } }',
+      'http: { listen: "127.0.0.1:8080", legacy: [{ target: web, path_prefix: /srv }] }',
+      'watch: [{ name: w, path: /tmp, target: web, dest: /srv, mode: mirror, retain: true }]',
+    ))).toEqual([
+      'x.yaml:5:54: http.legacy.0.target: "web" is a fleet (select); a legacy rule needs a target with one container (X-Container-Name names it)',
+      'x.yaml:6:79: watch.0.retain: retain applies to mode: drop only (a mirror brings a new container its current content anyway)',
+    ]);
+  });
+});
