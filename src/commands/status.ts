@@ -24,6 +24,12 @@ function render(s: StatusJson): string {
       s.targets.map((t) => [t.name, t.runtime, t.where, t.up ? 'up' : 'DOWN', t.since ?? '', String(t.queued), String(t.pushing), String(t.dead_letter), t.last_error ? `${t.last_error.code}: ${t.last_error.message}` : '']),
     ),
   ];
+  for (const fleet of s.fleets) {
+    parts.push('', `fleet ${fleet.name}: ${fleet.members.length} member(s)${fleet.following ? '' : ' (NOT following its runtime\'s events now)'}`);
+    if (fleet.members.length > 0) {
+      parts.push(table(['MEMBER', 'RUNNING', 'READY', 'STATE', 'QUEUED', 'PUSHING', 'LAST ERROR'], fleet.members.map((m) => [m.name, m.running ? 'yes' : 'no', m.ready ? 'yes' : 'catching up', m.up ? 'up' : 'DOWN', String(m.queued), String(m.pushing), m.last_error ? `${m.last_error.code}: ${m.last_error.message}` : ''])));
+    }
+  }
   if (s.watches.length > 0) {
     parts.push('', table(['WATCH', 'MODE', 'STATE', 'PATHS', 'PENDING', 'PATH'], s.watches.map((w) => [w.name, w.mode, w.error ? `${w.state} (${w.error})` : w.state, String(w.paths), String(w.pending), w.path])));
   }
