@@ -9,7 +9,7 @@ import { LISTEN_PATTERN, isLoopback } from './listen.js';
 type Context = z.core.$RefinementCtx<unknown>;
 type Entry = Record<string, unknown>;
 
-export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter'];
+export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter', '/uploads', '/events', '/ui'];
 
 const isEntry = (value: unknown): value is Entry => typeof value === 'object' && value !== null && !Array.isArray(value);
 /** The object entries of a list, with their index (other items are skipped). */

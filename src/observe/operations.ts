@@ -6,6 +6,7 @@ import type { Config } from '../config/load.js';
 import { isLoopback } from '../config/listen.js';
 import type { Operations } from './endpoints.js';
 import type { ReceivingStatus } from '../ingest/receiving.js';
+import type { UploadsStatus } from '../ingest/tus/store.js';
 import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
@@ -29,6 +30,8 @@ export interface OperationsDeps {
   deadLetterCounts: DeadLetterCounts;
   /** The HTTP bodies being received (GET /status); undefined without a listener. */
   receiving(): ReceivingStatus | undefined;
+  /** Resumable uploads not finished (GET /status); undefined without a listener. */
+  uploads(): UploadsStatus | undefined;
   logger: Logger;
   startedAt: Date;
 }
@@ -55,7 +58,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       return http?.admin_token !== undefined || isLoopback(http?.listen ?? '');
     },
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
-    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, receiving: deps.receiving, startedAt: deps.startedAt }),
+    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, receiving: deps.receiving, uploads: deps.uploads, startedAt: deps.startedAt }),
     deadLetter: {
       list: async () => (await deadLetter.list()).map(deadEntryJson),
       retry: (id) =>
