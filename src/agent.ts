@@ -15,6 +15,7 @@ import { startExpiry, type Expiry } from './ingest/tus/expiry.js';
 import { createUploadFiles } from './ingest/tus/records.js';
 import { UploadStore } from './ingest/tus/store.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
+import { createEventStreams } from './observe/events.js';
 import { createMetrics } from './observe/metrics.js';
 import { cachedCounts, createOperations } from './observe/operations.js';
 import { createOutOfFilesAlarm } from './open-files.js';
@@ -111,6 +112,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     createWatch({ config: w, options: fileOptionsFor(defaults, { ...w, mode: w.file_mode }, w.dest), intake, stateDir: path.join(config.state_dir, 'watch'), logger, outOfFiles });
   let watches = config.watch.map((w) => makeWatch(w, config.defaults));
 
+  // Well inside http.idle_timeout, which would cut a quiet stream.
+  const events = createEventStreams({ registry, heartbeatMs: Math.min(15_000, (config.http?.idle_timeout ?? 60_000) / 2) });
   const ops = createOperations({
     config: () => current,
     watches: () => watches,
@@ -123,6 +126,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     deadLetterCounts,
     receiving: () => http?.receiving(),
     uploads: () => (http ? uploads.status() : undefined),
+    events,
     logger,
     startedAt: new Date(),
   });
@@ -194,6 +198,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await Promise.all(watches.map((watch) => watch.close()));
       registry.wakeAll(); // Prefer: wait requests answer 202 now instead of holding the grace
       expiry?.stop();
+      events.close();
       await http?.close(grace);
       await scheduler.close(Math.max(0, deadline - Date.now()));
       // Pushes that finished while the queue drained updated mirror state after close().

@@ -15,6 +15,7 @@ import { deadEntryJson, type DeadLetter } from '../spool/dead-letter.js';
 import type { Journal } from '../spool/journal.js';
 import { replayAll } from '../spool/replay.js';
 import type { Spool } from '../spool/spool.js';
+import type { EventStreams } from './events.js';
 import type { Metrics } from './metrics.js';
 import { buildStatus } from './status.js';
 
@@ -32,6 +33,8 @@ export interface OperationsDeps {
   receiving(): ReceivingStatus | undefined;
   /** Resumable uploads not finished (GET /status); undefined without a listener. */
   uploads(): UploadsStatus | undefined;
+  /** GET /events. */
+  events: EventStreams;
   logger: Logger;
   startedAt: Date;
 }
@@ -57,6 +60,7 @@ export function createOperations(deps: OperationsDeps): Operations {
       const http = deps.config().http;
       return http?.admin_token !== undefined || isLoopback(http?.listen ?? '');
     },
+    events: (req, res) => deps.events.serve(req, res),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
     status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, receiving: deps.receiving, uploads: deps.uploads, startedAt: deps.startedAt }),
     deadLetter: {

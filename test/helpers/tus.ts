@@ -20,16 +20,19 @@ export interface TusOptions {
   name: string;
   token?: string;
   chunkSize?: number;
-  retryDelays?: number[];
+  /** null: fail at the first error. */
+  retryDelays?: number[] | null;
   /** Resume this upload instead of creating one. */
   uploadUrl?: string;
   /** Each PATCH answered: how many bytes the server has. */
   onChunk?(accepted: number, upload: tus.Upload): void;
+  /** Bytes sent so far (acknowledged or not). */
+  onProgress?(sent: number): void;
   /** Called with the Upload object once created, so the test can abort it. */
   started?(upload: tus.Upload): void;
 }
 
-export function tusUpload({ endpoint, data, name, token, chunkSize = Infinity, retryDelays = [0, 200, 500, 1000, 2000], uploadUrl, onChunk, started }: TusOptions): Promise<TusUpload> {
+export function tusUpload({ endpoint, data, name, token, chunkSize = Infinity, retryDelays = [0, 200, 500, 1000, 2000], uploadUrl, onChunk, onProgress, started }: TusOptions): Promise<TusUpload> {
   const patchOffsets: number[] = [];
   let link = '';
   return new Promise((resolve, reject) => {
@@ -47,6 +50,7 @@ export function tusUpload({ endpoint, data, name, token, chunkSize = Infinity, r
         link = res.getHeader('Link') ?? link;
       },
       onChunkComplete: (_size, accepted) => onChunk?.(accepted, upload),
+      onProgress: (sent) => onProgress?.(sent),
       onError: reject,
       onSuccess: () => resolve({ link, url: upload.url ?? '', patchOffsets }),
     });
