@@ -15,6 +15,7 @@ import { createBodies, type ReceivingStatus } from './receiving.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
 import { createTusEndpoint, isTusAtRoute } from './tus/endpoint.js';
+import { createPage, isPagePath } from './ui/page.js';
 import type { HttpContext, HttpOptions, Route } from './types.js';
 import { handleRawUpload } from './upload.js';
 import { checkHead, guardWire } from './wire.js';
@@ -38,6 +39,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     bodies: createBodies({ ...options.receiving, idleTimeout: options.idleTimeout }),
     checkBrowser: createBrowserCheck(options),
     tus: createTusEndpoint(options.uploads),
+    page: createPage(),
   };
   let server: Server | undefined;
   let closing = false;
@@ -136,6 +138,7 @@ async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   if (path === '/upload') return postOnly(req, ['POST'], () => handleLegacy(ctx, req, res));
   if (path.startsWith('/uploads/')) return ctx.tus.atUpload(ctx, req, res, path.slice('/uploads/'.length));
   if (isOpsPath(path)) return handleOps(ctx.ops, req, res, path);
+  if (ctx.ui && isPagePath(path)) return getOnly(req, () => ctx.page(req, res, path, ctx.routes));
   const route = ctx.routes.find((r) => path === r.path || path.startsWith(`${r.path}/`));
   if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
   const rawRel = path.slice(route.path.length + 1);

@@ -2,7 +2,7 @@
 // is made with, and the context every handler gets. Its own module, so that the server
 // (http.ts) and its handlers (upload.ts, multipart.ts, legacy.ts) each import it and not
 // one another.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Operations } from '../observe/endpoints.js';
 import type { OutOfFilesAlarm } from '../open-files.js';
@@ -69,6 +69,8 @@ export interface HttpContext extends HttpOptions {
   bodies: Bodies;
   /** tus at a route's own path and at /uploads/<id>. */
   tus: TusEndpoint;
+  /** The drop page's files (http.ui). */
+  page(req: IncomingMessage, res: ServerResponse, path: string, routes: readonly Route[]): Promise<void>;
   /** Refuses a Host that does not name the listener and a foreign Origin. */
   checkBrowser(req: IncomingMessage): void;
 }
