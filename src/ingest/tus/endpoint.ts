@@ -4,7 +4,7 @@
 // and min_free, and a body's place among those being received; then @tus/server runs
 // the protocol over our store, and its answer is written here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Server } from '@tus/server';
+import { MemoryLocker, Server, type Locker } from '@tus/server';
 import { NodeRequest } from 'srvx/node';
 import { StevedoreError } from '../../errors.js';
 import { TASK_ID_PATTERN } from '../../task.js';
@@ -17,6 +17,7 @@ import { currentCall, runCall, type Creation, type TusCall } from './call.js';
 import { CHECKSUM_ALGORITHMS, uploadChecksum } from './checksum.js';
 import { fromAnswer, fromLibrary } from './errors.js';
 import { checkMediaType, checkPatch, checkTusVersion, uploadLength, uploadName } from './headers.js';
+import { servePatch } from './patch.js';
 import type { UploadStore } from './store.js';
 
 export interface TusEndpoint {
@@ -33,7 +34,8 @@ export const isTusAtRoute = (req: IncomingMessage, rel: string): boolean =>
 const UPLOAD_METHODS = ['HEAD', 'PATCH', 'DELETE', 'OPTIONS'];
 
 export function createTusEndpoint(store: UploadStore): TusEndpoint {
-  const server = createServer(store);
+  const locker = new MemoryLocker();
+  const server = createServer(store, locker);
   return {
     async atRoute(ctx, req, res, route) {
       requireToken(route.token, req);
@@ -51,7 +53,7 @@ export function createTusEndpoint(store: UploadStore): TusEndpoint {
       ctx.intake.release(1);
       if (!hasBody(req)) return serve(server, call, res);
       checkMediaType(req);
-      return serveBody(server, call, call.creation, declaredLength(req, ctx.maxBody) ?? length, res);
+      return serveBody(call, call.creation, declaredLength(req, ctx.maxBody) ?? length, () => serve(server, call, res), res);
     },
     async atUpload(ctx, req, res, id) {
       const record = TASK_ID_PATTERN.test(id) ? store.record(id) : undefined;
@@ -66,15 +68,16 @@ export function createTusEndpoint(store: UploadStore): TusEndpoint {
       if (req.method !== 'PATCH') return serve(server, call, res);
       checkPatch(req);
       call.checksum = uploadChecksum(req);
-      return serveBody(server, call, record, declaredLength(req, ctx.maxBody) ?? record.size, res);
+      return serveBody(call, record, declaredLength(req, ctx.maxBody) ?? record.size, () => servePatch(call, store, locker, res), res);
     },
   };
 }
 
-function createServer(store: UploadStore): Server {
+function createServer(store: UploadStore, locker: Locker): Server {
   return new Server({
     path: '/uploads',
     datastore: store,
+    locker,
     relativeLocation: true,
     // Same-origin only, like the rest of the API: no CORS headers for any origin.
     allowedOrigins: [],
@@ -95,13 +98,14 @@ const hasBody = (req: IncomingMessage) => (req.headers['content-length'] !== und
 
 // A body takes a place among those being received (http.max_receiving, min_rate) and
 // holds its bytes against min_free until they are written, like a raw upload's.
-async function serveBody(server: Server, call: TusCall, where: Creation, expected: number, res: ServerResponse): Promise<void> {
+async function serveBody(call: TusCall, where: Creation, expected: number, serve: () => Promise<void>, res: ServerResponse): Promise<void> {
   const { ctx, req } = call;
   call.body = ctx.bodies.enter({ route: where.route, target: where.target, dest: where.dest, anonymous: where.anonymous, expected });
   try {
     call.admission = await ctx.intake.admit(0, expected);
     continueBody(req, res);
-    await serve(server, call, res);
+    res.setHeader('tus-resumable', '1.0.0');
+    await serve();
   } finally {
     call.body.leave();
     call.admission?.done();
