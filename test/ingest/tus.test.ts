@@ -86,11 +86,12 @@ describe('tus uploads', () => {
     await landsAs(t, 'restart.bin', data);
   });
 
-  it('answers a wrong Upload-Offset with 409 and changes nothing', async () => {
+  it('answers a wrong Upload-Offset with 409, a body past Upload-Length with 413, and changes nothing', async () => {
     const t = await startAgent();
     const location = String((await createUpload(t.url, '/drop/secret', 10, { token: TOKEN })).headers.location);
     expect((await patchUpload(t.url, location, 0, '12345', auth)).status).toBe(204);
     for (const offset of [0, 3, 7]) expectError(await patchUpload(t.url, location, offset, '67890', auth), 409, 'UPLOAD_OFFSET_CONFLICT');
+    expectError(await patchUpload(t.url, location, 5, '678901', auth), 413, 'TOO_LARGE'); // past Upload-Length
     expect((await headUpload(t.url, location, auth)).offset).toBe(5);
   });
 
