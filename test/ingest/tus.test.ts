@@ -5,7 +5,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
-import { expectError, journalEntries, json, send, type Answer } from '../helpers/http.js';
+import { expectError, journalEntries, json, open, send, type Answer } from '../helpers/http.js';
 import { cuttingProxy } from '../helpers/proxy.js';
 import { gatedTarget } from '../helpers/targets.js';
 import { createUpload, headUpload, linkedTask, patchUpload, tusUpload } from '../helpers/tus.js';
@@ -93,6 +93,20 @@ describe('tus uploads', () => {
     for (const offset of [0, 3, 7]) expectError(await patchUpload(t.url, location, offset, '67890', auth), 409, 'UPLOAD_OFFSET_CONFLICT');
     expectError(await patchUpload(t.url, location, 5, '678901', auth), 413, 'TOO_LARGE'); // past Upload-Length
     expect((await headUpload(t.url, location, auth)).offset).toBe(5);
+  });
+
+  it('ends a stalled PATCH where it is when the client asks again: HEAD reports its bytes, the upload goes on', async () => {
+    const t = await startAgent({ idleTimeout: '30s' });
+    const data = randomBytes(2000);
+    const location = String((await createUpload(t.url, '/drop/secret', data.length, { token: TOKEN, name: 'stalled.bin' })).headers.location);
+    const stalled = open(t.url, location, { method: 'PATCH', headers: { ...auth, 'tus-resumable': '1.0.0', 'upload-offset': 0, 'content-type': 'application/offset+octet-stream', 'content-length': data.length } });
+    stalled.req.write(data.subarray(0, 1000));
+    await waitFor(async () => json<{ receiving: { bytes: number } }>(await send(t.url, '/status', { method: 'GET' })).receiving.bytes === 1000, { what: 'the agent to have the first bytes' });
+    // A client that gave the stalled connection up asks where the upload is.
+    expect((await headUpload(t.url, location, auth)).offset).toBe(1000);
+    expect((await patchUpload(t.url, location, 1000, data.subarray(1000), auth)).status).toBe(204);
+    stalled.req.destroy();
+    await landsAs(t, 'stalled.bin', data);
   });
 
   it('checks Upload-Checksum (sha256, sha1): a mismatch is 460 and its bytes are discarded', async () => {

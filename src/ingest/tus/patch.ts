@@ -11,6 +11,7 @@ import { StevedoreError } from '../../errors.js';
 import { tooLarge } from '../../spool/receive.js';
 import { declaredLength } from '../upload.js';
 import { runCall, type TusCall } from './call.js';
+import { fromLibrary } from './errors.js';
 import type { UploadStore } from './store.js';
 
 export async function servePatch(call: TusCall, store: UploadStore, locker: Locker, res: ServerResponse): Promise<void> {
@@ -19,7 +20,9 @@ export async function servePatch(call: TusCall, store: UploadStore, locker: Lock
   const lock = locker.newLock(id);
   const body = bodyOf(req);
   // Another request for this upload (the client's retry after it gave this one up): this body ends where it is.
-  await lock.lock(new AbortController().signal, () => body.stop());
+  await lock.lock(new AbortController().signal, () => body.stop()).catch((error: unknown) => {
+    throw fromLibrary(error); // its lock timeout
+  });
   let reached: number;
   try {
     const upload = await store.getUpload(id);
