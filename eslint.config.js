@@ -12,4 +12,12 @@ export default tseslint.config(
     },
   },
   { files: ['bench/**', 'src/cli.ts'], rules: { 'no-console': 'off' } },
+  {
+    // The drop page's scripts run in the browser (src/ingest/ui/page.ts serves them).
+    files: ['src/ingest/ui/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(['window', 'document', 'sessionStorage', 'fetch', 'URL', 'Option', 'setTimeout', 'TextDecoderStream'].map((name) => [name, 'readonly'])),
+    },
+  },
 );

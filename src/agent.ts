@@ -11,7 +11,11 @@ import { fileOptionsFor } from './config/resolve.js';
 import { createHttpServer, type HttpServer } from './ingest/http.js';
 import type { HttpOptions } from './ingest/types.js';
 import { createIntake } from './ingest/intake.js';
+import { startExpiry, type Expiry } from './ingest/tus/expiry.js';
+import { createUploadFiles } from './ingest/tus/records.js';
+import { UploadStore } from './ingest/tus/store.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
+import { createEventStreams } from './observe/events.js';
 import { createMetrics } from './observe/metrics.js';
 import { cachedCounts, createOperations } from './observe/operations.js';
 import { createOutOfFilesAlarm } from './open-files.js';
@@ -54,6 +58,7 @@ export interface AgentOptions {
 
 /** min_free lives under `http`; a watch-only agent keeps the same margin. */
 const DEFAULT_MIN_FREE = 2 ** 30;
+const DEFAULT_UPLOAD_EXPIRY = 24 * 3600_000;
 
 export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget, createMembership = noMembership }: AgentOptions): Agent {
   let current = config;
@@ -62,7 +67,9 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const notes = path.join(config.state_dir, 'staging-notes');
   const ledger = createStagingLedger(notes, logger);
   const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger });
-  const stateDir = createStateDir({ dir: config.state_dir, subdirs: [spool.dir, deadLetter.dir, notes], journal, logger });
+  // Resumable uploads still coming in: beside the spool, on its file system (finish.ts links them in).
+  const uploadsDir = path.join(config.state_dir, 'uploads');
+  const stateDir = createStateDir({ dir: config.state_dir, subdirs: [spool.dir, uploadsDir, deadLetter.dir, notes], journal, logger });
   const registry = createRegistry({ logger });
   const targets = new Map<string, Target>();
   let closing = false;
@@ -101,6 +108,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     watchPaths: () => watches.map((watch) => ({ name: watch.name, paths: watch.status().paths })),
     deadLetters: deadLetterCounts.get,
     fleetMembers: () => fleets.status().map((fleet) => ({ target: fleet.name, members: fleet.members })),
+    uploads: () => (http ? uploads.status() : undefined),
   });
   const scheduler = createScheduler({
     ...schedulerLimits(config),
@@ -126,6 +134,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   });
   const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
   const intake = createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested, beforeQueue: keepRetained });
+  const uploads = new UploadStore({ files: createUploadFiles(uploadsDir), intake, spool, logger, expiry: () => current.http?.upload_expiry ?? DEFAULT_UPLOAD_EXPIRY, observer: metrics });
+  let expiry: Expiry | undefined;
   // state_dir never changes in a running agent (a reload says it needs a restart).
   // A mirror into a fleet always keeps its files' versions: a new member gets its content.
   const makeWatch = (w: Config['watch'][number], defaults: Config['defaults']) => {
@@ -134,6 +144,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   };
   let watches = config.watch.map((w) => makeWatch(w, config.defaults));
 
+  // Well inside http.idle_timeout, which would cut a quiet stream.
+  const events = createEventStreams({ registry, heartbeatMs: Math.min(15_000, (config.http?.idle_timeout ?? 60_000) / 2) });
   const ops = createOperations({
     config: () => current,
     watches: () => watches,
@@ -146,6 +158,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     deadLetterCounts,
     receiving: () => http?.receiving(),
     fleets: () => fleets.status(),
+    uploads: () => (http ? uploads.status() : undefined),
+    events,
     logger,
     startedAt: new Date(),
   });
@@ -172,6 +186,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
       await chmod(config.state_dir, 0o700);
       await Promise.all([spool.init(), deadLetter.init(), ledger.open()]);
+      await uploads.open();
       for (const name of ledger.targets().filter((t) => !targets.has(t))) {
         logger.warn({ target: name, left: ledger.leftovers(name) }, 'an interrupted push left staging directories (.stevedore-TAG) in a target that is no longer configured: remove them by hand');
         await Promise.all(ledger.leftovers(name).map((note) => ledger.clear(name, note.tag)));
@@ -186,8 +201,9 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {
-        http = createHttpServer(httpOptions(config, { intake, registry, logger, readiness, ops, outOfFiles }));
+        http = createHttpServer(httpOptions(config, { intake, uploads, registry, logger, readiness, ops, outOfFiles }));
         address = await http.listen();
+        expiry = startExpiry(uploads, logger);
         logger.info({ address: `${address.address}:${address.port}` }, 'listening');
       }
       await Promise.all(watches.map((watch) => watch.start()));
@@ -210,7 +226,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       watches = [...watches.filter((w) => !stopping.includes(w)), ...starting];
       // Only what can change in place moves to `next`; the rest keeps running as it was.
       current = keepRunning(current, next);
-      if (http && current.http) http.update(httpOptions(current, { intake, registry, logger, readiness, ops, outOfFiles }));
+      if (http && current.http) http.update(httpOptions(current, { intake, uploads, registry, logger, readiness, ops, outOfFiles }));
       logger.level = current.log.level;
       await Promise.all(starting.map((w) => w.start()));
       return plan;
@@ -222,6 +238,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       const deadline = Date.now() + grace;
       await Promise.all(watches.map((watch) => watch.close()));
       registry.wakeAll(); // Prefer: wait requests answer 202 now instead of holding the grace
+      expiry?.stop();
+      events.close();
       await http?.close(grace);
       await scheduler.close(Math.max(0, deadline - Date.now()));
       await fleets.close();
@@ -240,7 +258,7 @@ function schedulerLimits(config: Config) {
   return { capacity, concurrency, perTarget, batchFiles, batchBytes };
 }
 
-type HttpDeps = Pick<HttpOptions, 'intake' | 'registry' | 'logger' | 'readiness' | 'ops' | 'outOfFiles'>;
+type HttpDeps = Pick<HttpOptions, 'intake' | 'uploads' | 'registry' | 'logger' | 'readiness' | 'ops' | 'outOfFiles'>;
 
 function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   const http = config.http as NonNullable<Config['http']>;
@@ -254,7 +272,7 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   }));
   const browser = { allowedHosts: http.allowed_hosts, allowedOrigins: http.allowed_origins };
   const receiving = { maxReceiving: http.max_receiving, minRate: http.min_rate, capacity: config.queue.capacity };
-  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, receiving, routes, legacy, ...browser, ...deps };
+  return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, receiving, routes, legacy, ui: http.ui, ...browser, ...deps };
 }
 
 /** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free) as it runs now. */

@@ -19,6 +19,12 @@ export const errorStatus = {
   // The Host header names a host this listener does not answer for (DNS rebinding).
   UNKNOWN_HOST: 421,
   CHECKSUM_MISMATCH: 422,
+  // Resumable uploads (tus 1.0, SPEC §8)
+  UPLOAD_OFFSET_CONFLICT: 409,
+  UPLOAD_EXPIRED: 410,
+  TUS_VERSION_UNSUPPORTED: 412,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UPLOAD_CHECKSUM_MISMATCH: 460,
   IDEMPOTENCY_KEY_REUSED: 422,
   UNSUPPORTED_TRANSFER_CODING: 501,
   PUSH_FAILED: 502,
@@ -26,6 +32,8 @@ export const errorStatus = {
   SHUTTING_DOWN: 503,
   // http.max_receiving bodies are being received (or a token-less route's share of them).
   TOO_MANY_UPLOADS: 503,
+  // GET /events has as many listeners as it takes.
+  TOO_MANY_STREAMS: 503,
   TOO_MANY_OPEN_FILES: 503,
   // state_dir is gone or cannot be written (spool/state-dir.ts): uploads wait for it.
   SPOOL_UNAVAILABLE: 503,

@@ -7,7 +7,7 @@ import { entries, isEntry, type Context, type Entry } from './entries.js';
 import { checkFleets } from './fleets.js';
 import { LISTEN_PATTERN, isLoopback } from './listen.js';
 
-export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter'];
+export const RESERVED_PATHS = ['/tasks', '/upload', '/healthz', '/readyz', '/metrics', '/status', '/dead-letter', '/uploads', '/events', '/ui'];
 
 export function checkCrossReferences(value: unknown, ctx: Context): void {
   if (!isEntry(value)) return;

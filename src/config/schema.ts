@@ -164,6 +164,10 @@ const http = z.strictObject({
   allowed_hosts: z.array(allowedHost).default([]),
   /** Browser origins whose pages may send requests, besides the listener's own. */
   allowed_origins: z.array(allowedOrigin).default([]),
+  /** Serve the drop page at GET / (SPEC §8). */
+  ui: z.boolean().default(false),
+  /** A resumable (tus) upload that receives nothing this long is removed. */
+  upload_expiry: duration.prefault('24h'),
   legacy: z.array(legacy).default([]),
   routes: z.array(route).default([]),
 });

@@ -14,6 +14,8 @@ import { decodeUrlPath } from './paths.js';
 import { createBodies, type ReceivingStatus } from './receiving.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
+import { createTusEndpoint, isTusAtRoute } from './tus/endpoint.js';
+import { createPage, isPagePath } from './ui/page.js';
 import type { HttpContext, HttpOptions, Route } from './types.js';
 import { handleRawUpload } from './upload.js';
 import { checkHead, guardWire } from './wire.js';
@@ -23,7 +25,7 @@ export interface HttpServer {
   /** Stops accepting, waits up to `graceMs` for requests in progress, then cuts the rest. */
   close(graceMs: number): Promise<void>;
   /** A reload: new routes, legacy rules and browser rules for the requests that come next. */
-  update(options: Pick<HttpOptions, 'routes' | 'legacy' | 'allowedHosts' | 'allowedOrigins'>): void;
+  update(options: Pick<HttpOptions, 'routes' | 'legacy' | 'allowedHosts' | 'allowedOrigins' | 'ui'>): void;
   /** The bodies being received now (GET /status). */
   receiving(): ReceivingStatus;
 }
@@ -36,6 +38,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     uploading: new Set(),
     bodies: createBodies({ ...options.receiving, idleTimeout: options.idleTimeout }),
     checkBrowser: createBrowserCheck(options),
+    tus: createTusEndpoint(options.uploads),
+    page: createPage(),
   };
   let server: Server | undefined;
   let closing = false;
@@ -74,9 +78,10 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       });
       return server.address() as AddressInfo;
     },
-    update({ routes, legacy, allowedHosts, allowedOrigins }) {
+    update({ routes, legacy, allowedHosts, allowedOrigins, ui }) {
       ctx.routes = byLength(routes);
       ctx.legacy = legacy;
+      ctx.ui = ui;
       ctx.checkBrowser = createBrowserCheck({ listen: options.listen, allowedHosts, allowedOrigins });
     },
     receiving: () => ctx.bodies.status(),
@@ -131,11 +136,14 @@ async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   if (path === '/readyz') return getOnly(req, () => sendReadiness(ctx, res));
   if (path.startsWith('/tasks/')) return getOnly(req, () => sendTask(ctx, res, path.slice('/tasks/'.length)));
   if (path === '/upload') return postOnly(req, ['POST'], () => handleLegacy(ctx, req, res));
+  if (path.startsWith('/uploads/')) return ctx.tus.atUpload(ctx, req, res, path.slice('/uploads/'.length));
   if (isOpsPath(path)) return handleOps(ctx.ops, req, res, path);
+  if (ctx.ui && isPagePath(path)) return getOnly(req, () => ctx.page(req, res, path, ctx.routes));
   const route = ctx.routes.find((r) => path === r.path || path.startsWith(`${r.path}/`));
   if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
+  const rawRel = path.slice(route.path.length + 1);
+  if (isTusAtRoute(req, rawRel)) return ctx.tus.atRoute(ctx, req, res, route);
   return postOnly(req, ['PUT', 'POST'], () => {
-    const rawRel = path.slice(route.path.length + 1);
     // decodeUrlPath forgives one leading "/", which here would be an empty segment.
     if (rawRel.startsWith('/')) throw new StevedoreError('BAD_PATH', 'path segment 1 is empty ("//")');
     if (isMultipart(req)) {

@@ -2,7 +2,7 @@
 // is made with, and the context every handler gets. Its own module, so that the server
 // (http.ts) and its handlers (upload.ts, multipart.ts, legacy.ts) each import it and not
 // one another.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Operations } from '../observe/endpoints.js';
 import type { OutOfFilesAlarm } from '../open-files.js';
@@ -10,6 +10,8 @@ import type { Registry } from '../queue/registry.js';
 import type { FileOptions } from '../task.js';
 import type { Intake } from './intake.js';
 import type { Bodies, ReceivingLimits } from './receiving.js';
+import type { TusEndpoint } from './tus/endpoint.js';
+import type { UploadStore } from './tus/store.js';
 
 export interface Route {
   name: string;
@@ -41,6 +43,10 @@ export interface HttpOptions {
   allowedHosts: readonly string[];
   allowedOrigins: readonly string[];
   intake: Intake;
+  /** Resumable (tus) uploads: their records and bytes (SPEC §8). */
+  uploads: UploadStore;
+  /** http.ui: the drop page at GET /. */
+  ui: boolean;
   registry: Registry;
   logger: Logger;
   /** Readiness problems, empty when ready (GET /readyz). */
@@ -61,6 +67,10 @@ export interface HttpContext extends HttpOptions {
   uploading: Set<string>;
   /** The bodies being received: their bounds, /status, and GET /tasks/<id> of an announced one. */
   bodies: Bodies;
+  /** tus at a route's own path and at /uploads/<id>. */
+  tus: TusEndpoint;
+  /** The drop page's files (http.ui). */
+  page(req: IncomingMessage, res: ServerResponse, path: string, routes: readonly Route[]): Promise<void>;
   /** Refuses a Host that does not name the listener and a foreign Origin. */
   checkBrowser(req: IncomingMessage): void;
 }

@@ -1,4 +1,5 @@
-// The operator's endpoints: GET /metrics, GET /status, and the dead-letter store
+// The operator's endpoints: GET /metrics, GET /status, GET /events (task changes as
+// Server-Sent Events), and the dead-letter store
 // (GET /dead-letter, POST /dead-letter/<id>/retry, POST /dead-letter/retry for all,
 // DELETE /dead-letter/<id>). `http.admin_token` guards all of them. Without it they
 // answer on a loopback listener (reads also on any listener with allow_anonymous), and
@@ -16,6 +17,8 @@ export interface Operations {
   readonly allowChanges: boolean;
   metrics(): Promise<{ contentType: string; body: string }>;
   status(): Promise<unknown>;
+  /** GET /events: a stream of task changes (events.ts). */
+  events(req: IncomingMessage, res: ServerResponse): void;
   deadLetter: {
     list(): Promise<unknown[]>;
     /** Replays one entry, or all of them without an id. */
@@ -24,7 +27,7 @@ export interface Operations {
   };
 }
 
-export const isOpsPath = (path: string) => path === '/metrics' || path === '/status' || path === '/dead-letter' || path.startsWith('/dead-letter/');
+export const isOpsPath = (path: string) => path === '/metrics' || path === '/status' || path === '/events' || path === '/dead-letter' || path.startsWith('/dead-letter/');
 
 export async function handleOps(ops: Operations, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   if (!tokenAllows(ops.token, bearerToken(req.headers))) throw new StevedoreError('UNAUTHORIZED', 'a valid bearer token (http.admin_token) is required');
@@ -41,6 +44,10 @@ export async function handleOps(ops: Operations, req: IncomingMessage, res: Serv
   if (path === '/status') {
     if (!read) throw notAllowed(['GET', 'HEAD']);
     return sendJson(res, 200, await ops.status());
+  }
+  if (path === '/events') {
+    if (!read) throw notAllowed(['GET', 'HEAD']);
+    return ops.events(req, res);
   }
   if (path === '/dead-letter') {
     if (!read) throw notAllowed(['GET', 'HEAD']);

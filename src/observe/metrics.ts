@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SchedulerObserver, TargetState } from '../queue/scheduler.js';
 import type { Task } from '../task.js';
+import type { UploadObserver, UploadsStatus } from '../ingest/tus/store.js';
 
 export interface MetricSources {
   queueDepth(): number;
@@ -16,9 +17,11 @@ export interface MetricSources {
   deadLetters(): Promise<ReadonlyMap<string, number>>;
   /** Each fleet's members now. */
   fleetMembers(): readonly { target: string; members: readonly { name: string; running: boolean }[] }[];
+  /** Resumable uploads not finished; undefined without a listener. */
+  uploads(): UploadsStatus | undefined;
 }
 
-export interface Metrics extends SchedulerObserver {
+export interface Metrics extends SchedulerObserver, UploadObserver {
   /** Bytes of files accepted (HTTP bodies, watched files staged). */
   ingested(tasks: readonly Task[]): void;
   render(): Promise<string>;
@@ -39,6 +42,9 @@ export function createMetrics(sources: MetricSources): Metrics {
   });
   const pushedBytes = new Counter({ name: 'stevedore_bytes_pushed_total', help: 'Bytes landed in targets', labelNames: ['target'], registers });
   const ingestBytes = new Counter({ name: 'stevedore_ingest_bytes_total', help: 'Bytes accepted into the spool', labelNames: ['source'], registers });
+  const uploadBytes = new Counter({ name: 'stevedore_upload_bytes_received_total', help: 'Bytes of resumable (tus) uploads written to the spool, resent ones included', registers });
+  const expired = new Counter({ name: 'stevedore_uploads_expired_total', help: 'Resumable uploads removed unfinished after http.upload_expiry', registers });
+  new Gauge({ name: 'stevedore_uploads_live', help: 'Resumable uploads begun and not finished', registers, collect() { this.set(sources.uploads()?.live ?? 0); } });
   const retries = new Counter({ name: 'stevedore_retries_total', help: 'Tasks sent back to wait, by error code', labelNames: ['target', 'reason'], registers });
   new Gauge({ name: 'stevedore_queue_depth', help: 'Tasks accepted and not yet ended', registers, collect() { this.set(sources.queueDepth()); } });
   new Gauge({ name: 'stevedore_in_flight', help: 'Batches being pushed now', registers, collect() { this.set(sources.inFlight()); } });
@@ -131,6 +137,8 @@ export function createMetrics(sources: MetricSources): Metrics {
     retrying(target, reason) {
       retries.inc({ target, reason });
     },
+    received: (bytes) => uploadBytes.inc(bytes),
+    expired: (count) => expired.inc(count),
     ingested(accepted) {
       for (const task of accepted) ingestBytes.inc({ source: task.source }, task.bytes);
     },

@@ -7,6 +7,7 @@ import { isLoopback } from '../config/listen.js';
 import type { Operations } from './endpoints.js';
 import type { ReceivingStatus } from '../ingest/receiving.js';
 import type { FleetStatus } from '../targets/fleet/fleets.js';
+import type { UploadsStatus } from '../ingest/tus/store.js';
 import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
@@ -15,6 +16,7 @@ import { deadEntryJson, type DeadLetter } from '../spool/dead-letter.js';
 import type { Journal } from '../spool/journal.js';
 import { replayAll } from '../spool/replay.js';
 import type { Spool } from '../spool/spool.js';
+import type { EventStreams } from './events.js';
 import type { Metrics } from './metrics.js';
 import { buildStatus } from './status.js';
 
@@ -31,6 +33,10 @@ export interface OperationsDeps {
   /** The HTTP bodies being received (GET /status); undefined without a listener. */
   receiving(): ReceivingStatus | undefined;
   fleets(): FleetStatus[];
+  /** Resumable uploads not finished (GET /status); undefined without a listener. */
+  uploads(): UploadsStatus | undefined;
+  /** GET /events. */
+  events: EventStreams;
   logger: Logger;
   startedAt: Date;
 }
@@ -56,8 +62,9 @@ export function createOperations(deps: OperationsDeps): Operations {
       const http = deps.config().http;
       return http?.admin_token !== undefined || isLoopback(http?.listen ?? '');
     },
+    events: (req, res) => deps.events.serve(req, res),
     metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
-    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, receiving: deps.receiving, fleets: deps.fleets, startedAt: deps.startedAt }),
+    status: () => buildStatus({ config: deps.config(), scheduler, registry, watches: deps.watches(), spool, deadLetters: counts.get, receiving: deps.receiving, fleets: deps.fleets, uploads: deps.uploads, startedAt: deps.startedAt }),
     deadLetter: {
       list: async () => (await deadLetter.list()).map(deadEntryJson),
       retry: (id) =>

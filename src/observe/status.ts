@@ -11,6 +11,7 @@ import type { Watch } from '../ingest/watch/watch.js';
 import type { Registry } from '../queue/registry.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../spool/spool.js';
+import type { UploadsStatus } from '../ingest/tus/store.js';
 
 export interface StatusSources {
   config: Config;
@@ -23,21 +24,25 @@ export interface StatusSources {
   receiving(): ReceivingStatus | undefined;
   /** The fleets' members (SPEC §7). */
   fleets(): FleetStatus[];
+  /** Resumable uploads not finished yet; undefined without a listener. */
+  uploads(): UploadsStatus | undefined;
   startedAt: Date;
 }
 
 const RECENT_FAILURES = 20;
 
-export async function buildStatus({ config, scheduler, registry, watches, spool, deadLetters, receiving, fleets, startedAt }: StatusSources) {
+export async function buildStatus({ config, scheduler, registry, watches, spool, deadLetters, receiving, fleets, uploads, startedAt }: StatusSources) {
   const states = new Map(scheduler.targetStates().map((state) => [state.name, state]));
   const dead = await deadLetters();
   const [freeBytes, usage] = await Promise.all([spool.freeBytes().catch(() => undefined), spoolUsage(spool.dir)]);
   const bodies = receiving();
+  const resumable = uploads();
   return {
     started_at: startedAt.toISOString(),
     uptime_seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     queue: { depth: scheduler.size, capacity: config.queue.capacity, in_flight: scheduler.inFlight },
     ...(bodies ? { receiving: bodies } : {}),
+    ...(resumable ? { uploads: resumable } : {}),
     targets: Object.entries(config.targets).map(([name, target]) => {
       const state = states.get(name);
       return {

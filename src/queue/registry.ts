@@ -17,6 +17,10 @@ export interface Registry {
   wakeAll(): void;
   /** The last `count` tasks that failed for good, newest first. */
   recentFailures(count: number): Task[];
+  /** The last `count` tasks added, oldest first. */
+  recent(count: number): Task[];
+  /** Calls `listener` with every task added or changed; returns the unsubscribe. */
+  subscribe(listener: (task: Task) => void): () => void;
 }
 
 export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logger; keepFinished?: number }): Registry {
@@ -24,6 +28,8 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
   const finished: string[] = [];
   const idempotency = new Map<string, string>();
   const waiters = new Map<string, Set<(task: Task) => void>>();
+  const listeners = new Set<(task: Task) => void>();
+  const tell = (task: Task) => listeners.forEach((listener) => listener(task));
   const keyOf = (scope: string, key: string) => `${scope}\0${key}`;
   const keyOfTask = (task: Task) => keyOf(task.idempotencyScope ?? task.route, task.idempotencyKey ?? '');
 
@@ -41,6 +47,7 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
       tasks.set(task.id, task);
       if (task.idempotencyKey) idempotency.set(keyOfTask(task), task.id);
       logTask(logger, task);
+      tell(task);
     },
     get: (id) => tasks.get(id),
     update(task, change) {
@@ -48,6 +55,7 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
       if (change.status !== 'retrying' && change.status !== 'failed') delete task.error;
       if (change.error) task.error = change.error;
       logTask(logger, task);
+      tell(task);
       if (!isFinished(task)) return;
       finished.push(task.id);
       forgetOldest();
@@ -83,6 +91,14 @@ export function createRegistry({ logger, keepFinished = 10_000 }: { logger: Logg
         if (task?.status === 'failed') failed.push(task);
       }
       return failed;
+    },
+    recent(count) {
+      const all = [...tasks.values()];
+      return all.slice(Math.max(0, all.length - count));
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     findByIdempotencyKey(scope, key) {
       const id = idempotency.get(keyOf(scope, key));

@@ -73,6 +73,8 @@ describe('the example config', () => {
       min_rate: 1024,
       allowed_hosts: [],
       allowed_origins: [],
+      ui: true,
+      upload_expiry: 24 * 3600_000, // default "24h"
       routes: [{ name: 'sandbox-files', path: '/drop/sandbox', target: 'sandbox', dest: '/srv/files', token: 'change-me', retain: false }],
       legacy: [{ target: 'sandbox', path_prefix: '/srv/legacy', token: 'change-me-too' }],
     });

@@ -3,7 +3,7 @@
 // others cannot race with it; package.json and node_modules sit next to it as in a checkout.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,7 @@ export function useBuiltCli(): void {
     await copyFile(path.join(root, 'package.json'), path.join(buildDir, 'package.json'));
     // What `npm run build` copies beside the compiled code.
     await copyFile(path.join(root, 'src/targets/container/batch.sh'), path.join(outDir, 'targets/container/batch.sh'));
+    await cp(path.join(root, 'src/ingest/ui/assets'), path.join(outDir, 'ingest/ui/assets'), { recursive: true });
     await symlink(path.join(root, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
   }, 90_000);
 
