@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the real container runtimes the integration tests push into
 # (Incus, LXD, Docker, Podman) on a fresh Debian 12 machine without systemd, as root, and
-# builds the offline busybox test image in each. Idempotent: a second run only starts
+# builds the offline busybox test image in each; installs the chromium that the drop
+# page's tests drive. Idempotent: a second run only starts
 # what is not running. The recipe and its pitfalls: ../shared/runtimes.md.
 #
 #   test/runtimes/setup.sh [all]          install, start, import images, create containers
@@ -35,6 +36,8 @@ install_packages() {
   command -v lxd >/dev/null || missing+=(lxd)
   command -v dockerd >/dev/null || missing+=(docker)
   command -v podman >/dev/null || missing+=(podman)
+  # Not a runtime, but what the drop page's tests drive (playwright-core never downloads one).
+  command -v chromium >/dev/null || missing+=(chromium)
   ((${#missing[@]})) || return 0
   log "installing: ${missing[*]}"
   rm -f /var/lib/man-db/auto-update
@@ -48,6 +51,7 @@ install_packages() {
   apt-get update -qq
   local apt=(apt-get install -y -qq --no-install-recommends)
   [[ " ${missing[*]} " == *" busybox-static "* ]] && "${apt[@]}" busybox-static
+  [[ " ${missing[*]} " == *" chromium "* ]] && "${apt[@]}" chromium
   [[ " ${missing[*]} " == *" incus "* ]] && "${apt[@]}" -t bookworm-backports incus-base incus-client
   [[ " ${missing[*]} " == *" lxd "* ]] && "${apt[@]}" lxd && subordinate_ids
   [[ " ${missing[*]} " == *" docker "* ]] && "${apt[@]}" docker.io
