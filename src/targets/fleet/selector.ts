@@ -6,7 +6,8 @@ import type { Selector } from './types.js';
 /** A test of a container's name against the selector's glob (every name without one). */
 export function nameMatcher(selector: Selector): (name: string) => boolean {
   if (selector.name === undefined) return () => true;
-  return picomatch(selector.name, { dot: true });
+  const test = picomatch(selector.name, { dot: true });
+  return (name) => test(name); // picomatch's matcher takes a second argument: not this one's
 }
 
 /** True when every label the selector names has its value in `labels`. */
