@@ -25,3 +25,11 @@ export function memberOf(what: string, name: unknown, id: unknown, running: bool
 
 export const unexpected = (what: string, value: unknown): StevedoreError =>
   new StevedoreError('TARGET_IO', `${what}: expected containers with a name and an id, got ${JSON.stringify(value)?.slice(0, 200) ?? String(value)}`);
+
+/** A signal that aborts after `ms` with a TARGET_DOWN naming `who` (what run() then throws). */
+export function answerWithin(ms: number, who: string): AbortSignal {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new StevedoreError('TARGET_DOWN', `${who} did not answer within ${ms / 1000} s`)), ms);
+  timer.unref();
+  return controller.signal;
+}

@@ -5,6 +5,7 @@
 // the stream missed; the stream itself is reconnected when it ends (follow.ts).
 import type { Logger } from 'pino';
 import { errorMessage, isStevedoreError } from '../../errors.js';
+import { answerWithin } from './answers.js';
 import { createDiscovery, type Fleet } from './discovery.js';
 import { diffMembers } from './diff.js';
 import { follow, type Follower } from './follow.js';
@@ -40,7 +41,7 @@ export function createMembership(fleet: Fleet, options: MembershipOptions): Memb
   async function look(): Promise<void> {
     let next: Member[];
     try {
-      next = await discovery.list(AbortSignal.any([closer.signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]));
+      next = await discovery.list(AbortSignal.any([closer.signal, answerWithin(LIST_TIMEOUT_MS, discovery.cli.command)]));
     } catch (error) {
       if (!closer.signal.aborted) listFailed(error);
       return;
