@@ -99,6 +99,19 @@ describe('membership (a fake docker CLI)', () => {
     expect(after - before).toBe(1);
   });
 
+  it('an event whose look sees nothing new is looked at again a little later (Docker lists a container as running for a moment after its die)', async () => {
+    const fake = await fakeDocker();
+    await fake.containers([web(1)]);
+    const { changes } = await started();
+    const looks = async () => (await readFile(path.join(fake.dir, 'calls'), 'utf8')).split('\n').filter((l) => l.startsWith('ps')).length;
+    const before = await looks();
+    await fake.event(); // the container died, but ps does not say so yet
+    await waitFor(async () => (await looks()) > before, { what: 'the look the event makes' });
+    await fake.containers([web(1, false)]);
+    await waitFor(() => changes.length === 2, { timeoutMs: 3000, what: 'the look again' });
+    expect(changes[1]).toEqual({ joined: [], left: [], started: [], stopped: [web(1, false)] });
+  });
+
   it('the stream cut: following is false, the outage is logged once however many retries, and once back what changed meanwhile is seen', async () => {
     const fake = await fakeDocker();
     await fake.containers([web(1)]);
@@ -117,7 +130,7 @@ describe('membership (a fake docker CLI)', () => {
     await waitFor(() => changes.length === 2, { what: 'the change made during the outage' });
     expect(changes[1]).toEqual({ joined: [web(2)], left: [], started: [], stopped: [] });
     expect(lines.filter((line) => line.level === 40)).toHaveLength(1);
-    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: expect.stringContaining('following the runtime\'s events again') }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: expect.stringContaining('following its members again') }));
   });
 
   it('resync() looks now (no event needed), and the periodic one does too', async () => {

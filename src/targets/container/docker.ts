@@ -25,6 +25,8 @@ export const dockerFailures: readonly FailureRule[] = [
   { match: /No such container/i, code: 'TARGET_NOT_FOUND', says: 'no such container' },
   { match: /is not running|is paused|is restarting/i, code: 'TARGET_DOWN', says: 'the container is not running' },
   { match: /Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i, code: 'TARGET_DOWN', says: 'the daemon is not running' },
+  // What `docker events` says when the daemon stops under it.
+  { match: /unexpected EOF/i, code: 'TARGET_DOWN', says: 'the daemon went away during the call' },
   { match: /permission denied while trying to connect/i, code: 'PERMISSION_DENIED', says: 'no permission to use the daemon socket' },
 ];
 

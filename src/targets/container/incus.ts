@@ -37,6 +37,7 @@ const table = (own: FailureRule[]): FailureRule[] => [
   { match: /unix\.socket: connect: no such file or directory/i, code: 'TARGET_DOWN', says: 'the daemon is not running' },
   { match: /unix\.socket: connect: permission denied/i, code: 'PERMISSION_DENIED', says: 'no permission to use the daemon socket' },
   { match: /connection refused/i, code: 'TARGET_DOWN', says: 'the daemon is not reachable' },
+  { match: /sql: database is closed/i, code: 'TARGET_DOWN', says: 'the daemon is shutting down' },
   { match: /unix\.socket(\/[^"]*)?": EOF|unix\.socket: (read|write): (broken pipe|connection reset by peer)|unexpected EOF/i, code: 'TARGET_DOWN', says: 'the daemon went away during the call' },
 ];
 

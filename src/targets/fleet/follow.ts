@@ -1,16 +1,13 @@
 // Keeps a fleet's event stream connected: runs it, and when it ends (the daemon stopped,
-// restarted, or the remote cannot be reached) runs it again after a backoff. An outage is
-// logged once, when it starts, and once more when the stream is back. The CLIs print
-// nothing when they connect: a stream that has stayed up `readyMs` counts as connected
-// (a daemon that is down ends it within milliseconds), and then the fleet is looked at
-// again, which covers whatever happened before it was.
-import type { Logger } from 'pino';
+// restarted, or the remote cannot be reached) runs it again after a backoff. The CLIs
+// print nothing when they connect: a stream that has stayed up `readyMs` counts as
+// connected (a daemon that is down ends it within milliseconds), and then the fleet is
+// looked at again, which covers whatever happened before it was.
 import type { StevedoreError } from '../../errors.js';
 import type { Discovery } from './discovery.js';
 import { runStream } from './stream.js';
 
 export interface FollowOptions {
-  logger: Logger;
   signal: AbortSignal;
   readyMs: number;
   backoff: { initialMs: number; maxMs: number };
@@ -18,6 +15,8 @@ export interface FollowOptions {
   onEvent(): void;
   /** The stream is connected: look at the fleet again. */
   onConnected(): void;
+  /** The stream ended, for this reason (not called when the signal stopped it). */
+  onEnded(error: StevedoreError): void;
 }
 
 export interface Follower {
@@ -28,9 +27,8 @@ export interface Follower {
 }
 
 export function follow(discovery: Discovery, options: FollowOptions): Follower {
-  const { logger, signal, backoff } = options;
+  const { signal, backoff } = options;
   let connected = false;
-  let outage = false;
   const onLine = (line: string) => {
     if (discovery.matters(line)) options.onEvent();
   };
@@ -43,8 +41,6 @@ export function follow(discovery: Discovery, options: FollowOptions): Follower {
     const wasConnected = !over && !signal.aborted;
     if (wasConnected) {
       connected = true;
-      if (outage) logger.info({ events: discovery.events.join(' ') }, 'fleet: following the runtime\'s events again');
-      outage = false;
       options.onConnected();
     }
     const error = await ended;
@@ -58,10 +54,7 @@ export function follow(discovery: Discovery, options: FollowOptions): Follower {
       const { error, wasConnected } = await once();
       if (signal.aborted) break;
       if (wasConnected) delayMs = backoff.initialMs;
-      if (!outage) {
-        outage = true;
-        logger.warn({ error: { code: error.code, message: error.message } }, 'fleet: the runtime\'s event stream ended; members are not followed until it is back (reconnecting with backoff)');
-      }
+      options.onEnded(error);
       await pause(delayMs, signal);
       delayMs = Math.min(delayMs * 2, backoff.maxMs);
     }

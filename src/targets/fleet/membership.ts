@@ -3,6 +3,9 @@
 // `debounceMs` later), and a look lists the whole fleet and diffs it against the last one,
 // which is cheap and always right. A slow periodic look is the safety net for anything
 // the stream missed; the stream itself is reconnected when it ends (follow.ts).
+// An event can come before the list shows it: Docker says `die` before its list says the
+// container stopped. An event whose look changed nothing is looked at again a little
+// later, twice (RECHECKS_MS).
 import type { Logger } from 'pino';
 import { errorMessage, isStevedoreError } from '../../errors.js';
 import { answerWithin } from './answers.js';
@@ -25,6 +28,7 @@ export interface MembershipOptions {
 const DEFAULTS = { debounceMs: 10, resyncMs: 60_000, readyMs: 250, backoff: { initialMs: 500, maxMs: 30_000 } };
 // A look that takes longer is given up (a hung daemon); the next event or resync looks again.
 const LIST_TIMEOUT_MS = 30_000;
+const RECHECKS_MS = [150, 1_000];
 
 export function createMembership(fleet: Fleet, options: MembershipOptions): Membership {
   const { logger, debounceMs, resyncMs, readyMs, backoff } = { ...DEFAULTS, ...options };
@@ -33,9 +37,11 @@ export function createMembership(fleet: Fleet, options: MembershipOptions): Memb
   const closer = new AbortController();
   let members: readonly Member[] = [];
   let follower: Follower | undefined;
-  let failing = false;
+  let outage = false;
   let debounce: NodeJS.Timeout | undefined;
+  let recheck: NodeJS.Timeout | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
+  let version = 0; // one more at each change
   const looks = coalesced(look);
 
   async function look(): Promise<void> {
@@ -43,22 +49,39 @@ export function createMembership(fleet: Fleet, options: MembershipOptions): Memb
     try {
       next = await discovery.list(AbortSignal.any([closer.signal, answerWithin(LIST_TIMEOUT_MS, discovery.cli.command)]));
     } catch (error) {
-      if (!closer.signal.aborted) listFailed(error);
+      if (!closer.signal.aborted) trouble(error, 'could not list its containers');
       return;
     }
-    if (failing) logger.info('fleet: listing its containers works again');
-    failing = false;
+    if (follower?.connected) recovered();
     const change = diffMembers(members, next);
+    if (!change) return;
     members = next;
-    if (change) tell(change);
+    version += 1;
+    tell(change);
   }
 
-  // Logged once until a look works again; while the stream is down its outage says it all.
-  function listFailed(error: unknown): void {
-    if (failing || !follower?.connected) return;
-    failing = true;
+  async function lookAfterEvent(attempt = 0): Promise<void> {
+    const before = version;
+    await looks();
+    const delayMs = RECHECKS_MS[attempt];
+    if (version !== before || delayMs === undefined || closer.signal.aborted) return;
+    clearTimeout(recheck);
+    recheck = setTimeout(() => void lookAfterEvent(attempt + 1), delayMs);
+  }
+
+  // An outage (the stream ended, or a look failed) is logged once, when it starts, and
+  // once more when it is over: the stream connected and a look that worked.
+  function trouble(error: unknown, what: string): void {
+    if (outage) return;
+    outage = true;
     const fields = isStevedoreError(error) ? { code: error.code, message: error.message } : { message: errorMessage(error) };
-    logger.warn({ error: fields }, 'fleet: could not list its containers; members stay as last seen');
+    logger.warn({ error: fields }, `fleet: ${what}; members stay as last seen, and are not followed until the runtime answers again`);
+  }
+
+  function recovered(): void {
+    if (!outage) return;
+    outage = false;
+    logger.info('fleet: following its members again');
   }
 
   function tell(change: MembershipChange): void {
@@ -76,13 +99,20 @@ export function createMembership(fleet: Fleet, options: MembershipOptions): Memb
     if (debounce !== undefined || closer.signal.aborted) return;
     debounce = setTimeout(() => {
       debounce = undefined;
-      void looks();
+      void lookAfterEvent();
     }, debounceMs);
   }
 
   return {
     async start() {
-      follower = follow(discovery, { logger, signal: closer.signal, readyMs, backoff, onEvent: poke, onConnected: () => void looks() });
+      follower = follow(discovery, {
+        signal: closer.signal,
+        readyMs,
+        backoff,
+        onEvent: poke,
+        onConnected: () => void looks(),
+        onEnded: (error) => trouble(error, 'the runtime\'s event stream ended'),
+      });
       resyncTimer = setInterval(() => void looks(), resyncMs);
       await looks();
     },
@@ -97,6 +127,7 @@ export function createMembership(fleet: Fleet, options: MembershipOptions): Memb
     async close() {
       closer.abort();
       clearTimeout(debounce);
+      clearTimeout(recheck);
       clearInterval(resyncTimer);
       await follower?.done;
       await looks.idle();
