@@ -6,7 +6,7 @@
 // the test drives the containers with the real CLI directly. A remote or daemon that is
 // not there is TARGET_DOWN, for a push and for discovery.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { createTarget } from '../../src/targets/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import { followFleet, started, stopped } from './fleet.js';
-import { captureLogs, codes, countCalls, push, put } from './pushing.js';
+import { captureLogs, codes, countCalls, push, put, setEnv } from './pushing.js';
 import { DOCKER_SECOND_HOST, INCUS_REMOTE, runtimesToTest, type RuntimeUnderTest } from './runtimes.js';
 
 const list = await runtimesToTest();
@@ -112,5 +112,41 @@ describe.each(ways.filter(([, way]) => way.runtime !== undefined))('%s', (_title
     } finally {
       await clean();
     }
+  });
+});
+
+describe.runIf(list.some((r) => r.name === 'incus'))('Incus remote certificates', () => {
+  // A client of its own (INCUS_CONF): the remote as `remote add` would write it, with the
+  // server's certificate as accepted then, and a client certificate incusd does not trust.
+  async function ownClient(serverCert: string): Promise<void> {
+    const dir = await tempDir();
+    await mkdir(path.join(dir, 'servercerts'));
+    await writeFile(path.join(dir, 'config.yml'), `default-remote: local\nremotes:\n  ${INCUS_REMOTE}:\n    addr: https://127.0.0.1:18443\n    auth_type: tls\n    protocol: incus\n`);
+    await copyFile(serverCert, path.join(dir, 'servercerts', `${INCUS_REMOTE}.crt`));
+    setEnv({ INCUS_CONF: dir });
+    await execa('incus', ['remote', 'generate-certificate'], { stdin: 'ignore' });
+  }
+
+  const attempt = async () => {
+    const item = await put(await tempDir(), '/srv/x', 'x');
+    const [result] = await push(createTarget('f', { runtime: 'incus', remote: INCUS_REMOTE, container: 'stevedore-t1' }), [item]);
+    const listed = createDiscovery({ runtime: 'incus', remote: INCUS_REMOTE, select: { labels: { fleet: 'none' } } }).list(AbortSignal.timeout(20_000));
+    return { result, listed };
+  };
+
+  it('a client certificate the remote does not trust is PERMISSION_DENIED, for a push and for discovery', async () => {
+    await ownClient('/var/lib/incus/server.crt');
+    const { result, listed } = await attempt();
+    expect(result).toMatchObject({ ok: false, error: { code: 'PERMISSION_DENIED', message: expect.stringContaining('does not trust this client') } });
+    await expect(listed).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+  });
+
+  it('a remote whose certificate is not the one accepted when it was added is PERMISSION_DENIED', async () => {
+    const other = path.join(await tempDir(), 'other.crt');
+    await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${other}.key`, '-out', other, '-subj', '/CN=other', '-days', '1']);
+    await ownClient(other);
+    const { result, listed } = await attempt();
+    expect(result).toMatchObject({ ok: false, error: { code: 'PERMISSION_DENIED', message: expect.stringContaining('not the one trusted') } });
+    await expect(listed).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
   });
 });
