@@ -38,7 +38,7 @@ Options:
 
 const COMMAND_HELP: Record<string, string> = {
   run: 'Usage: stevedore run [-c FILE]\nRuns the agent; SIGINT/SIGTERM drain and stop it (exit 0). Exit 1 on a fatal error, 2 on a bad config.\n',
-  validate: 'Usage: stevedore validate [-c FILE]\nLoads and checks the config; prints one line per route, watch and target. Exit 0 valid, 2 invalid.\n',
+  validate: 'Usage: stevedore validate [-c FILE]\nLoads and checks the config; prints one line per route, watch and target, and for a fleet\nwhat its selector matches now (when its runtime answers). Exit 0 valid, 2 invalid.\n',
   push: `Usage: ${PUSH_USAGE}\nPushes one file now with the config's target, mode, owner and retry rules; no agent needed.\nExit 0 pushed, 1 failed, 2 bad arguments or config. A progress bar shows on a terminal for files over 8 MiB.\n`,
   reload: 'Usage: stevedore reload [-c FILE]\nChecks the config file, then sends SIGHUP to the agent running on this config\'s state_dir (its pid is in state_dir/agent.pid). Exit 0 sent, 1 no agent.\n',
   status: 'Usage: stevedore status [-c FILE] [--json]\nAsks the running agent (its http listener) for its state and prints it as tables, or raw with --json.\nExit 0, 1 when the agent is unreachable.\n',
@@ -76,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return run(await loadConfig(configFile));
     case 'validate':
-      return print(summarize(await loadConfig(configFile)));
+      return print(await summarize(await loadConfig(configFile)));
     case 'push':
       return push(positionals.slice(1), configFile);
     case 'reload':

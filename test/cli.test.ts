@@ -130,6 +130,21 @@ describe('validate', () => {
     ]);
   });
 
+  it('a fleet whose runtime does not answer is said so under its target, and the config is still valid', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'fleet.yaml');
+    const socket = path.join(dir, 'no-daemon.sock');
+    await writeFile(file, ['version: 1', 'targets:', `  web: { runtime: docker, select: { labels: { app: web }, name: "web-*" }, host: "unix://${socket}" }`, ''].join('\n'));
+    const result = await cli(['validate', '-c', file]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const [, target, now, ...rest] = lines(result.stdout);
+    expect(target).toBe(`target web: docker fleet [app=web, name web-*] on unix://${socket}`);
+    // The daemon's socket is not there (or docker is not installed): either way no answer.
+    expect(now).toMatch(/^ {2}what it matches now is not known: docker did not answer it \((the daemon is not running|docker: command not found)/);
+    expect(rest).toEqual([]);
+  });
+
   it('a broken config exits 2 with every problem as FILE:LINE:COL lines on stderr, and nothing else', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'broken.yaml');

@@ -17,6 +17,9 @@ export function checkFleets(targets: Entry, { legacy }: Users, ctx: Context): vo
       const message = one ? 'name one container or a select, not both' : 'expected container (one container) or select (a fleet: labels and/or a name glob)';
       ctx.addIssue({ code: 'custom', path: ['targets', name, one ? 'select' : 'container'], message });
     }
+    if (typeof target.remote === 'string' && typeof target.container === 'string' && target.container.includes(':')) {
+      ctx.addIssue({ code: 'custom', path: ['targets', name, 'container'], message: `the remote is given by remote: "${target.remote}"; name the container without one` });
+    }
     if (many && isEntry(target.select) && !hasCriteria(target.select)) {
       ctx.addIssue({ code: 'custom', path: ['targets', name, 'select'], message: 'a select needs labels or a name glob: it would match every container' });
     }

@@ -7,6 +7,7 @@ import { StevedoreError } from '../errors.js';
 import { createContainerTarget } from './container/container.js';
 import { dockerRuntime } from './container/docker.js';
 import { incusRuntime } from './container/incus.js';
+import { describeSelector } from './fleet/selector.js';
 import type { Runtime } from './container/runtime.js';
 import type { StagingLedger } from './ledger.js';
 import { createLocalTarget } from './local.js';
@@ -30,10 +31,10 @@ export function createTarget(name: string, config: Readonly<TargetConfig>, logge
   return createContainerTarget(member === undefined ? name : `${name}/${member}`, runtime, logger, ledger);
 }
 
+/** A container target's runtime, for its one container or one member of its fleet, on its daemon or remote. */
 function runtimeFor(config: Readonly<Exclude<TargetConfig, { runtime: 'local' }>>, container: string): Runtime {
-  const { runtime } = config;
-  if (runtime === 'docker' || runtime === 'podman') return dockerRuntime({ runtime, container });
-  return incusRuntime({ runtime, container, project: 'project' in config ? config.project : undefined });
+  if (config.runtime === 'incus' || config.runtime === 'lxd') return incusRuntime({ runtime: config.runtime, container, remote: config.remote, project: config.project });
+  return dockerRuntime({ runtime: config.runtime, container, host: 'host' in config ? config.host : undefined });
 }
 
 function onPath(command: string): boolean {
@@ -57,7 +58,5 @@ export function describeTarget(config: Readonly<TargetConfig>): string {
   const on = 'remote' in config && config.remote ? `${config.remote}:` : '';
   const via = 'host' in config && config.host ? ` on ${config.host}` : '';
   if (config.container !== undefined) return `${on}${config.container}${via}`;
-  const labels = Object.entries(config.select?.labels ?? {}).map(([key, value]) => `${key}=${value}`);
-  const name = config.select?.name ? [`name ${config.select.name}`] : [];
-  return `fleet ${on}[${[...labels, ...name].join(', ')}]${via}`;
+  return `fleet ${on}[${describeSelector(config.select ?? { labels: {} })}]${via}`;
 }

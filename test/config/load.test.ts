@@ -410,6 +410,11 @@ describe('schema problems, each at its own line:col', () => {
     expect(problems(yaml('version: 1', 'targets: {}'))).toEqual(['x.yaml:2:1: targets: expected at least one target']);
   });
 
+  it('a container target with remote: names its container without a remote', () => {
+    const text = yaml('version: 1', 'targets:', '  c: { runtime: incus, remote: edge1, container: "edge1:c1" }', '  d: { runtime: lxd, remote: edge1, container: c1 }');
+    expect(problems(text)).toEqual(['x.yaml:3:50: targets.c.container: the remote is given by remote: "edge1"; name the container without one']);
+  });
+
   it('a document that is not a map is one problem', () => {
     expect(problems('just a string\n')).toEqual(['x.yaml:1:1: Invalid input: expected object, received string']);
     expect(problems('- a\n- b\n')).toEqual(['x.yaml:1:1: Invalid input: expected object, received array']);

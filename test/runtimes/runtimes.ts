@@ -21,6 +21,10 @@ export interface RuntimeUnderTest {
   target(container: string): TargetConfig;
   /** A new running container from the busybox image (or NOTAR_IMAGE, which has no tar), with a unique name. */
   create(prefix?: string, image?: string, exactName?: string): Promise<string>;
+  /** A new busybox container named `name` with these labels (Incus/LXD: config keys user.<key>), started unless `running` is false. */
+  createLabeled(name: string, labels: Record<string, string>, running?: boolean): Promise<void>;
+  /** Incus/LXD: sets one label (config key user.<key>) of a container; Docker and Podman cannot change labels. */
+  relabel?(container: string, key: string, value: string): Promise<void>;
   /** A new running busybox container whose `dir` is a filesystem of its own of `size` (e.g. "1m"). */
   createWithSmallDisk(prefix: string, dir: string, size: string): Promise<string>;
   remove(container: string): Promise<void>;
@@ -53,6 +57,10 @@ const SETUP = fileURLToPath(new URL('setup.sh', import.meta.url));
 const setup = (...args: string[]) => execa(SETUP, args, { stdio: 'inherit' }).then(() => undefined);
 
 export const required = process.env.CI === 'true';
+
+/** setup.sh's remote hosts (issue 13): root's incus remote to incusd over HTTPS on loopback, and dockerd's second socket. */
+export const INCUS_REMOTE = 'stevedore-remote';
+export const DOCKER_SECOND_HOST = 'unix:///run/stevedore-docker-2.sock';
 
 const daemonOf = (name: string, process: string, socket: string): Daemon => ({
   process,
@@ -92,6 +100,11 @@ function incusLike(name: 'incus' | 'lxd'): Omit<RuntimeUnderTest, 'missing'> {
       await cli('exec', container, '--', 'sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" tmpfs "$1"', 'sh', dir, size);
       return container;
     },
+    async createLabeled(container, labels, running = true) {
+      const config = Object.entries(labels).flatMap(([key, value]) => ['-c', `user.${key}=${value}`]);
+      await cli(running ? 'launch' : 'init', '-q', IMAGE, container, ...config);
+    },
+    relabel: async (container, key, value) => void (await cli('config', 'set', container, `user.${key}=${value}`)),
     remove: async (container) => void (await cli('delete', '-f', container)),
     stop: async (container) => void (await cli('stop', '-f', container)),
     start: async (container) => void (await cli('start', container)),
@@ -110,6 +123,10 @@ function dockerLike(name: 'docker' | 'podman'): Omit<RuntimeUnderTest, 'missing'
       const container = exactName ?? unique(prefix);
       await cli('run', '-d', '--name', container, '--network', 'none', image, 'sleep', '1d');
       return container;
+    },
+    async createLabeled(container, labels, running = true) {
+      const flags = Object.entries(labels).flatMap(([key, value]) => ['--label', `${key}=${value}`]);
+      await cli(...(running ? ['run', '-d'] : ['create']), '--name', container, ...flags, '--network', 'none', IMAGE, 'sleep', '1d');
     },
     async createWithSmallDisk(prefix, dir, size) {
       const container = unique(prefix);

@@ -9,6 +9,11 @@
 #   test/runtimes/setup.sh start RUNTIME  start one daemon (incus | lxd | docker) and wait for it
 #   test/runtimes/setup.sh stop RUNTIME   stop one daemon, leaving its containers' state
 #   test/runtimes/setup.sh kill RUNTIME   SIGKILL one daemon (a crash)
+#
+# Remote hosts (issue 13), reached through the runtimes' own protocols: incusd also
+# listens on HTTPS on a loopback port, and root's incus client has it as the remote
+# $INCUS_REMOTE with a trusted client certificate; dockerd also listens on a second
+# socket, $DOCKER_SECOND. test/runtimes/runtimes.ts names both for the tests.
 set -euo pipefail
 
 WORK=${STEVEDORE_RUNTIMES_DIR:-/var/tmp/stevedore-runtimes}
@@ -17,6 +22,9 @@ IMAGE=local/busybox
 # goes up when its commands change, so that machines holding the older image import this one.
 NOTAR=local/notar-2
 CONTAINER=stevedore-t1 # the container bench/push and the smoke check use
+INCUS_REMOTE=stevedore-remote
+INCUS_HTTPS=127.0.0.1:18443
+DOCKER_SECOND=/run/stevedore-docker-2.sock
 mkdir -p "$WORK"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -32,6 +40,7 @@ wait_for() { # SECONDS COMMAND...
 install_packages() {
   local missing=()
   command -v busybox >/dev/null || missing+=(busybox-static)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v incusd >/dev/null || [[ -x /usr/libexec/incus/incusd ]] || missing+=(incus)
   command -v lxd >/dev/null || missing+=(lxd)
   command -v dockerd >/dev/null || missing+=(docker)
@@ -52,6 +61,7 @@ install_packages() {
   local apt=(apt-get install -y -qq --no-install-recommends)
   [[ " ${missing[*]} " == *" busybox-static "* ]] && "${apt[@]}" busybox-static
   [[ " ${missing[*]} " == *" chromium "* ]] && "${apt[@]}" chromium
+  [[ " ${missing[*]} " == *" openssl "* ]] && "${apt[@]}" openssl
   [[ " ${missing[*]} " == *" incus "* ]] && "${apt[@]}" -t bookworm-backports incus-base incus-client
   [[ " ${missing[*]} " == *" lxd "* ]] && "${apt[@]}" lxd && subordinate_ids
   [[ " ${missing[*]} " == *" docker "* ]] && "${apt[@]}" docker.io
@@ -148,12 +158,35 @@ start_lxd() {
   lxd waitready --timeout 60 >/dev/null
 }
 docker_up() { docker info; }
+docker_second_up() { docker -H "unix://$DOCKER_SECOND" info; }
 start_docker() {
   docker_up >/dev/null 2>&1 && return 0
   log 'starting dockerd'
-  setsid dockerd --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none \
+  setsid dockerd -H unix:///var/run/docker.sock -H "unix://$DOCKER_SECOND" \
+    --storage-driver overlay2 --iptables=false --ip6tables=false --bridge=none \
     --exec-opt native.cgroupdriver=cgroupfs </dev/null >"$WORK/dockerd.log" 2>&1 &
-  wait_for 60 docker_up
+  wait_for 60 docker_up && wait_for 10 docker_second_up
+}
+# A dockerd started before the second socket was added listens on one: it is restarted once.
+docker_second() {
+  docker_second_up >/dev/null 2>&1 && return 0
+  log "dockerd does not listen on $DOCKER_SECOND: restarting it with both sockets"
+  stop_daemon dockerd dockerd && start_docker
+}
+
+# incusd's HTTPS API on a loopback port (kept in its database: a restarted incusd listens
+# again), root's client certificate trusted, and the remote added over it. The client
+# trusts the server's certificate as it is when added (the server keeps it in /var/lib/incus).
+incus_remote() {
+  [[ $(incus config get core.https_address) == "$INCUS_HTTPS" ]] || incus config set core.https_address "$INCUS_HTTPS"
+  local cert=$HOME/.config/incus/client.crt fingerprint
+  [[ -s $cert ]] || incus remote generate-certificate 2>/dev/null
+  fingerprint=$(openssl x509 -in "$cert" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+  incus query /1.0/certificates?recursion=1 | grep -q "\"fingerprint\": \"$fingerprint\"" \
+    || incus config trust add-certificate "$cert" --name stevedore-tests
+  incus remote list -f csv | grep -q "^$INCUS_REMOTE," \
+    || incus remote add "$INCUS_REMOTE" "https://$INCUS_HTTPS" --accept-certificate --auth-type tls >/dev/null
+  incus info "$INCUS_REMOTE:" >/dev/null
 }
 
 stop_daemon() { # NAME PROCESS [SIGNAL]
@@ -209,14 +242,16 @@ all() {
   subordinate_ids # before LXD's package looks for a free range
   install_packages
   configure
-  start_incus && image_incuslike incus incus admin init && container_incuslike incus
+  start_incus && image_incuslike incus incus admin init && container_incuslike incus && incus_remote
   start_lxd && image_incuslike lxc lxd init && container_incuslike lxc
-  start_docker && image_oci docker && container_oci docker
+  start_docker && docker_second && image_oci docker && container_oci docker
   image_oci podman && container_oci podman
   incus exec "$CONTAINER" -- true
   lxc exec "$CONTAINER" -- true
   docker exec "$CONTAINER" true
   podman exec "$CONTAINER" true
+  incus list -f csv -c n "$INCUS_REMOTE:" >/dev/null
+  docker -H "unix://$DOCKER_SECOND" exec "$CONTAINER" true
   log "ready: incus $(incus version | awk '/Server/ {print $3}'), lxd $(lxd version), docker $(docker version -f '{{.Server.Version}}'), podman $(podman version -f '{{.Version}}')"
 }
 

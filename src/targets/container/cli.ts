@@ -62,23 +62,36 @@ export async function run(cli: Cli, args: readonly string[], { signal, input }: 
     throw new StevedoreError('TARGET_IO', `could not read a staged file: ${errorMessage(inputError)}`, { cause: inputError });
   }
   if (result.isCanceled) throw cancelled(cli, signal);
+  const failure = callFailure(cli, result);
+  if (failure) throw failure;
+  return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: 0 };
+}
+
+/** What ended a call: the fields of execa's result that say it. */
+export interface CallEnd {
+  failed: boolean;
+  exitCode?: number | undefined;
+  message?: string | undefined;
+  stderr?: unknown;
+}
+
+/** Why a finished call failed, classified by the CLI's failure table; undefined for a zero exit. */
+export function callFailure(cli: Cli, result: CallEnd): StevedoreError | undefined {
   if (result.failed && result.exitCode === undefined) {
     const missing = (result as { code?: string }).code === 'ENOENT';
     const message = missing ? `${cli.command}: command not found (is ${cli.runtime} installed?)` : (result.message ?? 'could not start it');
-    throw new StevedoreError(missing ? 'TARGET_DOWN' : 'TARGET_IO', message, { cause: result });
+    return new StevedoreError(missing ? 'TARGET_DOWN' : 'TARGET_IO', message, { cause: result });
   }
-  if (result.exitCode !== 0) {
-    throw classify(cli.failures, { command: cli.command, exitCode: result.exitCode, stderr: String(result.stderr ?? '') });
-  }
-  return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode };
+  if (result.exitCode === 0) return undefined;
+  return classify(cli.failures, { command: cli.command, ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }), stderr: String(result.stderr ?? '') });
 }
 
 // Out of descriptors, node's spawn answers a child without stdio and emits EMFILE on it
 // a tick later; execa 9 then throws "subprocess.stdio is not iterable", and that
 // 'error' has no listener left: the agent would die of it. The child is caught as node
 // makes it (the `child_process` diagnostics channel, synchronous), and its own error
-// is what this rejects with.
-async function spawned<T>(start: () => T): Promise<{ child: T }> {
+// is what this rejects with. Every execa call of a long-running agent goes through it.
+export async function spawned<T>(start: () => T): Promise<{ child: T }> {
   let made: ChildProcess | undefined;
   const onChild = (message: unknown) => void (made = (message as { process: ChildProcess }).process);
   subscribe('child_process', onChild);

@@ -1,17 +1,32 @@
 // Docker and Podman: one CLI dialect, so one adapter; each keeps its own failure
 // table. Stderr as the real CLIs print it (Docker 20.10 and 28 clients, Podman 4.3).
+// A daemon URL (`host:`) goes before every command: `docker -H URL`, `podman --url URL`
+// (Podman then talks to that service, as `podman --remote` does).
 import type { FailureRule } from './classify.js';
 import type { Runtime } from './runtime.js';
 
-export interface DockerTarget {
+export interface DockerDaemon {
   runtime: 'docker' | 'podman';
+  /** The daemon's URL; without it the CLI's own default (DOCKER_HOST, CONTAINER_HOST, the local socket). */
+  host?: string | undefined;
+}
+
+export interface DockerTarget extends DockerDaemon {
   container: string;
 }
+
+/** The global arguments that point the CLI at the daemon. */
+export const daemonArgs = ({ runtime, host }: DockerDaemon): string[] =>
+  host === undefined ? [] : [runtime === 'docker' ? '-H' : '--url', host];
+
+export const dockerLikeFailures = (runtime: DockerDaemon['runtime']): readonly FailureRule[] => (runtime === 'docker' ? dockerFailures : podmanFailures);
 
 export const dockerFailures: readonly FailureRule[] = [
   { match: /No such container/i, code: 'TARGET_NOT_FOUND', says: 'no such container' },
   { match: /is not running|is paused|is restarting/i, code: 'TARGET_DOWN', says: 'the container is not running' },
   { match: /Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i, code: 'TARGET_DOWN', says: 'the daemon is not running' },
+  // What `docker events` says when the daemon stops under it.
+  { match: /unexpected EOF/i, code: 'TARGET_DOWN', says: 'the daemon went away during the call' },
   { match: /permission denied while trying to connect/i, code: 'PERMISSION_DENIED', says: 'no permission to use the daemon socket' },
 ];
 
@@ -23,14 +38,15 @@ export const podmanFailures: readonly FailureRule[] = [
 ];
 
 export function dockerRuntime(target: DockerTarget): Runtime {
+  const daemon = daemonArgs(target);
   return {
     runtime: target.runtime,
     command: target.runtime,
     container: target.container,
-    failures: target.runtime === 'docker' ? dockerFailures : podmanFailures,
-    exec: (argv) => ['exec', '-i', target.container, ...argv],
+    failures: dockerLikeFailures(target.runtime),
+    exec: (argv) => [...daemon, 'exec', '-i', target.container, ...argv],
     // The daemon unpacks this one, so it works in a container without tar. Docker keeps
     // the archive's owners with -a; Podman 4.3 does not, and commit sets them.
-    copyIn: () => ['cp', ...(target.runtime === 'docker' ? ['-a'] : []), '-', `${target.container}:/`],
+    copyIn: () => [...daemon, 'cp', ...(target.runtime === 'docker' ? ['-a'] : []), '-', `${target.container}:/`],
   };
 }
