@@ -13,6 +13,7 @@ import type { HttpOptions } from './ingest/types.js';
 import { createIntake } from './ingest/intake.js';
 import { startExpiry, type Expiry } from './ingest/tus/expiry.js';
 import { createUploadFiles } from './ingest/tus/records.js';
+import { createTusEndpoint } from './ingest/tus/endpoint.js';
 import { UploadStore } from './ingest/tus/store.js';
 import { createWatch, type Watch } from './ingest/watch/watch.js';
 import { createEventStreams } from './observe/events.js';
@@ -31,7 +32,7 @@ import { createSettlement, settleDelivery } from './spool/settle.js';
 import { createSpool } from './spool/spool.js';
 import { createStateDir } from './spool/state-dir.js';
 import { createFleets, isFleet, type FleetsOptions } from './targets/fleet/fleets.js';
-import { containerName, createStagingLedger, createTarget } from './targets/index.js';
+import { containerName, createStagingLedger, createTarget, followFleet } from './targets/index.js';
 import type { Target } from './targets/target.js';
 
 export interface Agent {
@@ -60,7 +61,7 @@ export interface AgentOptions {
 const DEFAULT_MIN_FREE = 2 ** 30;
 const DEFAULT_UPLOAD_EXPIRY = 24 * 3600_000;
 
-export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget, createMembership = noMembership }: AgentOptions): Agent {
+export function createAgent(config: Config, { logger, createTarget: makeTarget = createTarget, createMembership = (name, fleet) => followFleet(name, fleet, logger) }: AgentOptions): Agent {
   let current = config;
   const spool = createSpool(path.join(config.state_dir, 'spool'));
   const deadLetter = createDeadLetter(path.join(config.state_dir, 'dead-letter'));
@@ -135,6 +136,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const minFree = config.http?.min_free ?? DEFAULT_MIN_FREE;
   const intake = createIntake({ spool, journal, stateDir, scheduler, minFree, isClosing: () => closing, onAccepted: metrics.ingested, beforeQueue: keepRetained });
   const uploads = new UploadStore({ files: createUploadFiles(uploadsDir), intake, spool, logger, expiry: () => current.http?.upload_expiry ?? DEFAULT_UPLOAD_EXPIRY, observer: metrics });
+  const tus = createTusEndpoint(uploads);
   let expiry: Expiry | undefined;
   // state_dir never changes in a running agent (a reload says it needs a restart).
   // A mirror into a fleet always keeps its files' versions: a new member gets its content.
@@ -201,7 +203,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {
-        http = createHttpServer(httpOptions(config, { intake, uploads, registry, logger, readiness, ops, outOfFiles }));
+        http = createHttpServer(httpOptions(config, { intake, tus, registry, logger, readiness, ops, outOfFiles }));
         address = await http.listen();
         expiry = startExpiry(uploads, logger);
         logger.info({ address: `${address.address}:${address.port}` }, 'listening');
@@ -226,7 +228,7 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       watches = [...watches.filter((w) => !stopping.includes(w)), ...starting];
       // Only what can change in place moves to `next`; the rest keeps running as it was.
       current = keepRunning(current, next);
-      if (http && current.http) http.update(httpOptions(current, { intake, uploads, registry, logger, readiness, ops, outOfFiles }));
+      if (http && current.http) http.update(httpOptions(current, { intake, tus, registry, logger, readiness, ops, outOfFiles }));
       logger.level = current.log.level;
       await Promise.all(starting.map((w) => w.start()));
       return plan;
@@ -258,7 +260,7 @@ function schedulerLimits(config: Config) {
   return { capacity, concurrency, perTarget, batchFiles, batchBytes };
 }
 
-type HttpDeps = Pick<HttpOptions, 'intake' | 'uploads' | 'registry' | 'logger' | 'readiness' | 'ops' | 'outOfFiles'>;
+type HttpDeps = Pick<HttpOptions, 'intake' | 'tus' | 'registry' | 'logger' | 'readiness' | 'ops' | 'outOfFiles'>;
 
 function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   const http = config.http as NonNullable<Config['http']>;
@@ -280,8 +282,3 @@ function keepRunning(running: Config, next: Config): Config {
   const http = running.http && next.http ? { ...next.http, listen: running.http.listen, min_free: running.http.min_free } : running.http;
   return { ...next, state_dir: running.state_dir, queue: running.queue, http };
 }
-
-// Until a runtime's membership is wired in: a fleet target cannot start.
-const noMembership: FleetsOptions['createMembership'] = (name) => {
-  throw new StevedoreError('NOT_SUPPORTED', `target "${name}": following a fleet's members needs the runtime's discovery`);
-};

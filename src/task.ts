@@ -3,6 +3,8 @@
 import { randomSlice } from './random.js';
 
 export type TaskStatus = 'queued' | 'pushing' | 'retrying' | 'done' | 'failed';
+/** How a task ended: pushed, failed for good (dead-letter), or replaced by a newer one first. */
+export type Settlement = 'done' | 'failed' | 'superseded';
 /** http, watch, cli: how the file came; retain: a retained version, for a fleet member catching up. */
 export type TaskSource = 'http' | 'watch' | 'cli' | 'retain';
 

@@ -14,7 +14,7 @@ import { decodeUrlPath } from './paths.js';
 import { createBodies, type ReceivingStatus } from './receiving.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { notAllowed, sendError, sendJson } from './respond.js';
-import { createTusEndpoint, isTusAtRoute } from './tus/endpoint.js';
+import { isTusAtRoute } from './tus/endpoint.js';
 import { createPage, isPagePath } from './ui/page.js';
 import type { HttpContext, HttpOptions, Route } from './types.js';
 import { handleRawUpload } from './upload.js';
@@ -38,7 +38,6 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     uploading: new Set(),
     bodies: createBodies({ ...options.receiving, idleTimeout: options.idleTimeout }),
     checkBrowser: createBrowserCheck(options),
-    tus: createTusEndpoint(options.uploads),
     page: createPage(),
   };
   let server: Server | undefined;

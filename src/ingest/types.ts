@@ -10,8 +10,6 @@ import type { Registry } from '../queue/registry.js';
 import type { FileOptions } from '../task.js';
 import type { Intake } from './intake.js';
 import type { Bodies, ReceivingLimits } from './receiving.js';
-import type { TusEndpoint } from './tus/endpoint.js';
-import type { UploadStore } from './tus/store.js';
 
 export interface Route {
   name: string;
@@ -43,8 +41,8 @@ export interface HttpOptions {
   allowedHosts: readonly string[];
   allowedOrigins: readonly string[];
   intake: Intake;
-  /** Resumable (tus) uploads: their records and bytes (SPEC §8). */
-  uploads: UploadStore;
+  /** Resumable (tus) uploads (SPEC §8): at a route's own path and at /uploads/<id>. */
+  tus: TusEndpoint;
   /** http.ui: the drop page at GET /. */
   ui: boolean;
   registry: Registry;
@@ -67,10 +65,16 @@ export interface HttpContext extends HttpOptions {
   uploading: Set<string>;
   /** The bodies being received: their bounds, /status, and GET /tasks/<id> of an announced one. */
   bodies: Bodies;
-  /** tus at a route's own path and at /uploads/<id>. */
-  tus: TusEndpoint;
   /** The drop page's files (http.ui). */
   page(req: IncomingMessage, res: ServerResponse, path: string, routes: readonly Route[]): Promise<void>;
   /** Refuses a Host that does not name the listener and a foreign Origin. */
   checkBrowser(req: IncomingMessage): void;
+}
+
+/** tus (SPEC §8): what the server hands it (tus/endpoint.ts). */
+export interface TusEndpoint {
+  /** OPTIONS, or a POST that creates an upload, at the route's own path. */
+  atRoute(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route): Promise<void>;
+  /** /uploads/<id>. */
+  atUpload(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void>;
 }

@@ -5,8 +5,7 @@
 // member left), failed when one failed for good (that delivery alone is dead-lettered).
 // A member that joins later gets a delivery of every task still live.
 import type { Member } from '../targets/fleet/types.js';
-import { newTaskId, type Delivery, type DeliveryOutcome, type Task } from '../task.js';
-import type { Settlement } from './scheduler.js';
+import { newTaskId, type Delivery, type DeliveryOutcome, type Settlement, type Task } from '../task.js';
 
 export interface Ended {
   parent: Task;

@@ -8,14 +8,14 @@ import type { Logger } from 'pino';
 import { StevedoreError } from '../errors.js';
 import { failureKind, pushItems, type PushItem, type PushResult, type Target } from '../targets/target.js';
 import type { Member, MembershipChange } from '../targets/fleet/types.js';
-import type { DeliveryOutcome, Task } from '../task.js';
+import type { DeliveryOutcome, Settlement, Task } from '../task.js';
 import { createFanout } from './fanout.js';
 import { createLane, type Lane, type TargetState } from './lane.js';
 import type { Registry } from './registry.js';
 
 export type { TargetState } from './lane.js';
 
-export type Settlement = 'done' | 'failed' | 'superseded';
+export type { Settlement } from '../task.js';
 
 export interface SchedulerOptions {
   concurrency: number;

@@ -12,6 +12,9 @@ import type { Runtime } from './container/runtime.js';
 import type { StagingLedger } from './ledger.js';
 import { createLocalTarget } from './local.js';
 import type { Target } from './target.js';
+import type { FleetConfig } from './fleet/fleets.js';
+import { createMembership } from './fleet/membership.js';
+import type { Membership } from './fleet/types.js';
 
 export { createStagingLedger, type StagingLedger } from './ledger.js';
 
@@ -29,6 +32,20 @@ export function createTarget(name: string, config: Readonly<TargetConfig>, logge
   }
   // A member's staging notes are its own: another member's are not "a place this target no longer points at".
   return createContainerTarget(member === undefined ? name : `${name}/${member}`, runtime, logger, ledger);
+}
+
+/**
+ * Follows a fleet's members on its runtime (fleet/membership.ts). A runtime whose CLI is
+ * not on PATH stops the start, as for a target of one container.
+ */
+export function followFleet(name: string, config: FleetConfig, logger: Logger): Membership {
+  const command = config.runtime === 'lxd' ? 'lxc' : config.runtime;
+  if (!onPath(command)) {
+    throw new StevedoreError('RUNTIME_MISSING', `target "${name}": runtime ${config.runtime} needs the "${command}" command, which is not on PATH (is ${config.runtime} installed?)`);
+  }
+  const { runtime, select } = config;
+  const where = config.runtime === 'incus' || config.runtime === 'lxd' ? { remote: config.remote, project: config.project } : { host: 'host' in config ? config.host : undefined };
+  return createMembership({ runtime, select, ...where }, { logger: logger.child({ target: name }) });
 }
 
 /** A container target's runtime, for its one container or one member of its fleet, on its daemon or remote. */

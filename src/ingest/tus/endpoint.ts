@@ -11,7 +11,9 @@ import { TASK_ID_PATTERN } from '../../task.js';
 import { randomName } from '../../random.js';
 import { joinDest } from '../paths.js';
 import { continueBody, notAllowed } from '../respond.js';
-import type { HttpContext, Route } from '../types.js';
+import type { TusEndpoint } from '../types.js';
+
+export type { TusEndpoint } from '../types.js';
 import { declaredLength, requireToken } from '../upload.js';
 import { currentCall, runCall, type Creation, type TusCall } from './call.js';
 import { CHECKSUM_ALGORITHMS, uploadChecksum } from './checksum.js';
@@ -19,13 +21,6 @@ import { fromAnswer, fromLibrary } from './errors.js';
 import { checkMediaType, checkPatch, checkTusVersion, uploadLength, uploadName } from './headers.js';
 import { servePatch } from './patch.js';
 import type { UploadStore } from './store.js';
-
-export interface TusEndpoint {
-  /** OPTIONS, or a POST that creates an upload, at the route's own path. */
-  atRoute(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route): Promise<void>;
-  /** /uploads/<id>. */
-  atUpload(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, id: string): Promise<void>;
-}
 
 /** True for a request at a route's own path that is tus's, not a raw or multipart upload. */
 export const isTusAtRoute = (req: IncomingMessage, rel: string): boolean =>

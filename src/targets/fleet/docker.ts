@@ -5,7 +5,7 @@
 import { run } from '../container/cli.js';
 import { daemonArgs, dockerLikeFailures, type DockerDaemon } from '../container/docker.js';
 import { fields, memberOf, parseJson, unexpected } from './answers.js';
-import type { Discovery } from './discovery.js';
+import type { Discovery } from './types.js';
 import { nameMatcher } from './selector.js';
 import type { Member, Selector } from './types.js';
 

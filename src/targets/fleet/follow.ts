@@ -4,7 +4,7 @@
 // connected (a daemon that is down ends it within milliseconds), and then the fleet is
 // looked at again, which covers whatever happened before it was.
 import type { StevedoreError } from '../../errors.js';
-import type { Discovery } from './discovery.js';
+import type { Discovery } from './types.js';
 import { runStream } from './stream.js';
 
 export interface FollowOptions {

@@ -7,7 +7,7 @@
 import { run } from '../container/cli.js';
 import { incusCommand, incusLikeFailures, type IncusServer } from '../container/incus.js';
 import { fields, memberOf, parseJson, unexpected } from './answers.js';
-import type { Discovery } from './discovery.js';
+import type { Discovery } from './types.js';
 import { labelsMatch, nameMatcher } from './selector.js';
 import type { Member, Selector } from './types.js';
 

@@ -2,6 +2,7 @@
 // Membership follows the runtime's own event stream; these are the shapes shared by the
 // runtimes' discovery (how to list and follow containers), the membership (who is in
 // the fleet now), and the queue (one delivery per member).
+import type { Cli } from '../container/cli.js';
 
 /** Which containers: every label equal (Incus/LXD: config keys user.<key>), and the name glob. */
 export interface Selector {
@@ -54,3 +55,19 @@ export interface Membership {
   resync(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A fleet as discovery sees it: its runtime and its selector. */
+export type Fleet = FleetRuntime & { select: Selector };
+
+/** How a runtime's CLI lists a fleet's containers and streams its events (discovery.ts). */
+export interface Discovery {
+  /** The CLI every call goes through, with its failure table; the daemon or remote is in each call's arguments. */
+  cli: Cli;
+  /** The containers the selector matches now, running or not. */
+  list(signal: AbortSignal): Promise<Member[]>;
+  /** The arguments of the call that prints the runtime's events, one a line, until it ends. */
+  events: readonly string[];
+  /** Whether an event line may change who the members are (a push's own `exec` does not). */
+  matters(line: string): boolean;
+}
+
