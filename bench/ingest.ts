@@ -50,6 +50,7 @@ async function smallFiles(work: string) {
   const data = randomBytes(4096);
   const latencies: number[] = [];
   let next = 0;
+  const cpuBefore = await agentProc.cpuSeconds();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -66,12 +67,13 @@ async function smallFiles(work: string) {
   const dest = path.join(agentProc.root, 'srv');
   while ((await countLanded(dest)) < FILES) await new Promise((resolve) => setTimeout(resolve, 5));
   const landed = performance.now() - started;
+  const cpuUs = ((await agentProc.cpuSeconds()) - cpuBefore) * 1e6 / FILES;
   await tracing?.stop();
   const rss = await agentProc.peakRssMb();
   agent.destroy();
   await agentProc.stop();
   latencies.sort((a, b) => a - b);
-  return { floor, acceptRate: FILES / (accepted / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), landedRate: FILES / (landed / 1000), rss };
+  return { floor, acceptRate: FILES / (accepted / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), landedRate: FILES / (landed / 1000), rss, cpuUs };
 }
 
 async function bigFile(work: string) {
@@ -104,6 +106,7 @@ try {
   console.log(`  accepted (202)                      ${fmt(small.acceptRate, 0)} req/s`);
   console.log(`  accept latency p50 / p99            ${fmt(small.p50, 2)} / ${fmt(small.p99, 2)} ms   goal p99 ≤ 25 ms: ${mark(small.p99 <= 25)}`);
   console.log(`  end to end (all landed)             ${fmt(small.landedRate, 0)} files/s = ${fmt(small.landedRate / small.floor, 2)}× floor   goal ≥ 1.0×: ${mark(small.landedRate >= small.floor)}`);
+  console.log(`  agent CPU per upload (user + sys)   ${fmt(small.cpuUs, 0)} µs, all threads`);
   console.log(`  agent peak RSS (small files)        ${fmt(small.rss, 0)} MB`);
   console.log(`  dd bs=1M conv=fdatasync             ${fmt(big.dd, 0)} MB/s`);
   console.log(`  1 GiB upload, until 202             ${fmt(big.rate, 0)} MB/s = ${fmt(big.rate / big.dd, 2)}× dd   goal ≥ 0.8×: ${mark(big.rate >= 0.8 * big.dd)}`);
