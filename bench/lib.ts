@@ -9,6 +9,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
+// USER_HZ: what /proc counts CPU time in (100 on every Linux this runs on).
+const CLOCK_TICKS = 100;
+
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 export const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -28,6 +31,8 @@ export interface AgentProcess {
   spawnedAt: number;
   /** Peak resident set size so far, in MB (VmHWM). */
   peakRssMb(): Promise<number>;
+  /** CPU time the process used so far, user + system, every thread, in seconds. */
+  cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -121,11 +126,16 @@ ${options.extraYaml ?? ''}`);
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
     },
+    async cpuSeconds() {
+      // Fields 14 and 15 of /proc/PID/stat, counted after the command's closing parenthesis.
+      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    },
     stop: () => stopChild(child),
   };
 }
 
-/** The disk's small-file floor: `writers` at once each create, write, fsync and close files. */
+/** The disk's small-file floor: `writers` at once each create, write, fsync and close files in `dir` (left there). */
 export async function fsyncFloor(dir: string, files: number, size: number, writers = 16): Promise<number> {
   await mkdir(dir, { recursive: true });
   const data = randomBytes(size);
@@ -142,7 +152,10 @@ export async function fsyncFloor(dir: string, files: number, size: number, write
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  await rm(dir, { recursive: true, force: true });
+  // The files stay until the caller removes `dir` at the end of its run: on ext4 without
+  // a journal (this machine's disk), every new inode is looked for past the inodes freed
+  // in the last seconds (recently_deleted), so removing them here would slow the agent's
+  // file creation measured next, in the same directory's block group.
   return files / seconds;
 }
 

@@ -1,5 +1,6 @@
 // The few fsync patterns everything durable is built from, and the one way a running
 // agent makes a directory under state_dir.
+import { closeSync, fdatasync, open as openFd, write } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from './errors.js';
@@ -52,4 +53,38 @@ export async function writeFileDurable(file: string, data: string | Uint8Array, 
     throw error;
   }
   await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Creates `file` (O_EXCL, 0600) holding `data`, its bytes flushed when `flush`: what an
+ * upload's small body needs before its `202`. Callback fs, not fs/promises: no FileHandle
+ * or promise per step, and the close runs here on the main thread (closing a regular
+ * file after its flush is a cheap call, not worth a round trip to the thread pool), so
+ * three round trips (open, write, fdatasync) instead of writeFile's four.
+ */
+export function writeNewFile(file: string, data: Uint8Array, flush: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    openFd(file, 'wx', 0o600, (opening, fd) => {
+      if (opening) return reject(opening);
+      const finish = (error: Error | null) => {
+        try {
+          closeSync(fd);
+        } catch (closing) {
+          error ??= closing as Error;
+        }
+        if (error) reject(error);
+        else resolve();
+      };
+      // A write to a regular file can still stop short (a disk filling up): go on from there.
+      const writeFrom = (offset: number) =>
+        write(fd, data, offset, data.length - offset, null, (error, written) => {
+          if (error) return finish(error);
+          if (written === 0 && offset < data.length) return finish(Object.assign(new Error(`${file}: a write made no progress`), { code: 'EIO' }));
+          if (offset + written < data.length) return writeFrom(offset + written);
+          if (flush) fdatasync(fd, finish);
+          else finish(null);
+        });
+      writeFrom(0);
+    });
+  });
 }

@@ -3,12 +3,11 @@
 // On any failure the partial file is removed.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StevedoreError, errnoCode } from '../errors.js';
 import { isOutOfFiles, outOfFiles } from '../open-files.js';
-import { fsyncFile } from '../durable.js';
+import { fsyncFile, writeNewFile } from '../durable.js';
 import type { Spool } from './spool.js';
 
 export interface ReceiveOptions {
@@ -53,11 +52,11 @@ export async function receive(spool: Spool, body: Readable, options: ReceiveOpti
 }
 
 // Small files are where per-file overhead dominates: no stream machinery, and one
-// writeFile (open, write, fsync, close) that runs while the task is journaled.
+// writeNewFile (open, write, fdatasync, close) that runs while the task is journaled.
 async function receiveSmall(spool: Spool, body: Readable, flush: boolean, signal?: AbortSignal): Promise<Received> {
   const data = await gather(body, signal);
   const file = spool.newFile();
-  const durable = writeFile(file.path, data, { flag: 'wx', mode: 0o600, flush }).catch(async (error: unknown) => {
+  const durable = writeNewFile(file.path, data, flush).catch(async (error: unknown) => {
     await spool.remove(file.name);
     throw spoolError(error);
   });

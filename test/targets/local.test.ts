@@ -95,6 +95,23 @@ describe('local target edges', () => {
     expect(await readdir(path.join(s.root, 'srv'))).toEqual(['again.txt']);
   });
 
+  it('links a new name straight to the staged inode with no staging note; a name already there is replaced through a temp name', async () => {
+    const ledger = createStagingLedger(path.join(await tempDir(), 'staging-notes'));
+    await ledger.open();
+    const noted: string[] = [];
+    const s = await setup({ ...ledger, note: (target, note) => (noted.push(note.tag), ledger.note(target, note)) });
+    const first = await s.item('/srv/n/f.txt', 'first');
+    expect(await s.push([first])).toEqual([{ ok: true }]);
+    expect((await stat(path.join(s.root, 'srv/n/f.txt'))).ino).toBe((await stat(first.source)).ino);
+    expect(noted).toEqual([]);
+    const second = await s.item('/srv/n/f.txt', 'second');
+    expect(await s.push([second, await s.item('/srv/n/g.txt', 'g')])).toEqual([{ ok: true }, { ok: true }]);
+    expect(await readFile(path.join(s.root, 'srv/n/f.txt'), 'utf8')).toBe('second');
+    expect(noted).toHaveLength(1);
+    expect(await readdir(path.join(s.root, 'srv/n'))).toEqual(['f.txt', 'g.txt']);
+    expect(ledger.targets()).toEqual([]);
+  });
+
   it('in one batch, a directory delete runs before a put under that directory', async () => {
     const s = await setup();
     await s.push([await s.item('/srv/d/old.txt', 'old')]);

@@ -1,0 +1,10 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startAgentProcess } from './lib.js';
+const work = await mkdtemp(path.join(tmpdir(), 'ingest15-rss-'));
+const a = await startAgentProcess(work);
+await new Promise((r) => setTimeout(r, 2000));
+const s = await readFile(`/proc/${a.child.pid}/status`, 'utf8');
+console.log(s.split('\n').filter((l) => /Vm(RSS|HWM)|Rss/.test(l)).join('\n'));
+await a.stop(); await rm(work, { recursive: true, force: true });
