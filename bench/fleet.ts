@@ -18,7 +18,8 @@
 //     rename that lands it, so an upper bound on its first byte). Goal p50 ≤ 500 ms.
 // Run with `npm run bench:fleet` (builds first). Knobs: RUNTIMES, PARTS (upload,recreate,
 // starts), FILES (1000), ROUNDS (3), MIRROR_FILES (10000), MIRROR_DIRS (100),
-// MIRROR_SIZE (1024 B), MIRROR_ROUNDS (3), STARTS (10), LOG_LEVEL (warn).
+// MIRROR_SIZE (1024 B), MIRROR_ROUNDS (3), STARTS (10), LOG_LEVEL (warn), QUEUE (the
+// agent's `queue:` keys, as YAML flow).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -44,7 +45,7 @@ const MIRROR_ROUNDS = Number(process.env.MIRROR_ROUNDS ?? 3);
 const STARTS = Number(process.env.STARTS ?? 10);
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'warn';
 const CONCURRENCY = 16;
-const QUEUE = 'capacity: 50000, concurrency: 4, per_target: 2';
+const QUEUE = process.env.QUEUE ?? 'capacity: 50000, concurrency: 4, per_target: 2';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
