@@ -168,8 +168,12 @@ function followStarts(runtime: Runtime, tag: string) {
   const child = track(spawn(cli(runtime), args, { stdio: ['ignore', 'pipe', 'inherit'] }));
   const starts: { name: string; at: number }[] = [];
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    if (line.trim() === '') return;
-    const event = JSON.parse(line) as Record<string, unknown>;
+    let event: Record<string, unknown>;
+    try {
+      event = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return; // blank lines between Incus's events
+    }
     const start = incusLike(runtime) ? incusStart(event) : dockerStart(event);
     if (start) starts.push(start);
   });
