@@ -45,6 +45,8 @@ export interface AgentOptions {
   onLog?: (line: string) => void;
   /** The `box` target as YAML flow (a container); a local target under `dir` without it. */
   target?: string;
+  /** More keys of the `bench` route, as YAML flow (e.g. `retain: true`). */
+  route?: string;
   /** More keys of the `http` block, each line indented by two spaces (e.g. `  legacy: […]`). */
   httpYaml?: string;
 }
@@ -99,7 +101,7 @@ http:
   listen: 127.0.0.1:${port}
   min_free: 64MiB
   max_body: 2GiB
-  routes: [{ name: bench, path: /drop, target: box, dest: /srv }]
+  routes: [{ name: bench, path: /drop, target: box, dest: /srv${options.route ? `, ${options.route}` : ''} }]
 ${options.httpYaml ?? ''}
 ${options.extraYaml ?? ''}`);
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);

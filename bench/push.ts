@@ -9,7 +9,6 @@
 // The machine is shared and its speed moves between seconds: each figure and its
 // reference are measured in alternating rounds, and medians are printed.
 // Run with `npm run bench:push` (builds first). Knobs: FILES, BIG_MIB, RUNTIMES, ROUNDS, BASELINE=0.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
@@ -18,60 +17,18 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { createTarget } from '../src/targets/index.js';
 import type { PutItem, Target } from '../src/targets/target.js';
+import { alternate, cli, createContainer, inContainer, incusLike, landedIn, median, rawTar, removeContainer, runtimesFromEnv, seconds, type Runtime } from './containers.js';
 import { fmt, put, startAgentProcess } from './lib.js';
 
 const FILES = Number(process.env.FILES ?? 1000);
 const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
-const RUNTIMES = (process.env.RUNTIMES ?? 'incus,lxd,docker,podman').split(',') as Runtime[];
+const RUNTIMES = runtimesFromEnv();
 const BASELINE = process.env.BASELINE !== '0';
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const CONCURRENCY = 16;
 
-type Runtime = 'incus' | 'lxd' | 'docker' | 'podman';
-
-/** Incus and LXD: one dialect, two CLIs. */
-const incusLike = (runtime: Runtime): runtime is 'incus' | 'lxd' => runtime === 'incus' || runtime === 'lxd';
-const cli = (runtime: Runtime) => (runtime === 'lxd' ? 'lxc' : runtime);
-
-const execArgs = (runtime: Runtime, container: string, argv: string[]) =>
-  incusLike(runtime) ? ['exec', container, '--', ...argv] : ['exec', '-i', container, ...argv];
-
-const inContainer = async (runtime: Runtime, container: string, script: string) =>
-  (await execa(cli(runtime), execArgs(runtime, container, ['sh', '-c', script]), { stdin: 'ignore' })).stdout;
-
-async function createContainer(runtime: Runtime): Promise<string> {
-  const name = `sd-bench-${randomBytes(3).toString('hex')}`;
-  if (incusLike(runtime)) await execa(cli(runtime), ['launch', '-q', 'local/busybox', name], { stdin: 'ignore' });
-  else await execa(runtime, ['run', '-d', '--name', name, '--network', 'none', 'local/busybox', 'sleep', '1d']);
-  return name;
-}
-
-const removeContainer = (runtime: Runtime, name: string) =>
-  incusLike(runtime) ? execa(cli(runtime), ['delete', '-f', name], { reject: false }) : execa(runtime, ['rm', '-f', ...(runtime === 'podman' ? ['-t', '0'] : []), name], { reject: false });
-
-const seconds = (since: number) => (performance.now() - since) / 1000;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
-
-/** Runs `a` and `b` in alternating rounds; answers the median of each. */
-async function alternate(rounds: number, a: (round: number) => Promise<number>, b: (round: number) => Promise<number>): Promise<[number, number]> {
-  const as: number[] = [];
-  const bs: number[] = [];
-  for (let round = 0; round < rounds; round += 1) {
-    as.push(await a(round));
-    bs.push(await b(round));
-  }
-  return [median(as), median(bs)];
-}
-
 async function countIn(runtime: Runtime, container: string, dir: string): Promise<number> {
   return Number(await inContainer(runtime, container, `ls ${dir} 2>/dev/null | wc -l`));
-}
-
-/** Resolves when `dir` in the container holds `count` entries: one process polling inside, not one exec per poll. */
-async function landedIn(runtime: Runtime, container: string, dir: string, count: number): Promise<() => Promise<void>> {
-  const watcher = execa(cli(runtime), execArgs(runtime, container, ['sh', '-c', `echo started; until [ "$(ls ${dir} 2>/dev/null | wc -l)" -ge ${count} ]; do usleep 50000; done`]), { stdin: 'ignore', buffer: false });
-  await new Promise<void>((resolve) => watcher.stdout?.once('data', () => resolve()));
-  return async () => void (await watcher);
 }
 
 /** (a) HTTP upload to landed, through a real agent process. */
@@ -126,17 +83,6 @@ async function pushStage(runtime: Runtime, container: string, target: Target, it
   return items.length / seconds(started);
 }
 
-/** (b) The floor: `tar -c` on the host piped into `tar -x` in the container, nothing else. */
-async function rawTar(runtime: Runtime, container: string, dir: string, dest: string): Promise<number> {
-  await inContainer(runtime, container, `rm -rf ${dest} && mkdir -p ${dest}`);
-  const started = performance.now();
-  const tar = spawn('tar', ['-cf', '-', '-C', dir, '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const into = spawn(cli(runtime), execArgs(runtime, container, ['tar', '-xf', '-', '-C', dest]), { stdio: ['pipe', 'inherit', 'inherit'] });
-  tar.stdout.pipe(into.stdin);
-  await new Promise((resolve, reject) => into.once('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`tar -x exited ${code}`)))));
-  return FILES / seconds(started);
-}
-
 async function main() {
   const work = await mkdtemp(path.join(tmpdir(), 'stevedore-bench-push-'));
   const source = path.join(work, 'files');
@@ -166,7 +112,7 @@ async function main() {
         const rate = await pushStage(runtime, container, target, items);
         if ((await countIn(runtime, container, '/srv/stage')) !== FILES) throw new Error('the push stage did not land every file');
         return rate;
-      }, () => rawTar(runtime, container, source, '/srv/floor'));
+      }, async () => FILES / (await rawTar(runtime, container, source, '/srv/floor')));
       rows.push([runtime, fmt(http), fmt(baseline), `${fmt(http / baseline)}×`, fmt(stage), fmt(floor), `${fmt(stage / floor, 2)}×`]);
     } finally {
       await removeContainer(runtime, container);

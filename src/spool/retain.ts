@@ -58,18 +58,26 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
     return saving;
   };
   const changed = () => void (timer ??= setTimeout(() => void save(), SAVE_DELAY).unref());
-  const total = () => [...sizes.values()].reduce((sum, bytes) => sum + bytes, 0);
+  // Kept as a sum, not summed on each keep: a mirror's first push keeps thousands of versions.
+  let total = 0;
+  const sized = (sha: string, bytes: number) => {
+    if (sizes.has(sha)) return;
+    sizes.set(sha, bytes);
+    total += bytes;
+  };
 
   // A file no version refers to any more goes.
   async function release(sha: string): Promise<void> {
     if ([...index.values()].some((v) => v.sha256 === sha)) return;
+    total -= sizes.get(sha) ?? 0;
     sizes.delete(sha);
     await rm(dataPath(sha), { force: true });
   }
 
   async function evict(): Promise<void> {
+    if (total <= maxBytes) return; // before sorting: sorting every version on each keep made a mirror's first push CPU-bound
     const oldest = [...index.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    while (total() > maxBytes && oldest.length > 0) {
+    while (total > maxBytes && oldest.length > 0) {
       const version = oldest.shift() as RetainedVersion;
       index.delete(keyOf(version.target, version.dest));
       logger.info({ target: version.target, dest: version.dest, bytes: version.bytes, retainMax: maxBytes }, 'dropped the oldest retained version to stay under retain_max: a member that joins now does not get it');
@@ -82,9 +90,10 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
       await mkdir(data, { recursive: true, mode: 0o700 });
       const text = await readFile(indexFile, 'utf8').catch((error: unknown) => (errnoCode(error) === 'ENOENT' ? undefined : Promise.reject(error)));
       const saved = text === undefined ? [] : ((JSON.parse(text) as { versions?: RetainedVersion[] }).versions ?? []);
+      const referred = new Set(saved.map((v) => v.sha256));
       for (const name of await readdir(data)) {
         const size = await stat(dataPath(name)).then((s) => s.size, () => undefined);
-        if (SHA.test(name) && size !== undefined && saved.some((v) => v.sha256 === name)) sizes.set(name, size);
+        if (SHA.test(name) && size !== undefined && referred.has(name)) sized(name, size);
         else await rm(dataPath(name), { force: true, recursive: true });
       }
       for (const version of saved) if (sizes.has(version.sha256)) index.set(keyOf(version.target, version.dest), version);
@@ -98,7 +107,7 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
           if (errnoCode(error) === 'EEXIST') return;
           await copyFile(staged, dataPath(task.sha256));
         });
-        sizes.set(task.sha256, task.bytes);
+        sized(task.sha256, task.bytes);
       }
       const { target, dest, sha256, bytes, options, route, createdAt } = task;
       index.set(key, { target, dest, sha256, bytes, options, route, createdAt });
@@ -117,7 +126,7 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
     versions: (target) => [...index.values()].filter((v) => v.target === target),
     path: dataPath,
     get bytes() {
-      return total();
+      return total;
     },
     async close() {
       if (timer) await save();
