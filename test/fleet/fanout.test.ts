@@ -149,6 +149,30 @@ describe('a fleet task across a restart', () => {
     expect(fleet.pushed.get('web-1')?.length ?? 0).toBe(pushesBefore);
   });
 
+  it('a task\'s retained version is saved before its end is journaled, and a recovered task is kept again: a crash never costs later members a file', async () => {
+    const base = await tempDir();
+    const fleet = localFleet(path.join(base, 'members'));
+    await fleet.add('web-1');
+    await fleet.add('web-2');
+    const first = await fleetAgent([], {}, base, fleet);
+    const done = await upload(first.t, 'saved.txt', 'saved');
+    await taskOf(first.t, done.id, 'done');
+    // Done: its version is on disk already, not a second later.
+    const index = await readFile(path.join(base, 'state/retain/index.json'), 'utf8').catch(() => '');
+    expect(index).toContain('/srv/web/saved.txt');
+    fleet.stop('web-2');
+    const live = await upload(first.t, 'live.txt', 'live');
+    await waitFor(async () => (await read(fleet, 'web-1', 'live.txt')) === 'live', { what: 'live.txt in web-1' });
+    await first.t.close();
+    // A crash that lost the index (saved once a second) while live.txt's task was live.
+    await import('node:fs/promises').then(({ rm }) => rm(path.join(base, 'state/retain/index.json')));
+    fleet.start('web-2');
+    const second = await fleetAgent([], {}, base, fleet);
+    await taskOf(second.t, live.id, 'done');
+    await fleet.add('web-3'); // after the task ended: only a retained version brings it
+    await waitFor(async () => (await read(fleet, 'web-3', 'live.txt')) === 'live', { what: 'web-3 to get the recovered task\'s file' });
+  });
+
   it('a member that stops matching stops receiving, and one that starts matching catches up', async () => {
     const { fleet, t } = await fleetAgent(['web-1', 'web-2']);
     const task = await upload(t, 'r.txt', 'before');
