@@ -173,6 +173,22 @@ describe('a fleet task across a restart', () => {
     await waitFor(async () => (await read(fleet, 'web-3', 'live.txt')) === 'live', { what: 'web-3 to get the recovered task\'s file' });
   });
 
+  it('remembers every member brought to its declared state: a restart brings none of them the retained versions again', async () => {
+    const members = Array.from({ length: 12 }, (_, i) => `web-${i + 1}`);
+    const { fleet, t, dir } = await fleetAgent(members);
+    await waitFor(async () => ((await (await fetch(`${t.url}/status`)).json()) as { fleets: { members: { ready: boolean }[] }[] }).fleets[0]?.members.every((m) => m.ready), { what: 'every member ready' });
+    const done = await upload(t, 'kept.txt', 'kept');
+    await taskOf(t, done.id, 'done');
+    await t.close();
+    const saved = JSON.parse(await readFile(path.join(t.stateDir, 'fleets/web.json'), 'utf8')) as { members: Record<string, string> };
+    expect(Object.keys(saved.members).sort()).toEqual([...members].sort());
+    const pushed = members.map((m) => fleet.pushed.get(m)?.length ?? 0);
+    const again = await fleetAgent([], {}, dir, fleet);
+    await waitFor(() => again.t.logs.some((l) => l.msg === 'listening'), { what: 'the agent to start' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(members.map((m) => fleet.pushed.get(m)?.length ?? 0)).toEqual(pushed);
+  });
+
   it('a member that stops matching stops receiving, and one that starts matching catches up', async () => {
     const { fleet, t } = await fleetAgent(['web-1', 'web-2']);
     const task = await upload(t, 'r.txt', 'before');
