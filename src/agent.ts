@@ -85,6 +85,8 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
   const retain = createRetainStore(path.join(config.state_dir, 'retain'), config.retain_max, logger);
   const sourcePath = (task: Task) => (task.retained ? retain.path(task.sha256) : spool.path(task.staged));
   const settle = async (task: Task, how: Settlement) => {
+    // Once a task's end is journaled nothing recovers its file: its retained version must be saved first.
+    if (task.options.retain && !task.retained) await retain.flush();
     await settleTask(task, how);
     if (how === 'failed') deadLetterCounts.forget();
     if (how === 'done' && task.kind === 'delete') retain.forget(task.target, task.dest, task.origin?.dir);
@@ -199,7 +201,11 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       const known = (name: string) => targets.has(name) || isFleet(config.targets[name]);
       const { requeued, failed, restage } = await recover({ records: await journal.open(), spool, deadLetter, journal, logger, known });
       failed.forEach((task) => registry.add(task)); // logs it; GET /tasks/<id> tells the client what happened
-      requeued.forEach((record) => scheduler.enqueue(newTask(record)));
+      const recovered = requeued.map((record) => newTask(record));
+      // The retained index is saved once a second: what a crash took from it of tasks
+      // still live is kept again here, or members joining later would never get them.
+      await keepRetained(recovered);
+      recovered.forEach((task) => scheduler.enqueue(task));
       for (const watch of watches) watch.adopt(requeued.flatMap((r) => (r.origin?.watch === watch.name ? [r.origin] : [])));
       let address: AddressInfo | undefined;
       if (config.http) {

@@ -3,9 +3,10 @@
 // target is a fleet. Content-addressed under state_dir/retain: data/<sha256> is a hard
 // link of the staged file (same filesystem: no copy, no flush), index.json maps target →
 // dest → version. Bounded by retain_max: the oldest versions go first, each one logged.
-// The index is saved at most once a second and on close: a crash can lose the last
-// second's entries (those members then get only what is live), never a file's bytes
-// under another name: data without an index entry is removed at open.
+// The index is saved at most once a second, on close, and when asked (flush) before a
+// task whose version it holds is journaled as over: a crash can lose the last entries,
+// never a file's bytes under another name (data without an index entry is removed at
+// open), and the agent keeps the tasks it recovers (still staged) again.
 import { copyFile, link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -34,6 +35,8 @@ export interface RetainStore {
   /** Where a version's bytes are. */
   path(sha256: string): string;
   readonly bytes: number;
+  /** Saves the index now if it changed since the last save. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,7 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
     saving = saving.then(() => writeFileDurable(indexFile, text)).catch((error: unknown) => logger.warn({ err: error }, 'could not save the retained versions index'));
     return saving;
   };
+  const flush = () => (timer ? save() : saving);
   const changed = () => void (timer ??= setTimeout(() => void save(), SAVE_DELAY).unref());
   // Kept as a sum, not summed on each keep: a mirror's first push keeps thousands of versions.
   let total = 0;
@@ -128,9 +132,7 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
     get bytes() {
       return total;
     },
-    async close() {
-      if (timer) await save();
-      await saving;
-    },
+    flush,
+    close: flush,
   };
 }

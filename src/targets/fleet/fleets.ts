@@ -64,6 +64,8 @@ interface Followed {
   known: Map<string, string>;
   /** Members catching up: name → id and catch-up tasks still going. */
   catching: Map<string, { id: string; left: number; failed: boolean }>;
+  /** The last save of `known`: saves run one at a time (see saveKnown). */
+  saving: Promise<void>;
 }
 
 export function createFleets(options: FleetsOptions): Fleets {
@@ -75,8 +77,13 @@ export function createFleets(options: FleetsOptions): Fleets {
     const text = await readFile(fileOf(name), 'utf8').catch((error: unknown) => (errnoCode(error) === 'ENOENT' ? undefined : Promise.reject(error)));
     return new Map(Object.entries(text === undefined ? {} : ((JSON.parse(text) as { members?: Record<string, string> }).members ?? {})));
   }
+  // One save at a time, each writing the members known when it runs: overlapping saves
+  // (members made ready together) renamed their files in any order, an older one last,
+  // and a member left out was sent every retained version again at the next start.
   const saveKnown = (name: string, fleet: Followed) =>
-    writeFileDurable(fileOf(name), JSON.stringify({ members: Object.fromEntries(fleet.known) })).catch((error: unknown) => logger.warn({ target: name, err: error }, 'could not save which fleet members are in their declared state'));
+    (fleet.saving = fleet.saving
+      .then(() => writeFileDurable(fileOf(name), JSON.stringify({ members: Object.fromEntries(fleet.known) })))
+      .catch((error: unknown) => logger.warn({ target: name, err: error }, 'could not save which fleet members are in their declared state')));
 
   // A new member gets the newest retained version of each destination, as tasks for it
   // alone. So does a member that started again (`again`): whether its filesystem kept
@@ -110,7 +117,7 @@ export function createFleets(options: FleetsOptions): Fleets {
 
   async function follow(name: string, config: FleetConfig): Promise<void> {
     const membership = options.createMembership(name, config);
-    const fleet: Followed = { config, membership, adapters: new Map(), known: await loadKnown(name), catching: new Map() };
+    const fleet: Followed = { config, membership, adapters: new Map(), known: await loadKnown(name), catching: new Map(), saving: Promise.resolve() };
     fleets.set(name, fleet);
     membership.onChange((change) => changed(name, fleet, change));
     // A runtime that does not answer now does not stop the agent: its tasks wait for members.
@@ -125,6 +132,7 @@ export function createFleets(options: FleetsOptions): Fleets {
     if (!fleet) return [];
     fleets.delete(name);
     await fleet.membership.close();
+    await fleet.saving;
     return fleet.membership.members().map((m) => m.name);
   }
 
