@@ -4,7 +4,6 @@
 // in place, and the staged bytes must stay those the checksum was taken of.
 // The file is read through one descriptor, opened by a walk that cannot leave the
 // folder (beneath.ts) and checked to be the regular file, the very inode, that settled.
-import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errnoCode, isStevedoreError, type StevedoreError } from '../../errors.js';
@@ -20,13 +19,24 @@ import { isBlocked, unsafe } from './beneath.js';
  */
 export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed' | 'blocked';
 
+/** What settled of a file: what gets staged, or nothing if it changed since. */
+export interface Version {
+  size: number;
+  mtimeMs: number;
+  dev: number;
+  ino: number;
+}
+
+/** A Version alone, so that a Stats object is not kept while its file waits. */
+export const versionOf = ({ size, mtimeMs, dev, ino }: Version): Version => ({ size, mtimeMs, dev, ino });
+
 export interface StageArgs {
   /** Absolute, for logs. */
   file: string;
   /** Relative to the watched folder. */
   rel: string;
   /** As the file settled: its inode, size and mtime are what gets staged, or nothing. */
-  stats: Stats;
+  stats: Version;
   /** Opens the file inside the folder (never blocking on a FIFO). */
   open(): Promise<FileHandle>;
   intake: Intake;
