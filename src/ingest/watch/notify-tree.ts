@@ -22,7 +22,7 @@ const LSTATS = 64;
 const NO_FOLLOW = { follow: false };
 const LOSSY = '\uFFFD';
 
-export function notifyTree(root: string, { ignored, initial, use }: TreeOptions, events: TreeEvents): TreeWatcher {
+export function notifyTree(root: string, { ignored, initial, use, settling }: TreeOptions, events: TreeEvents): TreeWatcher {
   const files = new Set<string>();
   let closed = false;
   const relOf = (file: string) => path.relative(root, file).split(path.sep).join('/');
@@ -31,9 +31,11 @@ export function notifyTree(root: string, { ignored, initial, use }: TreeOptions,
   const looks = createLookQueue({ concurrency: LOOKS, limit: MAX_WAITING, look: onEntry, overflow: () => rescans.request(root), failed });
   const storm = createStormMeter(() => rescans.request(root));
   const dirs = createDirWatches({
-    event(dir, name) {
+    event(dir, name, kind) {
       storm.count();
-      looks.add(name === undefined ? dir : path.join(dir, name));
+      const entryPath = name === undefined ? dir : path.join(dir, name);
+      if (kind === 'change' && files.has(entryPath) && settling?.(entryPath)) return;
+      looks.add(entryPath);
     },
     paused(dir, resume) {
       events.storm?.(dir);

@@ -85,7 +85,9 @@ async function copyIn(handle: FileHandle, { file, stats, intake, accepted, noRoo
   try {
     // No fsync of the copy: the host file stays until the push succeeded, and a copy a
     // crash cut short is staged again from it at the next start (see recover.ts).
-    const body = handle.createReadStream({ start: 0, autoClose: false });
+    // Read up to the settled size only: no read just to find the end (a file that grew
+    // since is found changed below either way).
+    const body = handle.createReadStream({ start: 0, ...(stats.size > 0 ? { end: stats.size - 1 } : {}), autoClose: false });
     const received = await intake.receive(body, { maxBytes: Number.MAX_SAFE_INTEGER, flush: false }, stats.size);
     const after = await handle.stat();
     if (after.size !== received.bytes || after.mtimeMs !== stats.mtimeMs) {

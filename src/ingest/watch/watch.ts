@@ -205,7 +205,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   async function startWatcher(initial: boolean): Promise<void> {
     await guard.pin();
     const scan = mirror && initial ? new Set<string>() : undefined;
-    const w = (config.poll ? pollTree : notifyTree)(root, { ignored: createIgnore(root, config.ignore), initial, use: guard.use }, {
+    const w = (config.poll ? pollTree : notifyTree)(root, { ignored: createIgnore(root, config.ignore), initial, use: guard.use, settling: (file) => settler.has(file) }, {
       add: (file, stats) => onFile(file, stats, scan),
       change: (file, stats) => onFile(file, stats),
       unlink: (file) => onUnlink(file, false),
