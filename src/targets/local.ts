@@ -2,7 +2,7 @@
 // Each file lands atomically (temp name beside the destination, then rename), and
 // nothing is written outside `root`, even through a symlink planted inside it.
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
@@ -133,8 +133,11 @@ async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tem
     signal.throwIfAborted();
     await rename(temp, final);
     // Renaming one hard link onto another of the same inode (a re-push after a crash)
-    // succeeds and does nothing: the temp name would stay behind.
-    await rm(temp, { force: true });
+    // succeeds and does nothing: the temp name would stay behind. One unlink, not rm's
+    // lstat and unlink: it is gone almost always.
+    await unlink(temp).catch((error: unknown) => {
+      if (errnoCode(error) !== 'ENOENT') throw error;
+    });
     return parent;
   } catch (error) {
     if (temp !== undefined) await rm(temp, { force: true });

@@ -174,9 +174,14 @@ export async function statBeneath(root: HeldRoot, rel: string, options: WalkOpti
   }
 }
 
-/** Runs `work` on the last component of `rel` inside its parent, which is held open meanwhile. */
+/**
+ * Runs `work` on the last component of `rel` inside its parent, which is held open
+ * meanwhile. A name directly in the folder needs no open: the folder's descriptor is held.
+ */
 export async function inParent<T>(root: HeldRoot, rel: string, options: WalkOptions, work: (entry: string, dirFd: number) => Promise<T>): Promise<T> {
-  const dir = await openBeneath(root, path.posix.dirname(rel), 'dir', options, rel);
+  const parent = path.posix.dirname(rel);
+  if (parent === '.') return work(fdPath(root.fd, rel), root.fd);
+  const dir = await openBeneath(root, parent, 'dir', options, rel);
   try {
     return await work(fdPath(dir.fd, path.posix.basename(rel)), dir.fd);
   } finally {

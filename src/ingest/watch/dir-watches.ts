@@ -10,8 +10,8 @@ import path from 'node:path';
 import { fdPath } from './beneath.js';
 
 export interface DirWatchEvents {
-  /** `name` changed in `dir` (undefined: the directory itself). */
-  event(dir: string, name: string | undefined): void;
+  /** `name` changed in `dir` (undefined: the directory itself); `change`: its content or attributes, not its name. */
+  event(dir: string, name: string | undefined, kind: 'rename' | 'change'): void;
   /** `dir` was paused by a storm: rescan it (it is watched again by that scan). */
   paused(dir: string, resume: Promise<void>): void;
   /** The watch failed (the directory went). */
@@ -75,9 +75,9 @@ export function createDirWatches(on: DirWatchEvents): DirWatches {
       const known = entries.get(dir);
       if (closed || known?.watcher || known?.pause) return;
       const entry: Entry = known ?? { windowStart: 0, events: 0 };
-      entry.watcher = fsWatch(fdPath(fd), (_event, name) => {
+      entry.watcher = fsWatch(fdPath(fd), (kind, name) => {
         if (storming(entry)) return pause(dir, entry);
-        on.event(dir, name ? name.toString() : undefined);
+        on.event(dir, name ? name.toString() : undefined, kind);
       });
       entry.watcher.on('error', () => on.failed(dir));
       entries.set(dir, entry);

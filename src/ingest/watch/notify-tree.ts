@@ -17,10 +17,12 @@ import type { TreeEvents, TreeOptions, TreeWatcher } from './tree.js';
 const LOOKS = 8;
 // Paths waiting to be looked at; past it, one rescan instead.
 const MAX_WAITING = 10_000;
+// lstats at once in a scan: enough to keep the thread pool busy, few enough to bound what waits.
+const LSTATS = 64;
 const NO_FOLLOW = { follow: false };
 const LOSSY = '\uFFFD';
 
-export function notifyTree(root: string, { ignored, initial, use }: TreeOptions, events: TreeEvents): TreeWatcher {
+export function notifyTree(root: string, { ignored, initial, use, settling }: TreeOptions, events: TreeEvents): TreeWatcher {
   const files = new Set<string>();
   let closed = false;
   const relOf = (file: string) => path.relative(root, file).split(path.sep).join('/');
@@ -29,9 +31,11 @@ export function notifyTree(root: string, { ignored, initial, use }: TreeOptions,
   const looks = createLookQueue({ concurrency: LOOKS, limit: MAX_WAITING, look: onEntry, overflow: () => rescans.request(root), failed });
   const storm = createStormMeter(() => rescans.request(root));
   const dirs = createDirWatches({
-    event(dir, name) {
+    event(dir, name, kind) {
       storm.count();
-      looks.add(name === undefined ? dir : path.join(dir, name));
+      const entryPath = name === undefined ? dir : path.join(dir, name);
+      if (kind === 'change' && files.has(entryPath) && settling?.(entryPath)) return;
+      looks.add(entryPath);
     },
     paused(dir, resume) {
       events.storm?.(dir);
@@ -60,34 +64,49 @@ export function notifyTree(root: string, { ignored, initial, use }: TreeOptions,
   }
 
   // Watches `dir` first, then lists it, so that nothing created in between is missed.
-  // With `seen` (a rescan), files known already are reported as changed.
+  // With `seen` (a rescan), files known already are reported as changed. The lstats of
+  // a directory's files run LSTATS at a time: one after the other, each waits out a trip
+  // through the thread pool, and a 100,000-file tree took 2.5x as long as its walk.
   async function scanOpen(dir: string, fd: number, report: boolean, seen?: Set<string>): Promise<void> {
     watchDir(dir, fd);
     seen?.add(dir);
     const entries = await readdir(fdPath(fd), { withFileTypes: true }).catch(() => []);
+    const subdirs: string[] = [];
+    const toLook: { name: string; entryPath: string; known: boolean }[] = [];
     for (const entry of entries) {
       const entryPath = path.join(dir, entry.name);
       if (closed || ignored(entryPath)) continue;
       if (entry.isDirectory()) {
-        // A directory swapped for a symlink since readdir fails here (ENOTDIR): its event follows.
-        const child = await open(fdPath(fd, entry.name), DIR_FLAGS).catch(() => undefined);
-        if (!child) continue;
-        try {
-          await scanOpen(entryPath, child.fd, report, seen);
-        } finally {
-          await child.close();
-        }
+        subdirs.push(entry.name);
         continue;
       }
       seen?.add(entryPath);
       const known = files.has(entryPath);
       if (known && !seen) continue;
       files.add(entryPath);
-      if (!report && !known) continue;
-      const stats = await lstat(fdPath(fd, entry.name)).catch(() => undefined);
-      if (!stats) gone(entryPath);
-      else if (known) events.change(entryPath, stats);
-      else events.add(entryPath, stats);
+      if (report || known) toLook.push({ name: entry.name, entryPath, known });
+    }
+    for (let i = 0; i < toLook.length && !closed; i += LSTATS) {
+      await Promise.all(
+        toLook.slice(i, i + LSTATS).map(async ({ name, entryPath, known }) => {
+          const stats = await lstat(fdPath(fd, name)).catch(() => undefined);
+          if (closed) return;
+          if (!stats) gone(entryPath);
+          else if (known) events.change(entryPath, stats);
+          else events.add(entryPath, stats);
+        }),
+      );
+    }
+    for (const name of subdirs) {
+      if (closed) return;
+      // A directory swapped for a symlink since readdir fails here (ENOTDIR): its event follows.
+      const child = await open(fdPath(fd, name), DIR_FLAGS).catch(() => undefined);
+      if (!child) continue;
+      try {
+        await scanOpen(path.join(dir, name), child.fd, report, seen);
+      } finally {
+        await child.close();
+      }
     }
   }
 

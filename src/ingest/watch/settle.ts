@@ -9,11 +9,14 @@ export interface Settler {
   /** Something happened to `file` (absolute path): watch it until it settles. */
   touch(file: string, stats?: Stats): void;
   forget(file: string): void;
+  /** Whether `file` waits to be stat'ed again (it settles after its last write, whatever comes meanwhile). */
+  has(file: string): boolean;
   readonly pending: number;
   close(): void;
 }
 
 interface Watched {
+  /** Set while it waits to be looked at again; unset while it is being looked at. */
   timer?: NodeJS.Timeout;
   size: number;
   mtimeMs: number;
@@ -29,13 +32,19 @@ export type StatOf = (file: string) => Promise<Stats | 'blocked' | undefined>;
 
 export function createSettler(settleMs: number, statOf: StatOf, onReady: (file: string, stats: Stats) => void): Settler {
   const files = new Map<string, Watched>();
+  const lookAgain = (file: string, watched: Watched, ms: number) => {
+    watched.timer = setTimeout(() => {
+      watched.timer = undefined;
+      void check(file);
+    }, ms);
+  };
 
   const check = async (file: string, known?: Stats) => {
     const stats = known ?? (await statOf(file));
     const watched = files.get(file);
     if (!watched) return; // forgotten meanwhile
     if (stats === 'blocked') {
-      watched.timer = setTimeout(() => void check(file), settleMs);
+      lookAgain(file, watched, settleMs);
       return;
     }
     if (!stats?.isFile()) return void files.delete(file);
@@ -47,8 +56,9 @@ export function createSettler(settleMs: number, statOf: StatOf, onReady: (file: 
       files.delete(file);
       onReady(file, stats);
     } else {
-      // +2 ms: mtime and Date.now() round differently; never look a hair too early.
-      watched.timer = setTimeout(() => void check(file), settleMs - held + 2);
+      // Rounded up, not padded: a look that comes a hair too early (the loop's clock
+      // lags) costs one more stat, while padding every file cost its latency 2 ms.
+      lookAgain(file, watched, Math.ceil(settleMs - held));
     }
   };
 
@@ -62,6 +72,8 @@ export function createSettler(settleMs: number, statOf: StatOf, onReady: (file: 
       clearTimeout(files.get(file)?.timer);
       files.delete(file);
     },
+    // Not while its stat runs: a write then could come after what the stat saw.
+    has: (file) => files.get(file)?.timer !== undefined,
     get pending() {
       return files.size;
     },

@@ -4,7 +4,6 @@
 // in place, and the staged bytes must stay those the checksum was taken of.
 // The file is read through one descriptor, opened by a walk that cannot leave the
 // folder (beneath.ts) and checked to be the regular file, the very inode, that settled.
-import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errnoCode, isStevedoreError, type StevedoreError } from '../../errors.js';
@@ -20,13 +19,24 @@ import { isBlocked, unsafe } from './beneath.js';
  */
 export type StageOutcome = 'queued' | 'skipped' | 'later' | 'full' | 'changed' | 'blocked';
 
+/** What settled of a file: what gets staged, or nothing if it changed since. */
+export interface Version {
+  size: number;
+  mtimeMs: number;
+  dev: number;
+  ino: number;
+}
+
+/** A Version alone, so that a Stats object is not kept while its file waits. */
+export const versionOf = ({ size, mtimeMs, dev, ino }: Version): Version => ({ size, mtimeMs, dev, ino });
+
 export interface StageArgs {
   /** Absolute, for logs. */
   file: string;
   /** Relative to the watched folder. */
   rel: string;
   /** As the file settled: its inode, size and mtime are what gets staged, or nothing. */
-  stats: Stats;
+  stats: Version;
   /** Opens the file inside the folder (never blocking on a FIFO). */
   open(): Promise<FileHandle>;
   intake: Intake;
@@ -75,7 +85,9 @@ async function copyIn(handle: FileHandle, { file, stats, intake, accepted, noRoo
   try {
     // No fsync of the copy: the host file stays until the push succeeded, and a copy a
     // crash cut short is staged again from it at the next start (see recover.ts).
-    const body = handle.createReadStream({ start: 0, autoClose: false });
+    // Read up to the settled size only: no read just to find the end (a file that grew
+    // since is found changed below either way).
+    const body = handle.createReadStream({ start: 0, ...(stats.size > 0 ? { end: stats.size - 1 } : {}), autoClose: false });
     const received = await intake.receive(body, { maxBytes: Number.MAX_SAFE_INTEGER, flush: false }, stats.size);
     const after = await handle.stat();
     if (after.size !== received.bytes || after.mtimeMs !== stats.mtimeMs) {

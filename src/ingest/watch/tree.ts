@@ -22,6 +22,12 @@ export interface TreeOptions {
   initial: boolean;
   /** The folder's held descriptor, where every walk into it starts. */
   use: RootGuard['use'];
+  /**
+   * Whether the watch looks at this file again anyway before it stages it (it is
+   * settling): a write to it then needs no look of its own, one lstat per file fewer
+   * in a drop. A new name, a removal or a rename is always looked at.
+   */
+  settling?(file: string): boolean;
 }
 
 export interface TreeWatcher {

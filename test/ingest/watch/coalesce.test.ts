@@ -1,6 +1,6 @@
 // Coalescing: a file rewritten many times in quick succession is pushed once or twice,
 // never once per write, and never out of order: the last content wins.
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StevedoreError } from '../../../src/errors.js';
@@ -41,6 +41,29 @@ describe('coalescing', () => {
     expect(puts.at(-1)?.content).toBe(LAST);
     expect(inWrittenOrder(puts.map((p) => p.content), VERSIONS)).toBe(true);
     expect(await readOrUndefined(landedPath(t, 'busy.txt'))).toBe(LAST);
+  });
+
+  // Writes to a settling file are not looked at one by one (the settler stats it again
+  // anyway): the file must still settle only after its last write.
+  it('drop: a file appended to every 50 ms for a second (settle 400ms) is pushed once, whole', async () => {
+    const s = await setup();
+    const rec = recorder();
+    const t = await startWatching(s, { settle: '400ms' }, { createTarget: rec.createTarget });
+    const file = path.join(s.dir, 'growing.txt');
+    const handle = await open(file, 'w');
+    const chunks = Array.from({ length: 20 }, (_, i) => `chunk ${i}\n`);
+    try {
+      for (const chunk of chunks) {
+        await handle.write(chunk);
+        await sleep(50);
+      }
+    } finally {
+      await handle.close();
+    }
+    await waitLanded(t, 'growing.txt', chunks.join(''));
+    await waitGone(file);
+    await waitIdle(t);
+    expect(rec.puts('growing.txt').map((p) => p.content)).toEqual([chunks.join('')]);
   });
 
   it('drop: rewritten while its first version is being pushed, the newer version follows, and the host file goes only after it', async () => {
