@@ -13,7 +13,7 @@ import type { PutItem, Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import type { Capabilities } from './kinds.js';
-import { captureLogs, codes, countCalls, kindOf, outsideUntouched, plantLinks, push, put, setEnv } from './pushing.js';
+import { captureLogs, codes, countCalls, kindOf, outsideUntouched, plantLinks, push, put, setEnv, sha } from './pushing.js';
 import { NOTAR_IMAGE, type RuntimeUnderTest } from './runtimes.js';
 
 const BATCH = await readFile(new URL('../../src/targets/container/batch.sh', import.meta.url), 'utf8');
@@ -169,6 +169,20 @@ function containerCases({ runtime, can, place }: RuntimeCases): void {
     expect(codes(await push(stopped, [await put(dir, '/srv/x', 'x')]))).toEqual(['ok']);
   });
 
+  // Docker's cp writes where dockerd sees the container's filesystem, which has no tmpfs
+  // mounted in the container: the file goes again by exec there.
+  it('lands a file past 64 MiB in a filesystem mounted in the container, and one that does not fit is full, leaving nothing', async () => {
+    const dir = await tempDir();
+    const mounted = await runtime.createWithSmallDisk('sd-mnt', '/mnt/small', '100m');
+    onTestFinished(() => runtime.remove(mounted));
+    const into = createTarget('mnt', runtime.target(mounted));
+    const data = Buffer.alloc(70 << 20, 3);
+    expect(codes(await push(into, [await put(dir, '/mnt/small/big.bin', data, { owner: { uid: 5, gid: 6 }, mode: 0o600 })]))).toEqual(['ok']);
+    expect(codes(await push(into, [await put(dir, '/mnt/small/again.bin', data)]))).toEqual(['TARGET_FULL']);
+    expect(await runtime.sh(mounted, 'sha256sum /mnt/small/big.bin | cut -c1-64; stat -c "%u:%g %a" /mnt/small/big.bin; ls -A /mnt/small'))
+      .toBe(`${sha(data)}\n5:6 600\nbig.bin`);
+  });
+
   it.runIf(can.projects)('reaches a container as remote:name and inside a project; an unknown project or remote is permanent', async () => {
     const dir = await tempDir();
     const container = place();
@@ -212,10 +226,10 @@ function daemonCases({ runtime, can, place }: RuntimeCases): void {
   // the CLI prints (`read: connection reset by peer`, or `connection refused` when it tries
   // again; by hand, LXD also printed `Post …": EOF` and `write: broken pipe`) is the daemon down, not an
   // I/O error that spends attempts.
-  it('classifies a daemon killed while the CLI waits on it as down: in an exec, and in Incus\'s and LXD\'s own file push', async () => {
+  it('classifies a daemon killed while the CLI waits on it as down: in an exec, and in the runtime\'s own copy of a large file', async () => {
     const dir = await tempDir();
     const freezeOn = path.join(dir, 'freeze-on');
-    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` (a push past 64 MiB, after an exec).
+    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` / `cp` (a push past 64 MiB, after an exec).
     await countCalls(runtime.command, { before: `[ "$1" = "$(cat '${freezeOn}')" ] && pkill -STOP -x ${daemon.process}` });
     onTestFinished(async () => {
       await daemon.thaw().catch(() => undefined); // none left to thaw once killed
@@ -223,7 +237,7 @@ function daemonCases({ runtime, can, place }: RuntimeCases): void {
       await runtime.sh(place(), 'rm -rf /srv/killed');
     });
     const cases: [string, PutItem][] = [['exec', await put(dir, '/srv/killed/small', 'x')]];
-    if (can.filePush) cases.push(['file', await put(dir, '/srv/killed/big', Buffer.alloc(70 << 20, 1))]);
+    if (can.filePush) cases.push([can.filePush, await put(dir, '/srv/killed/big', Buffer.alloc(70 << 20, 1))]);
     for (const [call, item] of cases) {
       await writeFile(freezeOn, call);
       const pushing = push(createTarget('t', runtime.target(place())), [item]);
