@@ -7,6 +7,9 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect, it, onTestFinished } from 'vitest';
+import { converse } from '../../src/targets/container/cli.js';
+import { dockerRuntime } from '../../src/targets/container/docker.js';
+import { incusRuntime } from '../../src/targets/container/incus.js';
 import { parseReport, planBatch, scriptArgs } from '../../src/targets/container/plan.js';
 import { createTarget } from '../../src/targets/index.js';
 import type { PutItem, Target } from '../../src/targets/target.js';
@@ -45,13 +48,17 @@ function stagingCases({ runtime, can, place, target }: RuntimeCases): void {
   const sh = (script: string, ...args: string[]) => runtime.sh(place(), script, ...args);
 
   it.runIf(can.batchScript)('checks its staging directory again before chown and rename: one swapped for a symlink meanwhile is refused, nothing moved or chowned through it', async () => {
-    const batch = (...args: string[]) => sh(BATCH, ...args);
     await sh('mkdir -p /srv/swap/d /secret && echo s > /secret/key && chmod 600 /secret/key');
     const plan = planBatch([], [{ op: 'put', id: 'x', source: '/dev/null', dest: '/srv/swap/d/f', bytes: 0, mode: 0o644, dirMode: 0o755, owner: { uid: 33, gid: 44 }, root: '/srv/swap' }]);
-    await batch(...scriptArgs(plan, 'prepare', 'T1', true));
+    const cli = runtime.name === 'incus' || runtime.name === 'lxd' ? incusRuntime({ runtime: runtime.name, container: place() }) : dockerRuntime({ runtime: runtime.name, container: place() });
     // What a user who owns /srv/swap/d could do while the runtime's copy runs:
-    await sh('cd /srv/swap/d && mv .stevedore-T1 old && ln -s /secret .stevedore-T1 && echo x > /secret/f');
-    expect(parseReport(await batch(...scriptArgs(plan, 'commit', 'T1', true))).puts.get(0)).toMatchObject({ status: 'unsafe' });
+    const swap = async () => {
+      await sh('cd /srv/swap/d && mv .stevedore-T1 old && ln -s /secret .stevedore-T1 && echo x > /secret/f');
+      return 'commit';
+    };
+    const call = cli.exec(['sh', '-c', BATCH, 'stevedore', ...scriptArgs(plan, 'copy', 'T1', true)]);
+    const { stdout } = await converse(cli, call, AbortSignal.timeout(30_000), { ready: 'c - copy', answer: swap });
+    expect(parseReport(stdout).puts.get(0)).toMatchObject({ status: 'unsafe' });
     expect(await sh('ls -A /srv/swap/d; ls -A /secret; stat -c "%u:%g %a" /secret/key /secret/f')).toBe('.stevedore-T1\nold\nf\nkey\n0:0 600\n0:0 644');
   });
 

@@ -8,7 +8,7 @@ import { randomName } from '../../random.js';
 import { failed, failureKind, pushError, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from '../target.js';
 import { archive } from './archive.js';
 import { fileRules } from './classify.js';
-import { run } from './cli.js';
+import { converse, run } from './cli.js';
 import { runHooks } from './hooks.js';
 import { chunks, precheck, toResult } from './items.js';
 import type { StagingLedger, StagingNote } from '../ledger.js';
@@ -99,18 +99,24 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       const input = entries.length > 0 ? archive(entries) : undefined;
       return parseReport((await run(runtime, script(plan, 'all', tag), { signal, ...(input ? { input } : {}) })).stdout);
     }
-    const prepared = parseReport((await run(runtime, script(plan, 'prepare', tag), { signal })).stdout);
-    // The runtime's copy would follow a refused directory's symlink: its files stay out,
-    // as do those of a directory that could not be made, and they fail as prepare said.
-    const copied = await copyIn(entries.filter((entry) => !prepared.dirErrors.has(entry.dir)), signal, large);
-    // The commit removes what prepare made for a directory none of whose files lands.
-    const committing = { ...plan, dirs: plan.dirs.map((dir, i) => ({ ...dir, made: prepared.made.get(i) ?? '' })) };
-    const report = parseReport((await run(runtime, script(committing, 'commit', tag, !runtime.copySetsOwner), { signal })).stdout);
+    // One exec: batch.sh makes the staging directories, waits while the runtime's copy
+    // fills them, then renames (a second exec cost 60–300 ms a batch).
+    let copied = new Map<string, StevedoreError>();
+    const answer = async (prepared: string) => {
+      // The runtime's copy would follow a refused directory's symlink: its files stay out,
+      // as do those of a directory that could not be made.
+      const refused = parseReport(prepared).dirErrors;
+      copied = await copyIn(entries.filter((entry) => !refused.has(entry.dir)), signal, large);
+      // A file whose copy failed may be part-written: batch.sh removes it, never renames it.
+      return ['commit', ...plan.puts.flatMap(({ item }, i) => (copied.has(item.id) ? [String(i)] : []))].join(' ');
+    };
+    const call = script(plan, 'copy', tag, !runtime.copySetsOwner);
+    const report = parseReport((await converse(runtime, call, signal, { ready: 'c - copy', answer })).stdout);
     plan.puts.forEach(({ dir }, i) => {
-      const refused = prepared.dirErrors.get(dir);
+      const refused = report.dirErrors.get(dir);
       if (refused) report.puts.set(i, refused);
     });
-    return { ...report, deletes: prepared.deletes, copyErrors: copied };
+    return { ...report, copyErrors: copied };
   }
 
   // A large file, or any file without the container's tar: one push per file, or one
