@@ -9,7 +9,7 @@
 // The machine is shared and its speed moves between seconds: each figure and its
 // reference are measured in alternating rounds, and medians are printed.
 // Run with `npm run bench:push` (builds first). Knobs: FILES, BIG_MIB, RUNTIMES, ROUNDS,
-// BASELINE=0, PARTS (default abc; `c` alone for the big file).
+// BASELINE=0, PARTS (default abc; `c` alone for the big file), BIG_ROUNDS (3).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -27,6 +27,7 @@ const RUNTIMES = (process.env.RUNTIMES ?? 'incus,lxd,docker,podman').split(',') 
 const BASELINE = process.env.BASELINE !== '0';
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PARTS = process.env.PARTS ?? 'abc';
+const BIG_ROUNDS = Number(process.env.BIG_ROUNDS ?? 3);
 const CONCURRENCY = 16;
 
 type Runtime = 'incus' | 'lxd' | 'docker' | 'podman';
@@ -196,7 +197,7 @@ async function bigFile(runtime: Runtime, file: string) {
   try {
     const target = createTarget('bench', { runtime, container });
     const big = { ...item(file, '/srv/big/stevedore.bin'), bytes };
-    const [ours, theirs] = await alternate(Math.min(ROUNDS, 3), async () => {
+    const [ours, theirs] = await alternate(BIG_ROUNDS, async () => {
       await inContainer(runtime, container, 'rm -rf /srv/big');
       await execa('sync'); // the previous round's writeback would slow this one
       const started = performance.now();

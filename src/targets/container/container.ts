@@ -1,6 +1,7 @@
 // A target inside a real container (Incus, LXD, Docker, Podman). A batch travels as
 // one tar stream into one `exec` of batch.sh, which lands every file atomically and
-// reports each one; the runtime's own copy stands in where the container has no tar.
+// reports each one; the runtime's own copy carries large files, and stands in where the
+// container has no tar, inside one exec of batch.sh that waits while it runs.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { StevedoreError } from '../../errors.js';
