@@ -10,9 +10,9 @@
 # runtime's own copy puts the files in the staging directories: "commit [I...]" renames
 # them (FIX=1 then sets owner and mode here; puts I... were not copied), anything else
 # (end of input) removes them. abort: removes the staging directories of a batch that
-# could not end (the agent killed, the container down). Each put is unpacked as DIR/.stevedore-TAG/NAME and renamed
-# to DIR/NAME with one mv per directory: rename(2), so a reader sees the old file or the
-# new one, never a partial one.
+# could not end (the agent killed, the container down). Each put is unpacked as
+# DIR/.stevedore-TAG/NAME and renamed to DIR/NAME with one mv per directory: rename(2),
+# so a reader sees the old file or the new one, never a partial one.
 # ROOT is the configured directory a path lies under: a path whose existing part resolves
 # (symlinks followed) outside ROOT's own resolution, or goes through a dangling symlink,
 # is refused as unsafe, and nothing is made, unpacked, renamed or removed through it.
@@ -87,7 +87,6 @@ directory() {
 # up to the topmost part made, each part while it is empty and still inside its root.
 prune() {
   eval "d=\$dir_$1 t=\${top_$1-} r=\$droot_$1"
-  case $d/ in "$t"/*) ;; *) return 0 ;; esac
   while [ -n "$t" ] && [ -n "$d" ]; do
     if [ -d "$d" ] && [ ! -L "$d" ]; then inside "$d" "$r" && rmdir -- "$d" 2>/dev/null || return 0; fi
     [ "$d" = "$t" ] && return 0
