@@ -4,11 +4,12 @@
 //     push`, `docker cp`, `podman cp`) per file with 4 workers;
 // (b) the push stage alone, 1,000 files already staged, beside one raw
 //     `tar -c | <runtime> exec … tar -x` of the same files (the floor);
-// (c) one 1 GiB file into Incus (and LXD) beside `incus file push` (`lxc file push`) of
-//     the same file.
+// (c) one 1 GiB file into each runtime beside its own copy of the same file: `incus file
+//     push` (`lxc file push`), `docker cp`, `podman cp`.
 // The machine is shared and its speed moves between seconds: each figure and its
 // reference are measured in alternating rounds, and medians are printed.
-// Run with `npm run bench:push` (builds first). Knobs: FILES, BIG_MIB, RUNTIMES, ROUNDS, BASELINE=0.
+// Run with `npm run bench:push` (builds first). Knobs: FILES, BIG_MIB, RUNTIMES, ROUNDS,
+// BASELINE=0, PARTS (default abc; `c` alone for the big file), BIG_ROUNDS (3).
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
@@ -25,6 +26,8 @@ const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
 const RUNTIMES = runtimesFromEnv();
 const BASELINE = process.env.BASELINE !== '0';
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const PARTS = process.env.PARTS ?? 'abc';
+const BIG_ROUNDS = Number(process.env.BIG_ROUNDS ?? 3);
 const CONCURRENCY = 16;
 
 async function countIn(runtime: Runtime, container: string, dir: string): Promise<number> {
@@ -65,8 +68,7 @@ async function perFile(runtime: Runtime, container: string, files: string[]): Pr
     while (next < files.length) {
       const file = files[next++] as string;
       const dest = `/srv/base/${path.basename(file)}`;
-      const args = incusLike(runtime) ? ['file', 'push', '-q', file, `${container}${dest}`] : ['cp', file, `${container}:${dest}`];
-      await execa(cli(runtime), args, { stdin: 'ignore' });
+      await execa(cli(runtime), copyArgs(runtime, file, container, dest), { stdin: 'ignore' });
     }
   }));
   return files.length / seconds(started);
@@ -94,7 +96,7 @@ async function main() {
   }));
   console.log(`bench/push: ${FILES} × 4 KiB; node ${process.version}`);
   const rows: string[][] = [];
-  for (const runtime of RUNTIMES) {
+  for (const runtime of PARTS.includes('a') || PARTS.includes('b') ? RUNTIMES : []) {
     const container = await createContainer(runtime);
     try {
       // The per-file baseline takes 20–60 s: run once, between the first two HTTP rounds.
@@ -118,25 +120,30 @@ async function main() {
       await removeContainer(runtime, container);
     }
   }
-  console.log('\n(a) HTTP → landed, files/s | one CLI push per file, 4 workers | ratio | (b) push stage, files/s | raw tar|exec tar floor | ratio');
-  for (const row of rows) console.log(row.join(' | '));
-  const big = RUNTIMES.filter(incusLike);
-  if (big.length > 0 && BIG_MIB > 0) {
+  if (rows.length > 0) {
+    console.log('\n(a) HTTP → landed, files/s | one CLI push per file, 4 workers | ratio | (b) push stage, files/s | raw tar|exec tar floor | ratio');
+    for (const row of rows) console.log(row.join(' | '));
+  }
+  if (PARTS.includes('c') && BIG_MIB > 0) {
     const file = path.join(work, 'big.bin');
     await execa('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${BIG_MIB}`], { stdin: 'ignore' });
-    for (const runtime of big) await bigFile(runtime, file);
+    for (const runtime of RUNTIMES) await bigFile(runtime, file);
   }
   await rm(work, { recursive: true, force: true });
 }
 
-/** (c) One big file into Incus or LXD: the adapter against the runtime's own `file push`. */
-async function bigFile(runtime: 'incus' | 'lxd', file: string) {
+// The runtime's own copy of one host file, as a user would type it.
+const copyArgs = (runtime: Runtime, file: string, container: string, dest: string) =>
+  incusLike(runtime) ? ['file', 'push', '-q', file, `${container}${dest}`] : ['cp', file, `${container}:${dest}`];
+
+/** (c) One big file: the adapter against the runtime's own copy (`file push`, `cp`). */
+async function bigFile(runtime: Runtime, file: string) {
   const bytes = (await stat(file)).size;
   const container = await createContainer(runtime);
   try {
     const target = createTarget('bench', { runtime, container });
     const big = { ...item(file, '/srv/big/stevedore.bin'), bytes };
-    const [ours, theirs] = await alternate(Math.min(ROUNDS, 3), async () => {
+    const [ours, theirs] = await alternate(BIG_ROUNDS, async () => {
       await inContainer(runtime, container, 'rm -rf /srv/big');
       await execa('sync'); // the previous round's writeback would slow this one
       const started = performance.now();
@@ -147,10 +154,11 @@ async function bigFile(runtime: 'incus' | 'lxd', file: string) {
       await inContainer(runtime, container, 'rm -rf /srv/big && mkdir -p /srv/big');
       await execa('sync');
       const started = performance.now();
-      await execa(cli(runtime), ['file', 'push', '-q', file, `${container}/srv/big/file-push.bin`], { stdin: 'ignore' });
+      await execa(cli(runtime), copyArgs(runtime, file, container, '/srv/big/copy.bin'), { stdin: 'ignore' });
       return bytes / 1e6 / seconds(started);
     });
-    console.log(`\n(c) ${BIG_MIB} MiB into ${runtime}: stevedore ${fmt(ours)} MB/s | ${cli(runtime)} file push ${fmt(theirs)} MB/s | ${fmt(ours / theirs, 2)}×`);
+    const theirName = `${cli(runtime)} ${incusLike(runtime) ? 'file push' : 'cp'}`;
+    console.log(`\n(c) ${BIG_MIB} MiB into ${runtime}: stevedore ${fmt(ours)} MB/s | ${theirName} ${fmt(theirs)} MB/s | ${fmt(ours / theirs, 2)}×`);
   } finally {
     await removeContainer(runtime, container);
   }

@@ -425,7 +425,7 @@ describe.runIf(existsSync('/usr/bin/prlimit') || process.env.CI === 'true')('a p
       "container: spawning the runtime's CLI",
       async (base) => {
         const { item } = await localScene(base);
-        const runtime: Runtime = { runtime: 'docker', command: 'sh', container: 'fake', failures: [], exec: (argv) => ['-c', 'cat >/dev/null', ...argv] };
+        const runtime: Runtime = { runtime: 'docker', command: 'sh', container: 'fake', failures: [], exec: (argv) => ['-c', 'cat >/dev/null', ...argv], pushFile: () => [], copySetsOwner: false };
         return { target: createContainerTarget('box', runtime), item };
       },
     ],

@@ -1,8 +1,9 @@
 // `stevedore push`'s one-line progress bar on a terminal. It shows percent and rate
 // while the target reports the bytes it has read (PutItem.onProgress: the container
 // targets' tar stream). Where a push cannot report them it shows the size and the time
-// elapsed instead: the local target lands by hard link (or one copyFile), and Incus/LXD
-// send a large file, or any file into a container without tar, with `incus file push`.
+// elapsed instead: the local target lands by hard link (or one copyFile), a large file
+// goes by the runtime's own copy (`incus file push`, `docker cp`), and Incus/LXD send
+// any file into a container without tar with `incus file push`.
 
 const BAR_WIDTH = 20;
 // Redraw at most this often for byte reports, and at least this often while none come.

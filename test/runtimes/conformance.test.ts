@@ -176,7 +176,7 @@ describe.each(kinds)('$name', (kind: TargetKind) => {
     expect(kindOf(results[0])).toBe('permanent');
   });
 
-  it.runIf(kind.can.owners)('lands a file past 64 MiB (Incus and LXD by their own file push) with its content, owner and mode', async () => {
+  it.runIf(kind.can.owners)('lands a file past 64 MiB (by the runtime\'s own copy) with its content, owner and mode', async () => {
     const dir = await tempDir();
     const data = Buffer.alloc(70 << 20, 7);
     const item = await put(dir, '/srv/large/big.bin', data, { owner: { uid: 5, gid: 6 }, mode: 0o600 });

@@ -20,8 +20,8 @@ export interface Capabilities {
   copyFallback: boolean;
   /** Runs a route's or watch's `exec` in the place once a batch landed. */
   exec: boolean;
-  /** Sends a file past 64 MiB by the runtime's own file push (Incus, LXD). */
-  filePush: boolean;
+  /** The CLI command that sends a file past 64 MiB by the runtime's own copy (`file` push for Incus and LXD, `cp` for Docker and Podman). */
+  filePush: 'file' | 'cp' | undefined;
   /** Reaches a container as remote:name and inside a project (Incus, LXD). */
   projects: boolean;
 }
@@ -57,7 +57,7 @@ async function refuseWrites(dir: string): Promise<void> {
 export const localKind: TargetKind = {
   name: 'local',
   missing: undefined,
-  can: { owners: isRoot, batchScript: false, copyFallback: false, exec: false, filePush: false, projects: false },
+  can: { owners: isRoot, batchScript: false, copyFallback: false, exec: false, filePush: undefined, projects: false },
   async create() {
     const root = await mkdtemp(path.join(tmpdir(), 'stevedore-local-'));
     await refuseWrites(path.join(root, 'sys'));
@@ -79,7 +79,7 @@ const incusLike = (name: string) => name === 'incus' || name === 'lxd';
 export const containerKind = (runtime: RuntimeUnderTest): TargetKind => ({
   name: runtime.name,
   missing: runtime.missing,
-  can: { owners: true, batchScript: true, copyFallback: true, exec: true, filePush: incusLike(runtime.name), projects: incusLike(runtime.name) },
+  can: { owners: true, batchScript: true, copyFallback: true, exec: true, filePush: incusLike(runtime.name) ? 'file' : 'cp', projects: incusLike(runtime.name) },
   runtime,
   create: () => runtime.create(),
   remove: (container) => runtime.remove(container),

@@ -7,13 +7,16 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect, it, onTestFinished } from 'vitest';
+import { converse } from '../../src/targets/container/cli.js';
+import { dockerRuntime } from '../../src/targets/container/docker.js';
+import { incusRuntime } from '../../src/targets/container/incus.js';
 import { parseReport, planBatch, scriptArgs } from '../../src/targets/container/plan.js';
 import { createTarget } from '../../src/targets/index.js';
 import type { PutItem, Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import type { Capabilities } from './kinds.js';
-import { captureLogs, codes, countCalls, kindOf, outsideUntouched, plantLinks, push, put, setEnv } from './pushing.js';
+import { captureLogs, codes, countCalls, kindOf, outsideUntouched, plantLinks, push, put, setEnv, sha } from './pushing.js';
 import { NOTAR_IMAGE, type RuntimeUnderTest } from './runtimes.js';
 
 const BATCH = await readFile(new URL('../../src/targets/container/batch.sh', import.meta.url), 'utf8');
@@ -45,13 +48,17 @@ function stagingCases({ runtime, can, place, target }: RuntimeCases): void {
   const sh = (script: string, ...args: string[]) => runtime.sh(place(), script, ...args);
 
   it.runIf(can.batchScript)('checks its staging directory again before chown and rename: one swapped for a symlink meanwhile is refused, nothing moved or chowned through it', async () => {
-    const batch = (...args: string[]) => sh(BATCH, ...args);
     await sh('mkdir -p /srv/swap/d /secret && echo s > /secret/key && chmod 600 /secret/key');
     const plan = planBatch([], [{ op: 'put', id: 'x', source: '/dev/null', dest: '/srv/swap/d/f', bytes: 0, mode: 0o644, dirMode: 0o755, owner: { uid: 33, gid: 44 }, root: '/srv/swap' }]);
-    await batch(...scriptArgs(plan, 'prepare', 'T1', true));
+    const cli = runtime.name === 'incus' || runtime.name === 'lxd' ? incusRuntime({ runtime: runtime.name, container: place() }) : dockerRuntime({ runtime: runtime.name, container: place() });
     // What a user who owns /srv/swap/d could do while the runtime's copy runs:
-    await sh('cd /srv/swap/d && mv .stevedore-T1 old && ln -s /secret .stevedore-T1 && echo x > /secret/f');
-    expect(parseReport(await batch(...scriptArgs(plan, 'commit', 'T1', true))).puts.get(0)).toMatchObject({ status: 'unsafe' });
+    const swap = async () => {
+      await sh('cd /srv/swap/d && mv .stevedore-T1 old && ln -s /secret .stevedore-T1 && echo x > /secret/f');
+      return 'commit';
+    };
+    const call = cli.exec(['sh', '-c', BATCH, 'stevedore', ...scriptArgs(plan, 'copy', 'T1', true)]);
+    const { stdout } = await converse(cli, call, AbortSignal.timeout(30_000), { ready: 'c - copy', answer: swap });
+    expect(parseReport(stdout).puts.get(0)).toMatchObject({ status: 'unsafe' });
     expect(await sh('ls -A /srv/swap/d; ls -A /secret; stat -c "%u:%g %a" /secret/key /secret/f')).toBe('.stevedore-T1\nold\nf\nkey\n0:0 600\n0:0 644');
   });
 
@@ -169,6 +176,20 @@ function containerCases({ runtime, can, place }: RuntimeCases): void {
     expect(codes(await push(stopped, [await put(dir, '/srv/x', 'x')]))).toEqual(['ok']);
   });
 
+  // Docker's cp writes where dockerd sees the container's filesystem, which has no tmpfs
+  // mounted in the container: the file goes again by exec there.
+  it('lands a file past 64 MiB in a filesystem mounted in the container, and one that does not fit is full, leaving nothing', async () => {
+    const dir = await tempDir();
+    const mounted = await runtime.createWithSmallDisk('sd-mnt', '/mnt/small', '100m');
+    onTestFinished(() => runtime.remove(mounted));
+    const into = createTarget('mnt', runtime.target(mounted));
+    const data = Buffer.alloc(70 << 20, 3);
+    expect(codes(await push(into, [await put(dir, '/mnt/small/big.bin', data, { owner: { uid: 5, gid: 6 }, mode: 0o600 })]))).toEqual(['ok']);
+    expect(codes(await push(into, [await put(dir, '/mnt/small/again.bin', data)]))).toEqual(['TARGET_FULL']);
+    expect(await runtime.sh(mounted, 'sha256sum /mnt/small/big.bin | cut -c1-64; stat -c "%u:%g %a" /mnt/small/big.bin; ls -A /mnt/small'))
+      .toBe(`${sha(data)}\n5:6 600\nbig.bin`);
+  });
+
   it.runIf(can.projects)('reaches a container as remote:name and inside a project; an unknown project or remote is permanent', async () => {
     const dir = await tempDir();
     const container = place();
@@ -212,10 +233,10 @@ function daemonCases({ runtime, can, place }: RuntimeCases): void {
   // the CLI prints (`read: connection reset by peer`, or `connection refused` when it tries
   // again; by hand, LXD also printed `Post …": EOF` and `write: broken pipe`) is the daemon down, not an
   // I/O error that spends attempts.
-  it('classifies a daemon killed while the CLI waits on it as down: in an exec, and in Incus\'s and LXD\'s own file push', async () => {
+  it('classifies a daemon killed while the CLI waits on it as down: in an exec, and in the runtime\'s own copy of a large file', async () => {
     const dir = await tempDir();
     const freezeOn = path.join(dir, 'freeze-on');
-    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` (a push past 64 MiB, after an exec).
+    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` / `cp` (a push past 64 MiB, after an exec).
     await countCalls(runtime.command, { before: `[ "$1" = "$(cat '${freezeOn}')" ] && pkill -STOP -x ${daemon.process}` });
     onTestFinished(async () => {
       await daemon.thaw().catch(() => undefined); // none left to thaw once killed
@@ -223,7 +244,7 @@ function daemonCases({ runtime, can, place }: RuntimeCases): void {
       await runtime.sh(place(), 'rm -rf /srv/killed');
     });
     const cases: [string, PutItem][] = [['exec', await put(dir, '/srv/killed/small', 'x')]];
-    if (can.filePush) cases.push(['file', await put(dir, '/srv/killed/big', Buffer.alloc(70 << 20, 1))]);
+    if (can.filePush) cases.push([can.filePush, await put(dir, '/srv/killed/big', Buffer.alloc(70 << 20, 1))]);
     for (const [call, item] of cases) {
       await writeFile(freezeOn, call);
       const pushing = push(createTarget('t', runtime.target(place())), [item]);

@@ -15,7 +15,7 @@ describe('planBatch and scriptArgs', () => {
     expect(plan.puts.map(({ item, dir }) => [item.dest, dir])).toEqual([['/top', 0], ['/a/1', 1], ['/b/2', 2], ['/b/1', 2]]);
     expect(scriptArgs(plan, 'all', 'TAG', false)).toEqual([
       'all', 'TAG', '0',
-      '3', '/', '/', '0755', '', '/a', '/a', '0750', '', '/b', '/b', '0755', '',
+      '3', '/', '/', '0755', '/a', '/a', '0750', '/b', '/b', '0755',
       '1', '/old', '/',
       '4', '0', 'top', '0:0', '0644', '1', '1', '0:0', '0644', '2', '2', '0:0', '0644', '2', '1', '0:0', '0644',
     ]);
@@ -29,13 +29,13 @@ describe('planBatch and scriptArgs', () => {
     expect(plan.dirs).toEqual([{ dir: '/srv/www/a', root: '/srv/www', mode: 0o755 }]); // a file without a root weakens no other
     const bare = planBatch([], [put('/srv/www/a/3')]);
     expect(bare.dirs).toEqual([{ dir: '/srv/www/a', root: '/srv/www/a', mode: 0o755 }]);
-    expect(scriptArgs(plan, 'all', 'T', false).slice(8, 11)).toEqual(['1', '/srv/www/old/x', '/srv/www']);
+    expect(scriptArgs(plan, 'all', 'T', false).slice(7, 10)).toEqual(['1', '/srv/www/old/x', '/srv/www']);
   });
 
   it('passes the configured owner, and names that would be code in a shell only as arguments', () => {
     const name = '$(reboot); `x` "q" \'s\' \nnewline';
     const plan = planBatch([], [put(`/d/${name}`, { owner: { uid: 33, gid: 44 }, mode: 0o600 })]);
-    expect(scriptArgs(plan, 'commit', 'T', true).slice(-4)).toEqual(['0', name, '33:44', '0600']);
+    expect(scriptArgs(plan, 'copy', 'T', true).slice(-4)).toEqual(['0', name, '33:44', '0600']);
     expect(stagedPath((plan.puts[0] as { item: PutItem }).item, 'T')).toBe(`d/.stevedore-T/${name}`);
   });
 });
@@ -62,22 +62,16 @@ describe('parseReport', () => {
     expect(report.puts.get(4)).toMatchObject({ status: 'unsafe' });
   });
 
-  it('reads what a prepare made and which directories it could not make, for the commit', () => {
+  it('reads which directories a copy could not make before the runtime\'s copy, and the line it then waits at', () => {
     const name = 'n'.repeat(300);
     const report = parseReport([
-      'm 0 /srv/new',
-      'm 2 /srv/other dir/with space',
+      'r 0 ok',
       `d 2 fail mkdir: can't create directory '/srv/other dir/with space/${name}': File name too long`,
+      'c - copy',
     ].join('\n'));
-    expect([...report.made]).toEqual([[0, '/srv/new'], [2, '/srv/other dir/with space']]);
     expect(report.dirErrors.get(2)).toEqual({ status: 'fail', message: `mkdir: can't create directory '/srv/other dir/with space/${name}': File name too long` });
+    expect([...report.deletes]).toEqual([[0, { status: 'ok' }]]);
     expect(report.puts.size).toBe(0);
-  });
-
-  it('hands the commit the top each directory made, so that it can remove it', () => {
-    const plan = planBatch([], [put('/srv/new/a/f'), put('/srv/old/g')]);
-    const committing = { ...plan, dirs: plan.dirs.map((dir, i) => ({ ...dir, made: i === 0 ? '/srv/new' : '' })) };
-    expect(scriptArgs(committing, 'commit', 'T', false).slice(3, 12)).toEqual(['2', '/srv/new/a', '/srv/new/a', '0755', '/srv/new', '/srv/old', '/srv/old', '0755', '']);
   });
 });
 

@@ -2,16 +2,17 @@
 # Data (paths, modes) arrive only as arguments, never spliced into code.
 #
 # ARGS: MODE TAG FIX, then three counted lists:
-#   ND, then ND x (DIR ROOT DIRMODE MADE)         directories the puts need; missing parts get DIRMODE;
-#                                                 MADE (commit only): the topmost part prepare made
+#   ND, then ND x (DIR ROOT DIRMODE)              directories the puts need; missing parts get DIRMODE
 #   NR, then NR x (PATH ROOT)                     paths to remove, recursively
 #   NP, then NP x (DIRINDEX NAME UID:GID FMODE)   puts, grouped by directory
-# MODE all: everything, the tar stream of the puts on stdin. prepare: directories, removals
-# and staging directories only. commit: the renames only (the files were copied in by other
-# means; FIX=1 then sets owner and mode here). abort: removes the staging directories of
-# a prepare whose copy failed. Each put is unpacked as DIR/.stevedore-TAG/NAME and renamed
-# to DIR/NAME with one mv per directory: rename(2), so a reader sees the old file or the
-# new one, never a partial one.
+# MODE all: everything, the tar stream of the puts on stdin. copy: directories, removals and
+# staging directories, then the line "c - copy" and a wait for one line on stdin while the
+# runtime's own copy puts the files in the staging directories: "commit [I...]" renames
+# them (FIX=1 then sets owner and mode here; puts I... were not copied), anything else
+# (end of input) removes them. abort: removes the staging directories of a batch that
+# could not end (the agent killed, the container down). Each put is unpacked as
+# DIR/.stevedore-TAG/NAME and renamed to DIR/NAME with one mv per directory: rename(2),
+# so a reader sees the old file or the new one, never a partial one.
 # ROOT is the configured directory a path lies under: a path whose existing part resolves
 # (symlinks followed) outside ROOT's own resolution, or goes through a dangling symlink,
 # is refused as unsafe, and nothing is made, unpacked, renamed or removed through it.
@@ -20,11 +21,10 @@
 # it: one swapped for a symlink meanwhile is refused. What tar (or the runtime's own
 # copy) writes while it runs cannot be checked from sh; that window stays.
 # Output: "r I ok" | "r I KIND MSG" per removal; "d I unsafe MSG" per refused directory,
-# "d I fail MSG" per one that could not be made; "m I TOP" (prepare) when directory I
-# made TOP and what lies below it; "p I KIND MSG" per put that failed (KIND: missing,
+# "d I fail MSG" per one that could not be made; "p I KIND MSG" per put that failed (KIND: missing,
 # isdir, unsafe, fail); "g FIRST END" when every other put in FIRST..END-1 landed;
 # "t - MSG" when tar failed.
-# A put that fails leaves no directory made for it: at the end (all, commit), each
+# A put that fails leaves no directory made for it: at the end (all, copy), each
 # directory none of whose puts reached its rename loses what the batch made of it, each
 # part while it is empty.
 #
@@ -71,15 +71,13 @@ unsafe= nd=0
 refuse() { # INDEX MESSAGE: nothing of the batch is unpacked (tar would follow the way)
   unsafe=1; eval "derr_$1=\$2"; say d "$1" "unsafe $2"
 }
-# Directory number $4 is $1 (root $2, mode $3, made by prepare from $5 down): made if
-# missing, with a staging directory in it.
+# Directory number $4 is $1 (root $2, mode $3): made if missing, with a staging directory in it.
 directory() {
-  eval "dir_$4=\$1 droot_$4=\$2 top_$4=\$5"; nd=$(($4+1))
+  eval "dir_$4=\$1 droot_$4=\$2 top_$4="; nd=$(($4+1))
   if [ "$mode" = abort ]; then inside "${1:-/}" "$2" && rm -rf -- "$1/.stevedore-$tag"
   elif ! inside "${1:-/}" "$2"; then refuse $4 "${1:-/} leads outside $2 through a symlink"
-  elif [ "$mode" != commit ]; then
+  else
     missing "$1"; eval "top_$4=\$top"
-    [ "$mode" = prepare ] && [ -n "$top" ] && say m $4 "$top"
     if ! err=$(mkdirs "${1:-/}" "$3" 2>&1 && mkdir -m 700 -- "$1/.stevedore-$tag" 2>&1); then
       unsafe=1; eval "derr_$4=\$(oneline \"\$err\")"; eval "say d $4 \"fail \$derr_$4\""
     fi
@@ -87,10 +85,8 @@ directory() {
 }
 # Directory $1 got none of its files: what the batch made of it goes, from the directory
 # up to the topmost part made, each part while it is empty and still inside its root.
-# A top that is not the directory or above it (a report line cut at a newline) removes nothing.
 prune() {
   eval "d=\$dir_$1 t=\${top_$1-} r=\$droot_$1"
-  case $d/ in "$t"/*) ;; *) return 0 ;; esac
   while [ -n "$t" ] && [ -n "$d" ]; do
     if [ -d "$d" ] && [ ! -L "$d" ]; then inside "$d" "$r" && rmdir -- "$d" 2>/dev/null || return 0; fi
     [ "$d" = "$t" ] && return 0
@@ -99,7 +95,6 @@ prune() {
 }
 # Deepest first: a directory sorts after its parent.
 prune_all() {
-  [ "$mode" = all ] || [ "$mode" = commit ] || return 0
   i=$nd
   while [ $i -gt 0 ]; do
     i=$((i-1))
@@ -108,7 +103,6 @@ prune_all() {
   done
 }
 remove() { # PATH ROOT INDEX
-  [ "$mode" = commit ] && return 0
   if ! inside "${1%/*}" "$2"; then say r $3 "unsafe ${1%/*} leads outside $2 through a symlink"; return 0; fi
   err=$(rm -rf -- "$1" 2>&1)
   if [ -e "$1" ] || [ -L "$1" ]; then say r $3 "fail $(oneline "$err")"; else say r $3 ok; fi
@@ -137,12 +131,20 @@ untar() {
 put() {
   s=./$1
   if [ -n "$e" ]; then say p $j "unsafe $e"
+  elif case " $skip " in *" $j "*) true ;; *) false ;; esac; then say p $j "fail not copied"; rm -f -- "$s"
   elif [ -n "$tfail" ] || [ ! -f "$s" ]; then say p $j "missing $terr"
   elif [ -d "$dp/$1" ] && [ ! -L "$dp/$1" ]; then say p $j "isdir $dst/$1 is a directory"; rm -f -- "$s"
   elif [ "$fix" = 1 ] && ! ferr=$(chown -h "$2" "$s" 2>&1 && chmod "$3" "$s" 2>&1); then
     say p $j "fail $(oneline "$ferr")"; rm -f -- "$s"
   else eval "q_$j=\$1 ok_$cur=1"
   fi
+}
+# The runtime's copy ran (copy mode): what it could not copy, or all of it when no commit came.
+skip=
+copied() {
+  say c - copy
+  read -r go skip || go=
+  [ "$go" = commit ] || { terr='not copied' tfail=1 skip=; }
 }
 # A glob that matched nothing stays itself: nothing to move then.
 move() {
@@ -182,15 +184,14 @@ for a; do
     nd) left=$a state=dir; [ "$left" -gt 0 ] || state=nr ;;
     dir) d=${a%/} state=droot ;;
     droot) dr=$a state=dmode ;;
-    dmode) dm=$a state=dmade ;;
-    dmade) directory "$d" "$dr" "$dm" $k "$a"; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=dir; else state=nr; fi ;;
+    dmode) directory "$d" "$dr" "$a" $k; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=dir; else state=nr; fi ;;
     nr)
       [ "$mode" = abort ] && exit 0
       left=$a k=0 state=rm; [ "$left" -gt 0 ] || state=np ;;
     rm) rp=$a state=rroot ;;
     rroot) remove "$rp" "$a" $k; k=$((k+1)) left=$((left-1)); if [ $left -gt 0 ]; then state=rm; else state=np; fi ;;
     np)
-      [ "$mode" = prepare ] && exit 0
+      [ "$mode" = copy ] && copied
       untar "$a"; state=pd ;;
     pd) [ "$a" = "$cur" ] || { group_end; group_start "$a"; }; state=pn ;;
     pn) n=$a state=po ;;

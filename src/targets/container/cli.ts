@@ -32,16 +32,9 @@ const KILL_AFTER_MS = 2_000;
 /** Resolves with the output of a zero exit; throws the classified error otherwise. */
 export async function run(cli: Cli, args: readonly string[], { signal, input }: RunOptions): Promise<RunResult> {
   const feeding = new AbortController();
-  const options = {
-    cancelSignal: AbortSignal.any([signal, feeding.signal]),
-    forceKillAfterDelay: KILL_AFTER_MS,
-    stdin: input ? 'pipe' : 'ignore',
-    reject: false,
-    maxBuffer: 16 * 1024 * 1024,
-  } as const;
-  const { child } = await spawned(() => execa(cli.command, args, options)).catch((error: unknown) => {
+  const { child } = await start(cli, args, AbortSignal.any([signal, feeding.signal]), input !== undefined).catch((error: unknown) => {
     input?.destroy();
-    throw new StevedoreError('TARGET_IO', `could not start ${cli.command}: ${errorMessage(error)}`, { cause: error });
+    throw error;
   });
   let inputError: unknown;
   if (input && child.stdin) {
@@ -61,6 +54,58 @@ export async function run(cli: Cli, args: readonly string[], { signal, input }: 
   if (inputError !== undefined) {
     throw new StevedoreError('TARGET_IO', `could not read a staged file: ${errorMessage(inputError)}`, { cause: inputError });
   }
+  return ended(cli, signal, result);
+}
+
+/** A call that waits halfway: once its output has a line `ready`, `answer` is asked with what came before it. */
+export interface Turn {
+  ready: string;
+  /** Answers the line written to the CLI's stdin, which then ends; one that throws ends stdin with nothing. */
+  answer(before: string): Promise<string>;
+}
+
+/**
+ * `run` for a CLI that stops halfway for an answer on its stdin (batch.sh's copy mode,
+ * while the runtime's copy runs): one process where two would cost a second exec. The
+ * answer's error wins over the call's, which then only says the same thing later.
+ */
+export async function converse(cli: Cli, args: readonly string[], signal: AbortSignal, turn: Turn): Promise<RunResult> {
+  const { child } = await start(cli, args, signal, true);
+  child.stdin?.on('error', () => undefined);
+  let seen = '';
+  let answering: Promise<unknown> | undefined;
+  let answerError: unknown;
+  const onData = (chunk: Buffer) => {
+    seen += chunk.toString();
+    const at = `\n${seen}`.indexOf(`\n${turn.ready}\n`);
+    if (at < 0) return;
+    child.stdout?.off('data', onData);
+    answering = turn.answer(seen.slice(0, at)).then((line) => child.stdin?.end(`${line}\n`), (error: unknown) => {
+      answerError = error;
+      child.stdin?.end();
+    });
+  };
+  child.stdout?.on('data', onData);
+  const result = await child;
+  await answering;
+  if (answerError !== undefined) throw answerError;
+  return ended(cli, signal, result);
+}
+
+async function start(cli: Cli, args: readonly string[], signal: AbortSignal, stdin: boolean) {
+  const options = {
+    cancelSignal: signal,
+    forceKillAfterDelay: KILL_AFTER_MS,
+    stdin: stdin ? 'pipe' : 'ignore',
+    reject: false,
+    maxBuffer: 16 * 1024 * 1024,
+  } as const;
+  return spawned(() => execa(cli.command, args, options)).catch((error: unknown) => {
+    throw new StevedoreError('TARGET_IO', `could not start ${cli.command}: ${errorMessage(error)}`, { cause: error });
+  });
+}
+
+function ended(cli: Cli, signal: AbortSignal, result: CallEnd & { isCanceled: boolean; stdout?: unknown; stderr?: unknown }): RunResult {
   if (result.isCanceled) throw cancelled(cli, signal);
   const failure = callFailure(cli, result);
   if (failure) throw failure;

@@ -31,7 +31,8 @@ export const dockerFailures: readonly FailureRule[] = [
 ];
 
 export const podmanFailures: readonly FailureRule[] = [
-  { match: /no container with name or ID .* found|no such container/i, code: 'TARGET_NOT_FOUND', says: 'no such container' },
+  // `podman cp` says `Error: container "NAME" does not exist`.
+  { match: /no container with name or ID .* found|no such container|container ".*" does not exist/i, code: 'TARGET_NOT_FOUND', says: 'no such container' },
   { match: /container state improper|can only create exec sessions on running containers|is not running/i, code: 'TARGET_DOWN', says: 'the container is not running' },
   { match: /unable to connect to Podman|Cannot connect to Podman/i, code: 'TARGET_DOWN', says: 'the podman service is not reachable' },
   { match: /permission denied/i, code: 'PERMISSION_DENIED', says: 'no permission to use podman' },
@@ -48,5 +49,9 @@ export function dockerRuntime(target: DockerTarget): Runtime {
     // The daemon unpacks this one, so it works in a container without tar. Docker keeps
     // the archive's owners with -a; Podman 4.3 does not, and commit sets them.
     copyIn: () => [...daemon, 'cp', ...(target.runtime === 'docker' ? ['-a'] : []), '-', `${target.container}:/`],
+    // A file, not `cp -`: Podman's client copies a tar from stdin whole into a temp file
+    // before it sends it. The copy is owned by root with the host file's mode; commit sets both.
+    pushFile: (source, dest) => [...daemon, 'cp', source, `${target.container}:${dest}`],
+    copySetsOwner: false,
   };
 }

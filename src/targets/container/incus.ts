@@ -67,6 +67,7 @@ export function incusRuntime(target: IncusTarget): Runtime {
     container: ref,
     failures: incusLikeFailures(target, ref),
     exec: (argv) => ['exec', ...project, ref, '--', ...argv],
+    copySetsOwner: true,
     pushFile: (source, dest, { uid, gid }, mode) => [
       'file', 'push', '-q', ...project, '--uid', String(uid), '--gid', String(gid), '--mode', mode.toString(8).padStart(4, '0'),
       source, `${ref}${dest}`,

@@ -8,10 +8,9 @@ export interface Plan {
    * One per directory the puts land in; missing parts are made with its mode. `root`:
    * no symlink below it may lead outside it (the longest of its puts' roots: every
    * configured dest is the operator's, so a symlink at one is theirs too; the directory
-   * itself when none of its puts has a root). `made`: the topmost part of it a prepare
-   * made, for the commit to remove when none of its files lands.
+   * itself when none of its puts has a root).
    */
-  dirs: { dir: string; root: string; mode: number; made?: string }[];
+  dirs: { dir: string; root: string; mode: number }[];
   deletes: DeleteItem[];
   /** Grouped by directory, as batch.sh wants them; `dir` indexes `dirs`. */
   puts: { item: PutItem; dir: number }[];
@@ -42,12 +41,12 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 const octal = (mode: number) => mode.toString(8).padStart(4, '0');
 
-export type ScriptMode = 'all' | 'prepare' | 'commit' | 'abort';
+export type ScriptMode = 'all' | 'copy' | 'abort';
 
 /** MODE TAG FIX, then the counted lists batch.sh describes. */
 export function scriptArgs(plan: Plan, mode: ScriptMode, tag: string, fix: boolean): string[] {
   const args = [mode, tag, fix ? '1' : '0', String(plan.dirs.length)];
-  for (const { dir, root, mode: dirMode, made = '' } of plan.dirs) args.push(dir, root, octal(dirMode), made);
+  for (const { dir, root, mode: dirMode } of plan.dirs) args.push(dir, root, octal(dirMode));
   args.push(String(plan.deletes.length));
   for (const item of plan.deletes) args.push(item.dest, rootOf(item));
   args.push(String(plan.puts.length));
@@ -69,8 +68,6 @@ export interface Report {
   puts: Map<number, ItemOutcome>;
   /** Directories refused (they lead outside their root) or not made: nothing may be copied into them. */
   dirErrors: Map<number, ItemOutcome>;
-  /** The topmost part of each directory a prepare made. */
-  made: Map<number, string>;
   /** What tar said when it stopped part-way. */
   tarError?: string;
   /** Per-file pushes that failed, by task id (when the runtime's copy replaced tar). */
@@ -79,17 +76,14 @@ export interface Report {
 
 const LINE = /^([rptd]) (\S+) (ok|missing|isdir|unsafe|fail)?\s?(.*)$/;
 const GROUP = /^g (\d+) (\d+)$/;
-const MADE = /^m (\d+) (\/.*)$/;
 
 export function parseReport(stdout: string): Report {
-  const report: Report = { deletes: new Map(), puts: new Map(), dirErrors: new Map(), made: new Map() };
+  const report: Report = { deletes: new Map(), puts: new Map(), dirErrors: new Map() };
   const landed: [number, number][] = [];
   for (const line of stdout.split('\n')) {
     const group = GROUP.exec(line);
-    const made = MADE.exec(line);
     const match = LINE.exec(line);
     if (group) landed.push([Number(group[1]), Number(group[2])]);
-    else if (made) report.made.set(Number(made[1]), made[2] as string);
     else if (match?.[1] === 't') report.tarError = match[4];
     else if (match?.[3]) {
       const [, kind, index, status, message = ''] = match;

@@ -9,6 +9,8 @@ export interface Runtime extends Cli {
   exec(argv: readonly string[]): string[];
   /** CLI arguments that unpack a tar stream from stdin at the container's `/` without its tar. */
   copyIn?(): string[];
-  /** CLI arguments that push one host file to `dest` with this owner and mode. */
-  pushFile?(source: string, dest: string, owner: { uid: number; gid: number }, mode: number): string[];
+  /** CLI arguments that push one host file to `dest` (with this owner and mode where `copySetsOwner`). */
+  pushFile(source: string, dest: string, owner: { uid: number; gid: number }, mode: number): string[];
+  /** The runtime's copies give a file the owner and mode asked (Incus's push takes them); otherwise batch.sh sets them. */
+  copySetsOwner: boolean;
 }
