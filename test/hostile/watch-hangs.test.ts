@@ -4,7 +4,7 @@
 // and a directory renamed back and forth flat out (an event storm). Throughout, the
 // agent must answer, its memory stay bounded, SIGTERM stop it, and the files land.
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -63,7 +63,10 @@ async function raceInto(drop: string, name: string, count: number, seconds: numb
     pairs.push([file, fifo]);
   }
   const racing = race('blink', pairs, seconds, 2000, dir);
-  await sleep(200);
+  // Moved in once the racer runs (its first name mostly a FIFO): on a loaded machine
+  // python can start later than the agent stages 50 plain files, and nothing is raced.
+  const [first] = pairs[0] as [string, string];
+  await waitFor(async () => (await lstat(path.join(dir, first)).catch(() => undefined))?.isFIFO(), { timeoutMs: 10_000, what: 'the racer to start' });
   await rename(dir, path.join(drop, name));
   return { files: pairs.map(([file]) => `${name}/${file}`), racing };
 }
