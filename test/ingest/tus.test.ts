@@ -136,17 +136,18 @@ describe('tus uploads', () => {
   });
 
   it('removes abandoned uploads after http.upload_expiry: 410 or 404, counted', async () => {
-    const t = await startAgent({ http: '  upload_expiry: 1s' });
+    // 3 s: long enough that the PATCH below comes before expiry on a loaded machine.
+    const t = await startAgent({ http: '  upload_expiry: 3s' });
     const location = String((await createUpload(t.url, '/drop/secret', 100, { token: TOKEN })).headers.location);
     expect((await patchUpload(t.url, location, 0, Buffer.alloc(10), auth)).status).toBe(204);
     const gone = await waitFor(async () => {
       const { status } = await headUpload(t.url, location, auth);
       return status === 410 || status === 404 ? status : undefined;
-    }, { what: 'the upload to expire' });
+    }, { timeoutMs: 15_000, what: 'the upload to expire' });
     expect([404, 410]).toContain(gone);
     await waitFor(async () => (await readdir(uploadsDir(t))).length === 0, { what: 'its files to go' });
     const status = json<{ uploads: Record<string, number> }>(await send(t.url, '/status', { method: 'GET' }));
-    expect(status.uploads).toMatchObject({ live: 0, expired: 1, expiry_seconds: 1 });
+    expect(status.uploads).toMatchObject({ live: 0, expired: 1, expiry_seconds: 3 });
     expect((await send(t.url, '/metrics', { method: 'GET' })).text).toMatch(/^stevedore_uploads_expired_total 1$/m);
     expect([404, 410]).toContain((await patchUpload(t.url, location, 10, 'x', auth)).status);
   });
