@@ -45,8 +45,8 @@ export interface Lane {
   remove(task: Task): boolean;
   /** The target may be back (a fleet member started): its pause ends now. */
   wake(): void;
-  /** The next batch to push at `now`, marked busy; empty when none may leave now. */
-  take(now: number): Task[];
+  /** The next batch to push at `now`, marked busy; empty when none may leave now. `othersPushing`: other lanes' batches are running. */
+  take(now: number, othersPushing: boolean): Task[];
   /** A batch is over: its destinations are free again. */
   finished(tasks: readonly Task[]): void;
   /** A push landed: the target is up. */
@@ -57,12 +57,16 @@ export interface Lane {
   failed(task: Task, cause: StevedoreError): Verdict;
   /** Paused (down) until then, in ms since the epoch; 0 when not. */
   readonly downUntil: number;
+  /** A batch that is not full gathers more files until then (see take); 0 when none does. */
+  readonly gatherUntil: number;
   readonly ready: number;
   readonly down: boolean;
   state(): TargetState;
   close(): void;
 }
 
+// How long a batch that is not full waits for more files while other lanes push.
+const LINGER_MS = 400;
 const DOWN_BACKOFF = { initialDelay: 1000, maxDelay: 30_000 };
 // Descriptors come back as the load passes, a spool as state_dir is mounted again: a
 // host fault pauses the target as briefly as a full target would be retried.
@@ -78,11 +82,16 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
   let downStreak = 0;
   let since: string | undefined;
   let lastError: TargetState['lastError'];
+  let gatherUntil = 0;
 
-  // A push costs a fixed price (a runtime CLI process, ~50 ms of CPU) before its first
-  // byte, so an idle target starts at once with what is ready, but a second batch into
-  // a busy target starts only when it is full: the rest gathers while the first runs.
-  function take(now: number): Task[] {
+  // A push costs a fixed price (a runtime CLI process, ~50 ms of CPU, and as much again
+  // in the runtime's daemon) before its first byte, so an idle target starts at once
+  // with what is ready, but a second batch into a busy target starts only when it is
+  // full: the rest gathers while the first runs. While other lanes push (a fleet's
+  // members: the same files, each member's lane its own processes) an idle one gathers
+  // for up to LINGER_MS too: started at once, the members' lanes cut ever smaller
+  // batches (bench/fleet into 3 Incus members: 541 deliveries/s, 911 with the wait).
+  function take(now: number, othersPushing: boolean): Task[] {
     if (running >= limits.perTarget || now < downUntil) return [];
     const batch: Task[] = [];
     let bytes = 0;
@@ -97,7 +106,14 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
       bytes += task.bytes;
     }
     // A batch at its byte bound (one big file) is full too: it need not wait.
-    if (running > 0 && !full && batch.length < limits.batchFiles && bytes < limits.batchBytes) return [];
+    if (!full && batch.length < limits.batchFiles && bytes < limits.batchBytes) {
+      if (running > 0) return [];
+      if (othersPushing && batch.length > 0) {
+        gatherUntil ||= now + LINGER_MS;
+        if (now < gatherUntil) return [];
+      }
+    }
+    gatherUntil = 0;
     running += batch.length > 0 ? 1 : 0;
     for (const task of batch) {
       ready.delete(task.dest);
@@ -175,6 +191,9 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
     },
     get downUntil() {
       return downUntil;
+    },
+    get gatherUntil() {
+      return gatherUntil;
     },
     get ready() {
       return ready.size;

@@ -173,7 +173,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       started = false;
       for (const lane of lanes.values()) {
         if (active >= concurrency) break;
-        const tasks = lane.take(now);
+        const tasks = lane.take(now, active > 0);
         if (tasks.length === 0) continue;
         started = true;
         active += 1;
@@ -195,10 +195,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     });
   }
 
-  // A target marked down gets looked at again when its pause ends.
+  // A target marked down gets looked at again when its pause ends, one gathering a
+  // batch when its time is up.
   function scheduleWake(now: number): void {
     clearTimeout(wakeTimer);
-    const next = Math.min(...[...lanes.values()].filter((l) => l.downUntil > now && l.ready > 0).map((l) => l.downUntil));
+    const times = [...lanes.values()].flatMap((l) => (l.ready > 0 ? [l.downUntil, l.gatherUntil] : []));
+    const next = Math.min(...times.filter((time) => time > now));
     if (Number.isFinite(next) && !closing) wakeTimer = setTimeout(pump, next - now).unref();
   }
 

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { createProbe, createTestTarget } from '../helpers/targets.js';
 import { waitFor } from '../helpers/wait.js';
+import type { Task } from '../../src/task.js';
 import { harness, isOver, makeTask, settleDown } from './harness.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('scheduler limits', () => {
   it.each([
@@ -44,6 +46,29 @@ describe('scheduler limits', () => {
     expect(target.batches.map((b) => b.reduce((sum, item) => sum + (item.op === 'put' ? item.bytes : 0), 0))).toEqual([1, 40, 40, 80, 60, 60, 500]);
     const pushed = target.batches.flat().map((item) => item.id);
     expect(new Set(pushed).size).toBe(pushed.length);
+  });
+
+  it('while other targets push, a batch that is not full gathers a while (files that come meanwhile leave with it); with nothing else pushing it leaves at once', async () => {
+    const busy = createTestTarget({ name: 'a', held: true });
+    const other = createTestTarget({ name: 'b' });
+    const h = harness([busy, other]);
+    const pushing = makeTask('/a', { target: 'a' });
+    h.scheduler.enqueue(pushing);
+    await waitFor(() => busy.waiting === 1);
+    const gathered = [makeTask('/b1', { target: 'b' }), makeTask('/b2', { target: 'b' })];
+    h.scheduler.enqueue(gathered[0] as Task);
+    await sleep(50); // well inside the lane's wait (400 ms)
+    h.scheduler.enqueue(gathered[1] as Task);
+    await waitFor(() => gathered.every(isOver));
+    expect(busy.waiting).toBe(1); // it left while the other push still ran
+    busy.release();
+    await waitFor(() => isOver(pushing));
+    const alone = [makeTask('/b3', { target: 'b' }), makeTask('/b4', { target: 'b' })];
+    h.scheduler.enqueue(alone[0] as Task);
+    await sleep(50);
+    h.scheduler.enqueue(alone[1] as Task);
+    await waitFor(() => alone.every(isOver));
+    expect(other.batches.map((batch) => batch.map((item) => item.dest))).toEqual([['/b1', '/b2'], ['/b3'], ['/b4']]);
   });
 
   it('reserve() holds room up to capacity; release() and settled tasks give it back', async () => {
