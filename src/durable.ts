@@ -1,7 +1,7 @@
 // The few fsync patterns everything durable is built from, and the one way a running
 // agent makes a directory under state_dir.
 import { closeSync, fdatasync, open as openFd, write } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from './errors.js';
 import { randomName } from './random.js';
@@ -86,5 +86,12 @@ export function writeNewFile(file: string, data: Uint8Array, flush: boolean): Pr
         });
       writeFrom(0);
     });
+  });
+}
+
+/** Removes a file that may be gone already: one unlink (fs.rm lstats the name twice first). */
+export async function removeFile(file: string): Promise<void> {
+  await unlink(file).catch((error: unknown) => {
+    if (errnoCode(error) !== 'ENOENT') throw error;
   });
 }

@@ -3,8 +3,8 @@
 import { createHash } from 'node:crypto';
 import { randomName } from '../random.js';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, readdir, rm, statfs, unlink } from 'node:fs/promises';
-import { errnoCode } from '../errors.js';
+import { chmod, mkdir, readdir, rm, statfs } from 'node:fs/promises';
+import { removeFile } from '../durable.js';
 import path from 'node:path';
 
 export interface StagedFile {
@@ -44,12 +44,7 @@ export function createSpool(dir: string): Spool {
       return { name, path: filePath(name) };
     },
     path: filePath,
-    // One unlink: fs.rm would lstat the name twice first (3 thread-pool calls per file).
-    async remove(name) {
-      await unlink(filePath(name)).catch((error: unknown) => {
-        if (errnoCode(error) !== 'ENOENT') throw error;
-      });
-    },
+    remove: (name) => removeFile(filePath(name)),
     async sweep(keep) {
       const orphans = (await readdir(dir)).filter((name) => !keep.has(name));
       await Promise.all(orphans.map((name) => rm(path.join(dir, name), { force: true, recursive: true })));

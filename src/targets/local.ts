@@ -1,12 +1,13 @@
 // The `local` target: a host directory standing in for a container's filesystem.
-// Each file lands atomically (temp name beside the destination, then rename), and
+// Each file lands atomically (a new name as a hard link of the staged file; a name that
+// is taken through a temp name beside it, then rename), and
 // nothing is written outside `root`, even through a symlink planted inside it.
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
-import { fsyncDir } from '../durable.js';
+import { fsyncDir, removeFile } from '../durable.js';
 import type { StagingLedger, StagingNote } from './ledger.js';
 import { checkDest, failed, ok, pushError, stagedGone, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
@@ -133,11 +134,8 @@ async function putOne(item: PutItem, ensure: EnsureDir, signal: AbortSignal, tem
     signal.throwIfAborted();
     await rename(temp, final);
     // Renaming one hard link onto another of the same inode (a re-push after a crash)
-    // succeeds and does nothing: the temp name would stay behind. One unlink, not rm's
-    // lstat and unlink: it is gone almost always.
-    await unlink(temp).catch((error: unknown) => {
-      if (errnoCode(error) !== 'ENOENT') throw error;
-    });
+    // succeeds and does nothing: the temp name would stay behind.
+    await removeFile(temp);
     return parent;
   } catch (error) {
     if (temp !== undefined) await rm(temp, { force: true });
