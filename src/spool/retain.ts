@@ -53,12 +53,19 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
   const keyOf = (target: string, dest: string) => `${target}\0${dest}`;
   const dataPath = (sha: string) => path.join(data, sha);
 
+  // A save not started yet: every change so far is in it, since the index is read when it
+  // starts. Saves asked meanwhile join it: one write for the tasks that end together, not
+  // one each (each a JSON of the whole index and an fsync).
+  let next: Promise<void> | undefined;
   const save = () => {
     clearTimeout(timer);
     timer = undefined;
-    const text = JSON.stringify({ version: 1, versions: [...index.values()] });
-    saving = saving.then(() => writeFileDurable(indexFile, text)).catch((error: unknown) => logger.warn({ err: error }, 'could not save the retained versions index'));
-    return saving;
+    next ??= saving.then(() => {
+      next = undefined;
+      return writeFileDurable(indexFile, JSON.stringify({ version: 1, versions: [...index.values()] }));
+    }).catch((error: unknown) => logger.warn({ err: error }, 'could not save the retained versions index'));
+    saving = next;
+    return next;
   };
   const flush = () => (timer ? save() : saving);
   const changed = () => void (timer ??= setTimeout(() => void save(), SAVE_DELAY).unref());
