@@ -12,8 +12,6 @@ import { randomName } from '../../random.js';
 import { joinDest } from '../paths.js';
 import { continueBody, notAllowed } from '../respond.js';
 import type { TusEndpoint } from '../types.js';
-
-export type { TusEndpoint } from '../types.js';
 import { declaredLength, requireToken } from '../upload.js';
 import { currentCall, runCall, type Creation, type TusCall } from './call.js';
 import { CHECKSUM_ALGORITHMS, uploadChecksum } from './checksum.js';
