@@ -12,6 +12,7 @@ import type { DeliveryOutcome, Settlement, Task } from '../task.js';
 import { createFanout } from './fanout.js';
 import { createLane, type Lane, type TargetState } from './lane.js';
 import type { Registry } from './registry.js';
+import { deadline } from '../deadline.js';
 
 export type { TargetState } from './lane.js';
 
@@ -228,8 +229,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       return tasks.map(() => ({ ok: false, error }));
     }
     const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
-    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeout)]);
-    return pushItems(target, tasks.map((task) => toItem(task, options.sourcePath)), signal);
+    const limit = deadline(abort.signal, timeout);
+    try {
+      return await pushItems(target, tasks.map((task) => toItem(task, options.sourcePath)), limit.signal);
+    } finally {
+      limit.clear();
+    }
   }
 
   function afterPush(lane: Lane, task: Task, result: PushResult): void {
