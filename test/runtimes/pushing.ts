@@ -22,6 +22,8 @@ export async function put(dir: string, dest: string, content: string | Buffer, e
 export const push = (target: Target, items: PushItem[], ms = 60_000): Promise<PushResult[]> => target.push(items, AbortSignal.timeout(ms));
 
 export const codes = (results: PushResult[]) => results.map((r) => (r.ok ? 'ok' : r.error.code));
+/** Each result's code and message, for an assertion's failure output (an error's message is not in its JSON). */
+export const told = (results: PushResult[]) => results.map((r) => (r.ok ? 'ok' : `${r.error.code}: ${r.error.message}`)).join('; ');
 export const kindOf = (result: PushResult | undefined) => (result && !result.ok ? failureKind(result.error) : 'ok');
 
 /** Sets environment variables for the rest of the test (the CLIs inherit them). */

@@ -3,7 +3,7 @@
 // stopped, exec hooks) and its daemon. conformance.test.ts registers them in each such
 // kind's block, on the container it made.
 import { existsSync } from 'node:fs';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect, it, onTestFinished } from 'vitest';
@@ -16,7 +16,7 @@ import type { PutItem, Target } from '../../src/targets/target.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import type { Capabilities } from './kinds.js';
-import { captureLogs, codes, countCalls, kindOf, outsideUntouched, plantLinks, push, put, setEnv, sha } from './pushing.js';
+import { captureLogs, codes, countCalls, kindOf, outsideUntouched, plantLinks, push, put, setEnv, sha, told } from './pushing.js';
 import { NOTAR_IMAGE, type RuntimeUnderTest } from './runtimes.js';
 
 const BATCH = await readFile(new URL('../../src/targets/container/batch.sh', import.meta.url), 'utf8');
@@ -236,8 +236,10 @@ function daemonCases({ runtime, can, place }: RuntimeCases): void {
   it('classifies a daemon killed while the CLI waits on it as down: in an exec, and in the runtime\'s own copy of a large file', async () => {
     const dir = await tempDir();
     const freezeOn = path.join(dir, 'freeze-on');
-    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` / `cp` (a push past 64 MiB, after an exec).
-    await countCalls(runtime.command, { before: `[ "$1" = "$(cat '${freezeOn}')" ] && pkill -STOP -x ${daemon.process}` });
+    const frozen = path.join(dir, 'frozen');
+    // The wrapper freezes the daemon as the CLI is called for `exec`, or for `file` / `cp` (a push past 64 MiB, after an exec),
+    // and says so: a connection of an earlier call briefly in the accept queue is not the one to wait for.
+    await countCalls(runtime.command, { before: `[ "$1" = "$(cat '${freezeOn}')" ] && pkill -STOP -x ${daemon.process} && touch '${frozen}'` });
     onTestFinished(async () => {
       await daemon.thaw().catch(() => undefined); // none left to thaw once killed
       await daemon.start();
@@ -248,13 +250,14 @@ function daemonCases({ runtime, can, place }: RuntimeCases): void {
     for (const [call, item] of cases) {
       await writeFile(freezeOn, call);
       const pushing = push(createTarget('t', runtime.target(place())), [item]);
-      await waitFor(async () => (await daemon.waiting()) > 0, { timeoutMs: 30_000, what: `the ${call} call waiting on the frozen daemon` });
+      await waitFor(async () => existsSync(frozen) && (await daemon.waiting()) > 0, { timeoutMs: 30_000, what: `the ${call} call waiting on the frozen daemon` });
       await daemon.kill();
       const results = await pushing;
       await writeFile(freezeOn, '');
+      await rm(frozen);
       await daemon.start();
       await runtime.start(place()).catch(() => undefined); // Docker's containers stop with their daemon
-      expect(codes(results), JSON.stringify(results)).toEqual(['TARGET_DOWN']);
+      expect(codes(results), told(results)).toEqual(['TARGET_DOWN']);
       expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('the daemon ') } });
     }
   });

@@ -6,6 +6,8 @@ import { StevedoreError, type ErrorCode } from '../../errors.js';
 export interface FailureRule {
   /** Matched against the CLI's stderr. */
   match: RegExp;
+  /** When set, the rule holds only for this exit code. */
+  exitCode?: number;
   code: ErrorCode;
   /** What an operator reads in the log and the task's error, before the CLI's own words. */
   says: string;
@@ -19,7 +21,7 @@ export interface CliFailure {
 
 export function classify(rules: readonly FailureRule[], failure: CliFailure, details: Record<string, unknown> = {}): StevedoreError {
   const stderr = lastLines(failure.stderr);
-  const rule = rules.find((r) => r.match.test(failure.stderr));
+  const rule = rules.find((r) => r.match.test(failure.stderr) && (r.exitCode === undefined || r.exitCode === failure.exitCode));
   const code = rule?.code ?? 'TARGET_IO';
   const says = rule?.says ?? `${failure.command} failed${failure.exitCode === undefined ? '' : ` with exit code ${failure.exitCode}`}`;
   return new StevedoreError(code, stderr ? `${says}: ${stderr}` : says, { details: { ...details, exitCode: failure.exitCode } });

@@ -27,6 +27,10 @@ export const dockerFailures: readonly FailureRule[] = [
   { match: /Cannot connect to the Docker daemon|Is the docker daemon running|error during connect/i, code: 'TARGET_DOWN', says: 'the daemon is not running' },
   // What `docker events` says when the daemon stops under it.
   { match: /unexpected EOF/i, code: 'TARGET_DOWN', says: 'the daemon went away during the call' },
+  // `docker exec` whose daemon died under it: the CLI cannot ask the exit status and
+  // exits -1 (255) saying nothing ("If we can't connect, then the daemon probably died",
+  // docker/cli's getExecExitStatus). batch.sh never exits 255.
+  { match: /^\s*$/, exitCode: 255, code: 'TARGET_DOWN', says: 'the daemon went away during the call (the CLI exited 255 saying nothing)' },
   { match: /permission denied while trying to connect/i, code: 'PERMISSION_DENIED', says: 'no permission to use the daemon socket' },
 ];
 
