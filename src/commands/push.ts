@@ -59,7 +59,8 @@ export async function push(operands: readonly string[], configFile: string): Pro
     await copyFile(local, source);
     const { size } = await stat(source);
     const options = fileOptionsFor(config.defaults);
-    const item: PutItem = { op: 'put', id: newTaskId(), source, dest, bytes: size, mode: options.mode, dirMode: options.dirMode, owner: options.owner };
+    // The snapshot is not flushed: a local target that links it flushes it first.
+    const item: PutItem = { op: 'put', id: newTaskId(), source, dest, bytes: size, mode: options.mode, dirMode: options.dirMode, owner: options.owner, unflushed: true };
     const adapter = createTarget(target, targetConfig);
     if (process.stderr.isTTY && size > PROGRESS_FROM) {
       progress = startProgress(process.stderr, size);

@@ -332,5 +332,5 @@ function toItem(task: Task, sourcePath: (task: Task) => string): PushItem {
   const { mode, dirMode, owner, exec, root } = task.options;
   const base = { id: task.id, dest: task.dest, ...(exec ? { exec } : {}), ...(root ? { root } : {}) };
   if (task.kind === 'delete') return { op: 'delete', ...base };
-  return { op: 'put', ...base, source: sourcePath(task), bytes: task.bytes, mode, dirMode, owner };
+  return { op: 'put', ...base, source: sourcePath(task), bytes: task.bytes, mode, dirMode, owner, ...(task.source === 'watch' ? { unflushed: true } : {}) };
 }

@@ -7,7 +7,7 @@ import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, realpath, re
 import path from 'node:path';
 import { StevedoreError, errnoCode, errorMessage, type ErrorCode } from '../errors.js';
 import { randomName } from '../random.js';
-import { fsyncDir, removeFile } from '../durable.js';
+import { fsyncDir, fsyncFile, removeFile } from '../durable.js';
 import type { StagingLedger, StagingNote } from './ledger.js';
 import { checkDest, failed, ok, pushError, stagedGone, type DeleteItem, type PushItem, type PushResult, type PutItem, type Target } from './target.js';
 
@@ -154,9 +154,9 @@ async function deleteOne(item: DeleteItem, ensure: EnsureDir): Promise<string | 
 
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
-// The staged file is complete and already fsynced, so on the same filesystem a hard
-// link lands it with no second copy and no second data flush; the batch's directory
-// fsync makes the name durable. Owner and mode are set on the staged name, inside the
+// The staged file is complete and, once flushed here if its copy was not (a watched
+// file's), on disk, so on the same filesystem a hard link lands it with no second copy;
+// the batch's directory fsync makes the name durable. Owner and mode are set on the staged name, inside the
 // 0700 spool, before the inode appears in the target: a path-based chmod in the target
 // could be redirected by a symlink swapped in. False when the staged name cannot be
 // changed (state_dir read-only): a copy gets its owner and mode on its own.
@@ -164,6 +164,8 @@ async function ownStaged(item: PutItem): Promise<boolean> {
   try {
     if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);
     await chmod(item.source, item.mode);
+    // A drop watch removes its host file once this push is done: the bytes must be on disk by then.
+    if (item.unflushed) await fsyncFile(item.source);
     return true;
   } catch (error) {
     if (LINK_UNSUPPORTED.has(errnoCode(error) ?? '')) return false;

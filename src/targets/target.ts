@@ -30,6 +30,13 @@ export interface PutItem extends ItemBase {
   mode: number;
   dirMode: number;
   owner?: { uid: number; gid: number };
+  /**
+   * Its bytes may still be only in the page cache: a watched file's copy is not flushed
+   * when staged (its host file stays until the push), nor `stevedore push`'s snapshot. A
+   * target that lands the staged inode itself flushes it first: once the push is done,
+   * a drop watch removes the host file.
+   */
+  unflushed?: boolean;
   /** Told the bytes read from `source` so far, by targets that stream it (`stevedore push`'s progress bar). */
   onProgress?: (bytes: number) => void;
 }

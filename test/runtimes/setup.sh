@@ -47,6 +47,8 @@ install_packages() {
   command -v podman >/dev/null || missing+=(podman)
   # Not a runtime, but what the drop page's tests drive (playwright-core never downloads one).
   command -v chromium >/dev/null || missing+=(chromium)
+  # Nor is strace: tests that check a flush happens before a link watch the system calls.
+  command -v strace >/dev/null || missing+=(strace)
   ((${#missing[@]})) || return 0
   log "installing: ${missing[*]}"
   rm -f /var/lib/man-db/auto-update
@@ -62,6 +64,7 @@ install_packages() {
   [[ " ${missing[*]} " == *" busybox-static "* ]] && "${apt[@]}" busybox-static
   [[ " ${missing[*]} " == *" chromium "* ]] && "${apt[@]}" chromium
   [[ " ${missing[*]} " == *" openssl "* ]] && "${apt[@]}" openssl
+  [[ " ${missing[*]} " == *" strace "* ]] && "${apt[@]}" strace
   [[ " ${missing[*]} " == *" incus "* ]] && "${apt[@]}" -t bookworm-backports incus-base incus-client
   [[ " ${missing[*]} " == *" lxd "* ]] && "${apt[@]}" lxd && subordinate_ids
   [[ " ${missing[*]} " == *" docker "* ]] && "${apt[@]}" docker.io

@@ -7,6 +7,7 @@ import { createLocalTarget } from '../../src/targets/local.js';
 import { failureKind, type PushItem, type PushResult, type PutItem } from '../../src/targets/target.js';
 import { startAgent } from '../helpers/agent.js';
 import { expectError, send } from '../helpers/http.js';
+import { noStrace, traceCalls } from '../helpers/strace.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -42,6 +43,29 @@ const walk = async (dir: string) => (await readdir(dir, { recursive: true })).ma
 const codes = (results: PushResult[]) => results.map((r) => (r.ok ? 'ok' : r.error.code));
 
 describe('local target', () => {
+  // A drop watch removes its host file once the push is done, and a watched file's copy
+  // in the spool is not flushed when staged: linked as it is, a power cut after the
+  // removal could leave the landed name with no data (only a SIGKILL is tested for real).
+  it.skipIf(noStrace)('flushes a watched file\'s copy before linking it into place, and an upload\'s (flushed when staged) not again', async () => {
+    const s = await setup();
+    const watched = await s.item('/srv/watched.txt', 'from a drop folder', { unflushed: true });
+    const uploaded = await s.item('/srv/uploaded.txt', 'from an upload');
+    let results: PushResult[] = [];
+    const calls = await traceCalls(['openat', 'fdatasync', 'link', 'linkat'], async () => {
+      results = await s.push([watched, uploaded]);
+    });
+    expect(codes(results)).toEqual(['ok', 'ok']);
+    const flushesBeforeLink = (source: string) => {
+      const quoted = JSON.stringify(source);
+      const linked = calls.find((c) => (c.name === 'link' && c.args.startsWith(quoted)) || (c.name === 'linkat' && c.args.includes(quoted)));
+      expect(linked, `no link of ${source}`).toBeDefined();
+      const opens = calls.filter((c) => c.name === 'openat' && c.args.includes(quoted) && /^\d+$/.test(c.result));
+      return opens.flatMap((o) => calls.filter((c) => c.name === 'fdatasync' && c.args === o.result && c.start > o.end && c.end < (linked?.start ?? 0)));
+    };
+    expect(flushesBeforeLink(watched.source)).toHaveLength(1);
+    expect(flushesBeforeLink(uploaded.source)).toHaveLength(0);
+  });
+
   it('refuses a planted symlink that leads outside the root (DEST_UNSAFE) and writes nothing there', async () => {
     const s = await setup();
     const outside = await tempDir('stevedore-outside-');

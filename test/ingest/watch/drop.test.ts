@@ -5,11 +5,35 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StevedoreError } from '../../../src/errors.js';
 import { failed } from '../../../src/targets/target.js';
+import { noStrace, traceCalls } from '../../helpers/strace.js';
 import { failingTarget, scriptedTarget } from '../../helpers/targets.js';
 import { waitFor } from '../../helpers/wait.js';
 import { DEST, exists, landedPath, listTree, setup, sleep, startWatching, waitGone, waitLanded, writeTree } from './harness.js';
 
 describe('drop mode', () => {
+  // Its copy in the spool is not flushed when staged (the host file stays until the
+  // push); the local target lands that inode by a hard link, so it flushes it first:
+  // after the host file's removal, the landed name is the only copy.
+  it.skipIf(noStrace)('on a local target, the landed inode is flushed before it is linked, and the host file removed after', async () => {
+    const s = await setup();
+    const t = await startWatching(s);
+    const calls = await traceCalls(['openat', 'fdatasync', 'link', 'linkat', 'unlink', 'unlinkat'], async () => {
+      await writeTree(s.dir, { 'only-copy.txt': 'soon the only copy' });
+      await waitLanded(t, 'only-copy.txt', 'soon the only copy');
+      await waitGone(path.join(s.dir, 'only-copy.txt'));
+    });
+    const landed = JSON.stringify(landedPath(t, 'only-copy.txt'));
+    const linked = calls.find((c) => (c.name === 'link' || c.name === 'linkat') && c.args.includes(landed));
+    const staged = /"([^"]+\.staged)"/.exec(linked?.args ?? '')?.[1];
+    expect(staged, JSON.stringify(linked)).toBeDefined();
+    const opens = calls.filter((c) => c.name === 'openat' && c.args.includes(JSON.stringify(staged)) && /^\d+$/.test(c.result));
+    const flushes = opens.flatMap((o) => calls.filter((c) => c.name === 'fdatasync' && c.args === o.result && c.start > o.end && c.end < (linked?.start ?? 0)));
+    expect(flushes).toHaveLength(1);
+    // Removed through the watch root's held descriptor: unlink("/proc/self/fd/N/only-copy.txt").
+    const removed = calls.find((c) => c.name.startsWith('unlink') && c.args.includes('only-copy.txt"') && !c.args.includes(landed));
+    expect(removed?.start).toBeGreaterThan(linked?.end ?? Infinity);
+  });
+
   it('lands each file at dest/<relative path>, and removes the host file only after its push succeeded', async () => {
     const s = await setup();
     const files = { 'a.txt': 'alpha', 'sub/deep/b c é.txt': 'beta' };
