@@ -29,8 +29,9 @@ export const dockerFailures: readonly FailureRule[] = [
   { match: /unexpected EOF/i, code: 'TARGET_DOWN', says: 'the daemon went away during the call' },
   // `docker exec` whose daemon died under it: the CLI cannot ask the exit status and
   // exits -1 (255) saying nothing ("If we can't connect, then the daemon probably died",
-  // docker/cli's getExecExitStatus). batch.sh never exits 255.
-  { match: /^\s*$/, exitCode: 255, code: 'TARGET_DOWN', says: 'the daemon went away during the call (the CLI exited 255 saying nothing)' },
+  // docker/cli's getExecExitStatus). batch.sh never exits 255; a route's `exec` command
+  // may, hence the words.
+  { match: /^\s*$/, exitCode: 255, code: 'TARGET_DOWN', says: 'the daemon went away during the call (docker exited 255 saying nothing, as it does then; or the command in the container exited 255)' },
   { match: /permission denied while trying to connect/i, code: 'PERMISSION_DENIED', says: 'no permission to use the daemon socket' },
 ];
 
