@@ -110,7 +110,7 @@ describe.each(list)('$name', (runtime: RuntimeUnderTest) => {
     expect(await finished(t, small.id)).toMatchObject({ status: 'done' });
     expect(await finished(t, big.id)).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'TARGET_FULL', message: expect.stringContaining('out of space') } });
     const lines = logsOf(t, big.id).filter((line) => line.error !== undefined);
-    expect(lines.map((line) => [line.msg, (line.error as { code: string }).code])).toEqual([
+    expect(lines.map((line) => [line.msg, (line.error as { code: string }).code]), JSON.stringify(lines.map((line) => line.error))).toEqual([
       ['task retrying', 'TARGET_FULL'], ['task retrying', 'TARGET_FULL'], ['task failed', 'TARGET_FULL'],
     ]);
     expect(lines.at(-1)).toMatchObject({ target: 'c', dest: '/srv/c/big.bin', error: { message: expect.stringContaining('No space left on device') } });

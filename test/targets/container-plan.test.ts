@@ -60,6 +60,14 @@ describe('parseReport', () => {
     expect(report.puts.get(2)).toEqual({ status: 'ok' });
     expect(report.puts.get(3)).toBeUndefined(); // outside every group and never reported: the adapter fails it
     expect(report.puts.get(4)).toMatchObject({ status: 'unsafe' });
+    expect(report.ended).toBe(false); // no end line: the adapter pushes the batch again
+  });
+
+  it('knows a report is whole only by its last line', () => {
+    expect(parseReport('g 0 1\ne - end\n').ended).toBe(true);
+    expect(parseReport('g 0 1\n').ended).toBe(false);
+    expect(parseReport('').ended).toBe(false);
+    expect(parseReport('p 0 missing e - end\n').ended).toBe(false); // a message that says it is not the line
   });
 
   it('reads which directories a copy could not make before the runtime\'s copy, and the line it then waits at', () => {

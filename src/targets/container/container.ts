@@ -94,11 +94,19 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
     else ledger?.leave(name, note);
   }
 
+  // A zero exit with batch.sh's report cut short (seen: podman exec losing all of it):
+  // what landed is not known, so the whole batch goes again (each landing is a rename).
+  const whole = (stdout: string): Report => {
+    const report = parseReport(stdout);
+    if (report.ended) return report;
+    throw new StevedoreError('TARGET_IO', `${runtime.command} exited 0 but the batch's report came ${stdout.trim() ? 'cut short' : 'empty'}: pushing it again`);
+  };
+
   async function stage(plan: Plan, tag: string, signal: AbortSignal, way: Way, large: boolean): Promise<Report> {
     const entries = plan.puts.map(({ item, dir }) => ({ item, dir, name: stagedPath(item, tag) }));
     if (way === 'tar') {
       const input = entries.length > 0 ? archive(entries) : undefined;
-      return parseReport((await run(runtime, script(plan, 'all', tag), { signal, ...(input ? { input } : {}) })).stdout);
+      return whole((await run(runtime, script(plan, 'all', tag), { signal, ...(input ? { input } : {}) })).stdout);
     }
     // One exec: batch.sh makes the staging directories, waits while the runtime's copy
     // fills them, then renames (a second exec cost 60–300 ms a batch).
@@ -112,7 +120,7 @@ export function createContainerTarget(name: string, runtime: Runtime, logger?: L
       return ['commit', ...plan.puts.flatMap(({ item }, i) => (copied.has(item.id) ? [String(i)] : []))].join(' ');
     };
     const call = script(plan, 'copy', tag, !runtime.copySetsOwner);
-    const report = parseReport((await converse(runtime, call, signal, { ready: 'c - copy', answer })).stdout);
+    const report = whole((await converse(runtime, call, signal, { ready: 'c - copy', answer })).stdout);
     plan.puts.forEach(({ dir }, i) => {
       const refused = report.dirErrors.get(dir);
       if (refused) report.puts.set(i, refused);

@@ -70,6 +70,8 @@ export interface Report {
   dirErrors: Map<number, ItemOutcome>;
   /** What tar said when it stopped part-way. */
   tarError?: string;
+  /** batch.sh's last line came: the report is whole. */
+  ended: boolean;
   /** Per-file pushes that failed, by task id (when the runtime's copy replaced tar). */
   copyErrors?: Map<string, StevedoreError>;
 }
@@ -78,12 +80,13 @@ const LINE = /^([rptd]) (\S+) (ok|missing|isdir|unsafe|fail)?\s?(.*)$/;
 const GROUP = /^g (\d+) (\d+)$/;
 
 export function parseReport(stdout: string): Report {
-  const report: Report = { deletes: new Map(), puts: new Map(), dirErrors: new Map() };
+  const report: Report = { deletes: new Map(), puts: new Map(), dirErrors: new Map(), ended: false };
   const landed: [number, number][] = [];
   for (const line of stdout.split('\n')) {
     const group = GROUP.exec(line);
     const match = LINE.exec(line);
-    if (group) landed.push([Number(group[1]), Number(group[2])]);
+    if (line === 'e - end') report.ended = true;
+    else if (group) landed.push([Number(group[1]), Number(group[2])]);
     else if (match?.[1] === 't') report.tarError = match[4];
     else if (match?.[3]) {
       const [, kind, index, status, message = ''] = match;
