@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { startAgent } from '../helpers/agent.js';
 import { expectError, json, queuedCount, send } from '../helpers/http.js';
 import { gatedTarget } from '../helpers/targets.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('races', () => {
   it('two concurrent uploads with one Idempotency-Key queue one task', async () => {
@@ -28,7 +29,8 @@ describe('races', () => {
     const gate = gatedTarget();
     const t = await startAgent({ createTarget: gate.createTarget });
     const waiting = send(t.url, '/drop/files/held.txt', { headers: { prefer: 'wait=60' }, body: 'held' });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Waiting on its push, not still being read (a fixed 200 ms was not enough beside two CPU hogs).
+    await waitFor(() => gate.started > 0, { what: 'the upload\'s push to start' });
     // Held for the wait, close() would outlast the test's own timeout (20 s).
     await t.close();
     expect((await waiting).status).toBe(202);
