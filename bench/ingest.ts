@@ -4,7 +4,7 @@
 // (c) with INCUS=1, the small files again, pushed into a fresh Incus container
 // (test/runtimes/setup.sh; run it under runtimes.lock too): the accept latency while
 // the pushes run.
-// Run with `npm run bench` (builds first). Knobs: FILES, CONCURRENCY, BIG_MIB, INCUS;
+// Run with `npm run bench` (builds first). Knobs: FILES (0: only (b)), CONCURRENCY, BIG_MIB, INCUS;
 // STRACE=1 counts the small-file agent's system calls per upload (`strace -f -c`, which
 // slows it: its figures are then not the bench's); BENCH_NODE_ARGS="--cpu-prof" profiles
 // the agents.
@@ -108,6 +108,7 @@ async function intoIncus(work: string) {
 async function bigFile(work: string) {
   const dd = await ddRate(path.join(work, 'dd.bin'), BIG_MIB);
   const agentProc = await startAgentProcess(path.join(work, 'big'));
+  const restRss = await agentProc.peakRssMb();
   const chunk = randomBytes(2 ** 20);
   const body = Readable.from((function* () {
     for (let i = 0; i < BIG_MIB; i += 1) yield chunk;
@@ -122,26 +123,28 @@ async function bigFile(work: string) {
   const rss = await agentProc.peakRssMb();
   await agentProc.stop();
   const mb = (BIG_MIB * 2 ** 20) / 1e6;
-  return { dd, rate: mb / accepted, landedRate: mb / landed, rss };
+  return { dd, rate: mb / accepted, landedRate: mb / landed, restRss, rss };
 }
 
 const work = await mkdtemp(path.join(tmpdir(), 'stevedore-bench-'));
 try {
-  const small = await smallFiles(work);
+  const small = FILES > 0 ? await smallFiles(work) : undefined;
   const big = await bigFile(work);
   const incus = INCUS ? await intoIncus(work) : undefined;
   const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
   console.log(`\nbench/ingest — ${FILES} × 4 KiB at concurrency ${CONCURRENCY}; one ${BIG_MIB} MiB upload (Node ${process.version})`);
-  console.log(`  fsync floor (${CONCURRENCY} writers: create, write 4 KiB, fsync, close)  ${fmt(small.floor, 0)} files/s`);
-  console.log(`  accepted (202)                      ${fmt(small.acceptRate, 0)} req/s`);
-  console.log(`  accept latency p50 / p99            ${fmt(small.p50, 2)} / ${fmt(small.p99, 2)} ms   goal p99 ≤ 25 ms: ${mark(small.p99 <= 25)}`);
-  console.log(`  end to end (all landed)             ${fmt(small.landedRate, 0)} files/s = ${fmt(small.landedRate / small.floor, 2)}× floor   goal ≥ 1.0×: ${mark(small.landedRate >= small.floor)}`);
-  console.log(`  agent CPU per upload (user + sys)   ${fmt(small.cpuUs, 0)} µs, all threads`);
-  console.log(`  agent peak RSS (small files)        ${fmt(small.rss, 0)} MB`);
+  if (small) {
+    console.log(`  fsync floor (${CONCURRENCY} writers: create, write 4 KiB, fsync, close)  ${fmt(small.floor, 0)} files/s`);
+    console.log(`  accepted (202)                      ${fmt(small.acceptRate, 0)} req/s`);
+    console.log(`  accept latency p50 / p99            ${fmt(small.p50, 2)} / ${fmt(small.p99, 2)} ms   goal p99 ≤ 25 ms: ${mark(small.p99 <= 25)}`);
+    console.log(`  end to end (all landed)             ${fmt(small.landedRate, 0)} files/s = ${fmt(small.landedRate / small.floor, 2)}× floor   goal ≥ 1.0×: ${mark(small.landedRate >= small.floor)}`);
+    console.log(`  agent CPU per upload (user + sys)   ${fmt(small.cpuUs, 0)} µs, all threads`);
+    console.log(`  agent peak RSS (small files)        ${fmt(small.rss, 0)} MB`);
+  }
   console.log(`  dd bs=1M conv=fdatasync             ${fmt(big.dd, 0)} MB/s`);
   console.log(`  1 GiB upload, until 202             ${fmt(big.rate, 0)} MB/s = ${fmt(big.rate / big.dd, 2)}× dd   goal ≥ 0.8×: ${mark(big.rate >= 0.8 * big.dd)}`);
   console.log(`  1 GiB upload, until landed          ${fmt(big.landedRate, 0)} MB/s`);
-  console.log(`  agent peak RSS (1 GiB upload)       ${fmt(big.rss, 0)} MB   goal ≤ 100 MB: ${mark(big.rss <= 100)}`);
+  console.log(`  agent RSS at rest, then peak (1 GiB) ${fmt(big.restRss, 0)}, ${fmt(big.rss, 0)} MB   goal ≤ 100 MB: ${mark(big.rss <= 100)}`);
   if (incus) {
     console.log(`  into Incus: accepted (202)          ${fmt(incus.acceptRate, 0)} req/s`);
     console.log(`  into Incus: accept p50 / p99        ${fmt(incus.p50, 2)} / ${fmt(incus.p99, 2)} ms   goal p99 ≤ 25 ms: ${mark(incus.p99 <= 25)}`);

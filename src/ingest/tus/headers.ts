@@ -3,7 +3,7 @@
 // admitted or written: the protocol version, the upload's length and name, a PATCH's
 // offset and media type.
 import type { IncomingMessage } from 'node:http';
-import { Metadata } from '@tus/server';
+import { Metadata } from '@tus/utils';
 import { StevedoreError } from '../../errors.js';
 import { tooLarge } from '../../spool/receive.js';
 import { singleHeader } from '../headers.js';

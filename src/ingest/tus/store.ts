@@ -4,7 +4,7 @@
 // 0600 in the 0700 spool, and ends an upload by journaling a task (finish.ts).
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { DataStore, Upload } from '@tus/server';
+import { DataStore, Upload } from '@tus/utils';
 import type { Logger } from 'pino';
 import { StevedoreError, errorMessage } from '../../errors.js';
 import { currentCall, type TusCall } from './call.js';

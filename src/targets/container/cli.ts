@@ -4,7 +4,6 @@ import type { ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
 import { StevedoreError, errorMessage } from '../../errors.js';
 import { classify, type FailureRule } from './classify.js';
 
@@ -100,6 +99,7 @@ async function start(cli: Cli, args: readonly string[], signal: AbortSignal, std
     reject: false,
     maxBuffer: 16 * 1024 * 1024,
   } as const;
+  const execa = await loadExeca();
   return spawned(() => execa(cli.command, args, options)).catch((error: unknown) => {
     throw new StevedoreError('TARGET_IO', `could not start ${cli.command}: ${errorMessage(error)}`, { cause: error });
   });
@@ -110,6 +110,14 @@ function ended(cli: Cli, signal: AbortSignal, result: CallEnd & { isCanceled: bo
   const failure = callFailure(cli, result);
   if (failure) throw failure;
   return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: 0 };
+}
+
+/**
+ * execa, loaded by the first call: it and its dependencies keep ~5 MB resident, and an
+ * agent whose targets are all local never runs a CLI.
+ */
+export async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }
 
 /** What ended a call: the fields of execa's result that say it. */

@@ -2,9 +2,8 @@
 // monitor`) whose lines are handed over as they come, until it ends (the daemon stopped,
 // restarted, or cannot be reached) or the signal stops it.
 import { createInterface } from 'node:readline';
-import { execa } from 'execa';
 import { StevedoreError, errorMessage } from '../../errors.js';
-import { callFailure, spawned, type Cli } from '../container/cli.js';
+import { callFailure, loadExeca, spawned, type Cli } from '../container/cli.js';
 
 const KILL_AFTER_MS = 2_000;
 // What a stream prints on stderr is a line or two, said when it ends.
@@ -27,6 +26,7 @@ export async function runStream(cli: Cli, args: readonly string[], { signal, onL
   } as const;
   let started;
   try {
+    const execa = await loadExeca();
     started = await spawned(() => execa(cli.command, args, options));
   } catch (error) {
     return new StevedoreError('TARGET_IO', `could not start ${cli.command}: ${errorMessage(error)}`, { cause: error });
