@@ -99,8 +99,7 @@ async function start(cli: Cli, args: readonly string[], signal: AbortSignal, std
     reject: false,
     maxBuffer: 16 * 1024 * 1024,
   } as const;
-  const execa = await loadExeca();
-  return spawned(() => execa(cli.command, args, options)).catch((error: unknown) => {
+  return loadExeca().then((execa) => spawned(() => execa(cli.command, args, options))).catch((error: unknown) => {
     throw new StevedoreError('TARGET_IO', `could not start ${cli.command}: ${errorMessage(error)}`, { cause: error });
   });
 }
