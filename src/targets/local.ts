@@ -154,12 +154,12 @@ async function deleteOne(item: DeleteItem, ensure: EnsureDir): Promise<string | 
 
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
-// The staged file is complete and, once flushed here if its copy was not (a watched
-// file's), on disk, so on the same filesystem a hard link lands it with no second copy;
-// the batch's directory fsync makes the name durable. Owner and mode are set on the staged name, inside the
-// 0700 spool, before the inode appears in the target: a path-based chmod in the target
-// could be redirected by a symlink swapped in. False when the staged name cannot be
-// changed (state_dir read-only): a copy gets its owner and mode on its own.
+// The staged file is complete and on disk (flushed here if its copy was not: a watched
+// file's), so on the same filesystem a hard link lands it with no second copy; the
+// batch's directory fsync makes the name durable. Owner and mode are set on the staged
+// name, inside the 0700 spool, before the inode appears in the target: a path-based
+// chmod in the target could be redirected by a symlink swapped in. False when the staged
+// name cannot be changed (state_dir read-only): a copy gets its owner, mode and flush on its own.
 async function ownStaged(item: PutItem): Promise<boolean> {
   try {
     if (item.owner) await chown(item.source, item.owner.uid, item.owner.gid);

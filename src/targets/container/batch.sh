@@ -121,8 +121,8 @@ terr='not unpacked' tfail=
 # tar follows a symlinked directory on its way: with one refused, nothing is unpacked,
 # and the other files go again one by one (their batch has no refused directory). The
 # input is read to its end either way: exited before it ended, this program's report
-# was sometimes lost whole by podman exec (4.3; exit 0, nothing on stdout, 2 runs in 12
-# beside a CPU hog when tar stopped at a full disk).
+# was sometimes lost whole by podman exec (4.3; exit 0, nothing on stdout, 4 runs in 28
+# beside two CPU hogs when tar stopped at a full disk).
 untar() {
   [ "$mode" = all ] && [ "$1" -gt 0 ] || return 0
   recheck
