@@ -3,9 +3,13 @@
 // collection can take it before it fires, and the push then runs on unbounded (seen as a
 // push into a frozen daemon that waited 30 s for it to thaw, about 1 run in 17).
 
-/** `signal` aborts with a TimeoutError after `ms`, or with `parent`; `clear()` when done. */
-export function deadline(parent: AbortSignal, ms: number): { signal: AbortSignal; clear(): void } {
+/** Runs `work` with a signal that aborts with a TimeoutError after `ms`, or with `parent`; the timer goes when it ends. */
+export async function withDeadline<T>(parent: AbortSignal, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const timer = new AbortController();
   const clock = setTimeout(() => timer.abort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
-  return { signal: AbortSignal.any([parent, timer.signal]), clear: () => clearTimeout(clock) };
+  try {
+    return await work(AbortSignal.any([parent, timer.signal]));
+  } finally {
+    clearTimeout(clock);
+  }
 }

@@ -15,7 +15,7 @@ import { createTarget } from '../targets/index.js';
 import { failureKind, pushItems, type PushResult, type PutItem, type Target } from '../targets/target.js';
 import { EXIT } from './exit.js';
 import { startProgress, type Progress } from './progress.js';
-import { deadline } from '../deadline.js';
+import { withDeadline } from '../deadline.js';
 
 export const PUSH_USAGE = 'stevedore push [-c FILE] LOCAL_FILE TARGET:/ABS/PATH';
 
@@ -132,8 +132,7 @@ async function pushWithRetries(target: Target, item: PutItem, options: FileOptio
   for (let attempt = 1; ; attempt += 1) {
     interrupt.throwIfAborted();
     progress?.attempt(attempt);
-    const limit = deadline(interrupt, options.pushTimeout);
-    const [result] = (await pushItems(target, [item], limit.signal).finally(limit.clear)) as [PushResult];
+    const [result] = (await withDeadline(interrupt, options.pushTimeout, (signal) => pushItems(target, [item], signal))) as [PushResult];
     if (result.ok) return attempt;
     const { error } = result;
     if (failureKind(error) === 'permanent' || interrupt.aborted) throw error;

@@ -12,7 +12,7 @@ import type { DeliveryOutcome, Settlement, Task } from '../task.js';
 import { createFanout } from './fanout.js';
 import { createLane, type Lane, type TargetState } from './lane.js';
 import type { Registry } from './registry.js';
-import { deadline } from '../deadline.js';
+import { withDeadline } from '../deadline.js';
 
 export type { TargetState } from './lane.js';
 
@@ -229,12 +229,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       return tasks.map(() => ({ ok: false, error }));
     }
     const timeout = Math.max(...tasks.map((t) => t.options.pushTimeout));
-    const limit = deadline(abort.signal, timeout);
-    try {
-      return await pushItems(target, tasks.map((task) => toItem(task, options.sourcePath)), limit.signal);
-    } finally {
-      limit.clear();
-    }
+    return withDeadline(abort.signal, timeout, (signal) => pushItems(target, tasks.map((task) => toItem(task, options.sourcePath)), signal));
   }
 
   function afterPush(lane: Lane, task: Task, result: PushResult): void {
