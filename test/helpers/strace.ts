@@ -25,12 +25,16 @@ export async function traceCalls(calls: string[], during: () => Promise<void>): 
     strace.once('error', reject);
     strace.once('exit', resolve);
   });
-  // strace says "Process N attached" for each thread; the last one follows at once.
+  // "Process N attached with T threads" comes once every thread is traced, libuv's
+  // pool included (threads made later are followed by -f): no wait beyond it.
   await new Promise<void>((resolve, reject) => {
-    strace.stderr.on('data', (chunk: Buffer) => (chunk.includes('attached') ? resolve() : undefined));
-    exited.then((code) => reject(new Error(`strace exited with ${code} before attaching`)), reject);
+    let said = '';
+    strace.stderr.on('data', (chunk: Buffer) => {
+      said += chunk.toString();
+      if (said.includes(' attached')) resolve();
+    });
+    exited.then((code) => reject(new Error(`strace exited with ${code} before attaching:\n${said}`)), reject);
   });
-  await new Promise((resolve) => setTimeout(resolve, 200));
   try {
     await during();
   } finally {
