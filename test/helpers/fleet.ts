@@ -3,7 +3,7 @@
 // adds, removes, stops, starts and re-creates members, which the membership reports as
 // a runtime's event stream would. The real runtimes' membership is tested against real
 // containers in test/runtimes/.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentOptions } from '../../src/agent.js';
 import { StevedoreError } from '../../src/errors.js';
@@ -80,9 +80,13 @@ export function localFleet(root: string): LocalFleet {
       if (member) emit({ started: [Object.assign(member, { running: true })] });
     },
     async recreate(name) {
-      await rm(dir(name), { recursive: true, force: true });
+      // The old filesystem goes aside at once, as a runtime swaps a container's: a push
+      // still writing into it made the in-place rm fail with ENOTEMPTY (once on CI).
+      const old = `${dir(name)}.old-${generation}`;
+      await rename(dir(name), old);
       await mkdir(dir(name), { recursive: true });
       emit({ joined: [set(name, true)] });
+      await rm(old, { recursive: true, force: true, maxRetries: 5 });
     },
     pushed,
   };
