@@ -2,7 +2,7 @@
 // containers a test wrote, `events` follows a file a test appends to, and while the daemon
 // is "down" both fail as the real CLI does. The real runtimes are in
 // test/runtimes/fleet-discovery.test.ts; this proves the reconnecting and its logging.
-import { chmod, readFile, writeFile, appendFile, rm } from 'node:fs/promises';
+import { appendFile, chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createMembership } from '../../src/targets/fleet/membership.js';
@@ -45,7 +45,12 @@ async function fakeDocker(): Promise<Fake> {
   const streamPid = async () => Number((await readFile(path.join(dir, 'events.pid'), 'utf8')).trim());
   return {
     dir,
-    containers: (members) => writeFile(path.join(dir, 'ps'), members.map((m) => `${JSON.stringify({ ID: m.id, Names: m.name, State: m.running ? 'running' : 'exited' })}\n`).join('')),
+    // Written aside and renamed in: a `ps` reading the file as it was rewritten in place
+    // saw it empty, every member gone (once on CI).
+    async containers(members) {
+      await writeFile(path.join(dir, 'ps.new'), members.map((m) => `${JSON.stringify({ ID: m.id, Names: m.name, State: m.running ? 'running' : 'exited' })}\n`).join(''));
+      await rename(path.join(dir, 'ps.new'), path.join(dir, 'ps'));
+    },
     event: () => appendFile(path.join(dir, 'events'), '{"Action":"start"}\n'),
     async down() {
       await writeFile(path.join(dir, 'down'), '');
