@@ -46,7 +46,7 @@ async function fakeDocker(): Promise<Fake> {
   return {
     dir,
     // Written aside and renamed in: a `ps` reading the file as it was rewritten in place
-    // saw it empty, every member gone (once on CI).
+    // saw it empty, every member gone (once beside two CPU hogs).
     async containers(members) {
       await writeFile(path.join(dir, 'ps.new'), members.map((m) => `${JSON.stringify({ ID: m.id, Names: m.name, State: m.running ? 'running' : 'exited' })}\n`).join(''));
       await rename(path.join(dir, 'ps.new'), path.join(dir, 'ps'));
