@@ -63,7 +63,7 @@ describe('parseReport', () => {
     expect(report.ended).toBe(false); // no end line: the adapter pushes the batch again
   });
 
-  it('knows a report is whole only by its last line', () => {
+  it('knows a report is whole only by its end line', () => {
     expect(parseReport('g 0 1\ne - end\n').ended).toBe(true);
     expect(parseReport('g 0 1\n').ended).toBe(false);
     expect(parseReport('').ended).toBe(false);
