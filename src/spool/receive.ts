@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { StevedoreError, errnoCode } from '../errors.js';
 import { isOutOfFiles, outOfFiles } from '../open-files.js';
 import { fsyncFile, writeNewFile } from '../durable.js';
+import { streamed } from '../young-gc.js';
 import type { Spool } from './spool.js';
 
 export interface ReceiveOptions {
@@ -127,6 +128,7 @@ async function receiveStream(spool: Spool, body: Readable, options: ReceiveOptio
         return;
       }
       hash.update(chunk);
+      streamed(chunk.length);
       options.onProgress?.(bytes);
       if (bytes < nextFreeCheck) return callback(null, chunk);
       nextFreeCheck += FREE_CHECK_EVERY;

@@ -1,10 +1,9 @@
 // The staging area: every accepted file is written here under a random name before
 // its task is journaled, and stays until its push succeeded or it was dead-lettered.
-import { createHash } from 'node:crypto';
 import { randomName } from '../random.js';
-import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import { removeFile } from '../durable.js';
+import { hashFile } from '../hash-file.js';
 import path from 'node:path';
 
 export interface StagedFile {
@@ -51,17 +50,8 @@ export function createSpool(dir: string): Spool {
       return orphans.length;
     },
     async verify(name, bytes, sha256) {
-      const hash = createHash('sha256');
-      let size = 0;
-      try {
-        for await (const chunk of createReadStream(filePath(name)) as AsyncIterable<Buffer>) {
-          size += chunk.length;
-          hash.update(chunk);
-        }
-      } catch {
-        return false;
-      }
-      return size === bytes && hash.digest('hex') === sha256;
+      const found = await hashFile(filePath(name)).catch(() => undefined);
+      return found?.bytes === bytes && found.sha256 === sha256;
     },
     // Asked before every upload: a reading up to 100 ms old is plenty while there is
     // room, but near the limit a burst would overshoot it on a stale figure, so

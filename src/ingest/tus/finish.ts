@@ -4,9 +4,9 @@
 // upload marked as over. Until then the upload reports one byte short of its length,
 // so a client that retries after a failure here (a full queue, a journal that cannot be
 // written) sends that byte again instead of taking the upload for done.
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import type { Hash } from 'node:crypto';
 import { link } from 'node:fs/promises';
+import { hashFile } from '../../hash-file.js';
 import type { Task } from '../../task.js';
 import type { Spool } from '../../spool/spool.js';
 import type { Intake } from '../intake.js';
@@ -23,7 +23,7 @@ export async function finishUpload({ intake, spool, files }: FinishDeps, record:
   const admission = await intake.admit(1);
   let committed = false;
   try {
-    const sha256 = running ? running.digest('hex') : await hashFile(files.partPath(record.id));
+    const sha256 = running ? running.digest('hex') : (await hashFile(files.partPath(record.id))).sha256;
     const staged = spool.newFile();
     await link(files.partPath(record.id), staged.path);
     const received = { staged: staged.name, bytes: record.size, sha256, durable: Promise.resolve() };
@@ -35,10 +35,4 @@ export async function finishUpload({ intake, spool, files }: FinishDeps, record:
     admission.done();
     if (!committed) intake.release(1);
   }
-}
-
-async function hashFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) hash.update(chunk);
-  return hash.digest('hex');
 }

@@ -5,6 +5,7 @@
 import type { Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { streamed } from '../../young-gc.js';
 import { checkDigest, checksumHash, type ExpectedChecksum } from './checksum.js';
 
 export interface WriteOptions {
@@ -105,6 +106,7 @@ async function copyBody(handle: FileHandle, body: Readable, offset: number, opti
     check?.update(chunk);
     pending.push(chunk);
     pendingBytes += chunk.length;
+    streamed(chunk.length);
     if (pendingBytes >= WRITE_BYTES) await flush();
   }
   if (pendingBytes > 0) await flush();

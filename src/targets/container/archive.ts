@@ -4,6 +4,7 @@ import { close, createReadStream, open, read } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
+import { streamed } from '../../young-gc.js';
 import type { PutItem } from '../target.js';
 
 export interface ArchiveEntry {
@@ -44,8 +45,10 @@ export function archive(entries: readonly ArchiveEntry[]): Readable {
         await new Promise<void>((resolve, reject) => tar.entry(header, data, (error) => (error ? reject(error) : resolve())));
       } else {
         const stream = createReadStream(item.source);
-        const { onProgress } = item;
-        if (onProgress) stream.on('data', () => onProgress(stream.bytesRead));
+        stream.on('data', (chunk: string | Buffer) => {
+          streamed(chunk.length);
+          item.onProgress?.(stream.bytesRead);
+        });
         await pipeline(stream, tar.entry(header));
       }
     }
