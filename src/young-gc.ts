@@ -13,14 +13,17 @@ const STEP = 8 * 2 ** 20;
 type MinorGc = (options: { type: 'minor' }) => void;
 
 // The gc function, without --expose-gc on the command line: a context created while the
-// flag is set gets one. The flag goes off again at once, so no other context gets it.
+// flag is set gets one (Node 20, 22 and 24 checked). The flag goes off again at once, so
+// no other context gets it. A Node that refused flags after start would leave V8's own
+// threshold in charge: more memory, nothing lost.
 function minorGc(): MinorGc | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
-    return typeof gc === 'function' ? (gc as MinorGc) : undefined;
-  } finally {
     setFlagsFromString('--no-expose-gc');
+    return typeof gc === 'function' ? (gc as MinorGc) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
