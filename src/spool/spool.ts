@@ -3,7 +3,7 @@
 import { randomName } from '../random.js';
 import { chmod, mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import { removeFile } from '../durable.js';
-import { hashFile } from '../hash-file.js';
+import { hashFile } from '../one-buffer.js';
 import path from 'node:path';
 
 export interface StagedFile {

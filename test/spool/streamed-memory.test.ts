@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { hashFile } from '../../src/hash-file.js';
+import { hashFile } from '../../src/one-buffer.js';
 import { receive } from '../../src/spool/receive.js';
 import { createSpool } from '../../src/spool/spool.js';
 import { tempDir } from '../helpers/temp.js';

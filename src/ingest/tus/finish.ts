@@ -6,7 +6,7 @@
 // written) sends that byte again instead of taking the upload for done.
 import type { Hash } from 'node:crypto';
 import { link } from 'node:fs/promises';
-import { hashFile } from '../../hash-file.js';
+import { hashFile } from '../../one-buffer.js';
 import type { Task } from '../../task.js';
 import type { Spool } from '../../spool/spool.js';
 import type { Intake } from '../intake.js';

@@ -7,9 +7,9 @@
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { StevedoreError, errnoCode, isStevedoreError } from '../../errors.js';
+import { copyHandle } from '../../one-buffer.js';
 import type { TaskOrigin } from '../../task.js';
 import { DIR_FLAGS, fdPath, inParent } from './beneath.js';
 import type { RootGuard } from './root.js';
@@ -107,7 +107,7 @@ async function copyAcross(entry: string, to: string, origin: TaskOrigin): Promis
     if (!isPushedVersion(stats, origin)) return false;
     const target = await open(to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, stats.mode & 0o7777);
     try {
-      await pipeline(source.createReadStream({ start: 0, autoClose: false }), target.createWriteStream({ autoClose: false }));
+      await copyHandle(source, target);
       await target.sync();
     } finally {
       await target.close();

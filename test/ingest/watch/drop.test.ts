@@ -1,6 +1,8 @@
 // Drop folders: a settled file is pushed, then removed (or moved under after_push) —
 // only once its push succeeded; a file that fails for good stays, with a dead-letter record.
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StevedoreError } from '../../../src/errors.js';
@@ -75,6 +77,27 @@ describe('drop mode', () => {
     expect(await listTree(done)).toEqual(Object.keys(files).sort());
     for (const [rel, content] of Object.entries(files)) expect(await readFile(path.join(done, rel), 'utf8')).toBe(content);
     expect(await listTree(s.dir)).toEqual([]);
+  });
+
+  // rename() cannot cross filesystems (EXDEV): the pushed file is copied through its
+  // descriptors there, then removed.
+  it.skipIf(!existsSync('/dev/shm'))('with after_push on another filesystem, copies pushed files there whole, then removes them', async () => {
+    const s = await setup();
+    const done = await mkdtemp('/dev/shm/stevedore-done-');
+    expect((await stat(done)).dev).not.toBe((await stat(s.dir)).dev);
+    try {
+      const big = randomBytes(3 * 2 ** 20 + 5).toString('base64'); // more than one 1 MiB block
+      const t = await startWatching(s, { after_push: done });
+      await writeTree(s.dir, { 'small.txt': 'small', 'sub/big.bin': big });
+      await waitLanded(t, 'small.txt', 'small');
+      await waitFor(async () => (await listTree(done)).length === 2, { what: 'both files under after_push' });
+      await waitFor(async () => (await listTree(s.dir)).length === 0, { what: 'both host files removed' });
+      expect(await readFile(path.join(done, 'small.txt'), 'utf8')).toBe('small');
+      expect(await readFile(path.join(done, 'sub/big.bin'), 'utf8')).toBe(big);
+      expect(await readFile(landedPath(t, 'sub/big.bin'), 'utf8')).toBe(big);
+    } finally {
+      await rm(done, { recursive: true, force: true });
+    }
   });
 
   it('a file whose push fails for good stays where it was, with a dead-letter record (reason, task, data)', async () => {

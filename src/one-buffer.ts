@@ -1,0 +1,42 @@
+// Files read through one buffer of their own: a read stream allocates a new 64 KiB
+// Buffer per read, garbage that V8 lets pile up to 32 MB (see young-gc.ts).
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+
+const BLOCK = 2 ** 20;
+
+// Hands `use` each block of `from` from its start to its end; the bytes read.
+async function eachBlock(from: FileHandle, use: (block: Buffer, at: number) => unknown): Promise<number> {
+  const buffer = Buffer.allocUnsafe(BLOCK);
+  let at = 0;
+  for (;;) {
+    const { bytesRead } = await from.read(buffer, 0, BLOCK, at);
+    if (bytesRead === 0) return at;
+    await use(buffer.subarray(0, bytesRead), at);
+    at += bytesRead;
+  }
+}
+
+/** The length and SHA-256 of a file. */
+export async function hashFile(file: string): Promise<{ bytes: number; sha256: string }> {
+  const handle = await open(file, 'r');
+  try {
+    const hash = createHash('sha256');
+    const bytes = await eachBlock(handle, (block) => hash.update(block));
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Copies `from` whole into `to` at the same offsets; the bytes copied. */
+export function copyHandle(from: FileHandle, to: FileHandle): Promise<number> {
+  return eachBlock(from, async (block, at) => {
+    // A write to a regular file can stop short (a disk filling up): go on from there.
+    for (let done = 0; done < block.length; ) {
+      const { bytesWritten } = await to.write(block, done, block.length - done, at + done);
+      if (bytesWritten === 0) throw Object.assign(new Error('a write made no progress'), { code: 'EIO' });
+      done += bytesWritten;
+    }
+  });
+}
