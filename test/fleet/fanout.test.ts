@@ -99,6 +99,27 @@ describe('a fleet target', () => {
     await waitFor(() => t.logs.some((l) => l.msg === 'task done' && l.dest === '/srv/web/dropped/d.txt' && l.container === undefined), { what: 'the fleet task to be done' });
   });
 
+  it('a member that leaves while its delivery waits ends that delivery as gone, and the task is done without it', async () => {
+    const base = await tempDir();
+    const fleet = localFleet(path.join(base, 'members'));
+    await fleet.add('web-1');
+    await fleet.add('web-2', { running: false });
+    const { t } = await fleetAgent([], {}, base, fleet);
+    const task = await upload(t, 'g.txt', 'for both');
+    // Its delivery to web-2 waits for web-2 to start, holding the task open.
+    await waitFor(async () => {
+      const now = (await (await fetch(`${t.url}/tasks/${String(task.id)}`)).json()) as { deliveries?: { container: string; status: string }[] };
+      return now.deliveries?.some((d) => d.container === 'web-2' && d.status === 'retrying');
+    }, { what: 'the delivery to web-2 to wait' });
+    fleet.remove('web-2');
+    const done = await taskOf(t, task.id, 'done');
+    expect(done.deliveries).toEqual([
+      { container: 'web-1', status: 'done', attempts: 1 },
+      { container: 'web-2', status: 'gone', attempts: 0 },
+    ]);
+    expect(await read(fleet, 'web-1', 'g.txt')).toBe('for both');
+  });
+
   it('a member re-created under its name, and a new replica, get the retained versions and what is still live; one that leaves gets nothing more', async () => {
     const { fleet, t } = await fleetAgent(['web-1', 'web-2']);
     const older = await upload(t, 'v.txt', 'version 1');
