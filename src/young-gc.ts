@@ -17,6 +17,7 @@ type MinorGc = (options: { type: 'minor' }) => void;
 // no other context gets it. A Node that refused flags after start would leave V8's own
 // threshold in charge: more memory, nothing lost.
 function minorGc(): MinorGc | undefined {
+  if (typeof globalThis.gc === 'function') return globalThis.gc as MinorGc; // started with --expose-gc
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
