@@ -6,13 +6,13 @@ import { open, type FileHandle } from 'node:fs/promises';
 const BLOCK = 2 ** 20;
 
 // Hands `use` each block of `from` from its start to its end; the bytes read.
-async function eachBlock(from: FileHandle, use: (block: Buffer, at: number) => unknown): Promise<number> {
+async function eachBlock(from: FileHandle, use: (block: Buffer) => unknown): Promise<number> {
   const buffer = Buffer.allocUnsafe(BLOCK);
   let at = 0;
   for (;;) {
     const { bytesRead } = await from.read(buffer, 0, BLOCK, at);
     if (bytesRead === 0) return at;
-    await use(buffer.subarray(0, bytesRead), at);
+    await use(buffer.subarray(0, bytesRead));
     at += bytesRead;
   }
 }
@@ -29,14 +29,8 @@ export async function hashFile(file: string): Promise<{ bytes: number; sha256: s
   }
 }
 
-/** Copies `from` whole into `to` at the same offsets; the bytes copied. */
+/** Copies `from` whole into `to` (just opened, empty); the bytes copied. */
 export function copyHandle(from: FileHandle, to: FileHandle): Promise<number> {
-  return eachBlock(from, async (block, at) => {
-    // A write to a regular file can stop short (a disk filling up): go on from there.
-    for (let done = 0; done < block.length; ) {
-      const { bytesWritten } = await to.write(block, done, block.length - done, at + done);
-      if (bytesWritten === 0) throw Object.assign(new Error('a write made no progress'), { code: 'EIO' });
-      done += bytesWritten;
-    }
-  });
+  // writeFile writes at the handle's position and goes on after a short write.
+  return eachBlock(from, (block) => to.writeFile(block));
 }

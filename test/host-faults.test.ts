@@ -13,7 +13,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { isStevedoreError, type StevedoreError } from '../src/errors.js';
+import { errnoCode, isStevedoreError, type StevedoreError } from '../src/errors.js';
 import { createIntake } from '../src/ingest/intake.js';
 import { createLogger } from '../src/log.js';
 import { openFilesLimit } from '../src/open-files.js';
@@ -205,7 +205,7 @@ describe.runIf(root || process.env.CI === 'true')('a watched folder on the same 
     const pins = path.join(disk, 'pins');
     await mkdir(pins);
     const pin = (from: string, name: string) => link(path.join(from, name), path.join(pins, `${path.basename(from)}-${name}`)).catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // a name that went meanwhile
+      if (errnoCode(error) !== 'ENOENT') throw error; // a name that went meanwhile
     });
     for (const name of await readdir(spool)) await pin(spool, name);
     for (const name of await readdir(drop)) await pin(drop, name);
