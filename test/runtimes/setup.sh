@@ -195,6 +195,11 @@ incus_remote() {
 stop_daemon() { # NAME PROCESS [SIGNAL]
   log "stopping $1 (SIG${3:-TERM})"
   pkill "-${3:-TERM}" -x "$2" || true
+  wait_for 30 bash -c "! pgrep -x $2" && return
+  # On a busy machine a daemon can take longer than that to shut down (LXD 5.0 beside
+  # two CPU hogs, once): the callers want it gone, so it is killed.
+  log "killing $1"
+  pkill -KILL -x "$2" || true
   wait_for 30 bash -c "! pgrep -x $2"
 }
 
