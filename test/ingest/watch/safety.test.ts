@@ -25,9 +25,13 @@ describe('symlinks', () => {
     await sleep(400);
     await barrier(t, s.dir);
 
+    // Warned once per path. The new directory's scan and the link's own event may both
+    // see sub/later.txt (a busy machine widens that window): a second sighting is debug.
     const skipped = t.logs.filter((l) => l.msg === SKIPPED);
-    expect(skipped.map((l) => l.path).sort()).toEqual([path.join(s.dir, 'at-start.txt'), path.join(s.dir, 'sub/later.txt')]);
-    expect(skipped.every((l) => l.resolves === secret && l.watch === 'in' && l.level === 40)).toBe(true);
+    const warned = skipped.filter((l) => l.level === 40);
+    expect(warned.map((l) => l.path).sort()).toEqual([path.join(s.dir, 'at-start.txt'), path.join(s.dir, 'sub/later.txt')]);
+    expect(warned.every((l) => l.resolves === secret && l.watch === 'in')).toBe(true);
+    expect(skipped.filter((l) => l.level !== 40).every((l) => l.level === 20 && l.path === path.join(s.dir, 'sub/later.txt'))).toBe(true);
     expect(rec.pushes.map((p) => p.dest)).toEqual(['/srv/in/zz-sentinel.txt']);
     expect(await listTree(path.join(t.root, 'srv/in'))).toEqual(['zz-sentinel.txt']);
     // nothing was staged from it, and it is untouched
