@@ -239,10 +239,15 @@ container_incuslike() { # incus | lxc
 }
 # When a machine's processes are all killed (a CI job starting where a session ended),
 # podman's state still says "Up" for a container whose processes are gone, and neither
-# exec nor start works on it again: such a container is removed and made anew.
+# exec nor start works on it again: such a container is removed and made anew. Its
+# removal can fail while podman's own clean-up of the failed start still holds it (seen
+# once: the name then stayed taken), so it is tried until the name is free.
 container_oci() { # docker | podman
   "$1" start "$CONTAINER" >/dev/null 2>&1 && "$1" exec "$CONTAINER" true 2>/dev/null && return 0
-  "$1" rm -f "$CONTAINER" >/dev/null 2>&1 || true
+  local tries=0
+  while "$1" container inspect "$CONTAINER" >/dev/null 2>&1 && ((tries++ < 10)); do
+    "$1" rm -f "$CONTAINER" >/dev/null 2>&1 || sleep 1
+  done
   "$1" run -d --name "$CONTAINER" --network none "$IMAGE" sleep infinity >/dev/null
 }
 
