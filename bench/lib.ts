@@ -33,6 +33,8 @@ export interface AgentProcess {
   peakRssMb(): Promise<number>;
   /** CPU time the process used so far, user + system, every thread, in seconds. */
   cpuSeconds(): Promise<number>;
+  /** CPU time of its children that ended (the runtime CLI calls), in seconds. */
+  childCpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -128,13 +130,31 @@ ${options.extraYaml ?? ''}`);
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
     },
-    async cpuSeconds() {
-      // Fields 14 and 15 of /proc/PID/stat, counted after the command's closing parenthesis.
-      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-    },
+    cpuSeconds: async () => (await cpuOf(child.pid as number)).self,
+    childCpuSeconds: async () => (await cpuOf(child.pid as number)).children,
     stop: () => stopChild(child),
   };
+}
+
+/**
+ * CPU time of process `pid` in seconds: its own (user + system, every thread) and its
+ * children's that ended and were waited for: fields 14–17 of /proc/PID/stat, counted
+ * after the command's closing parenthesis.
+ */
+export async function cpuOf(pid: number): Promise<{ self: number; children: number }> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ').map(Number);
+  const at = (i: number) => fields[i] ?? NaN;
+  return { self: (at(11) + at(12)) / CLOCK_TICKS, children: (at(13) + at(14)) / CLOCK_TICKS };
+}
+
+/**
+ * The machine's CPU time so far, in seconds summed over its CPUs: busy, and all it had
+ * (busy, idle or waiting on I/O; what the hypervisor stole is in neither).
+ */
+export async function machineCpu(): Promise<{ busy: number; all: number }> {
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0] = ((await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return { busy: busy / CLOCK_TICKS, all: (busy + idle + iowait) / CLOCK_TICKS };
 }
 
 /** The disk's small-file floor: `writers` at once each create, write, fsync and close files in `dir` (left there). */

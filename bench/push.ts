@@ -19,7 +19,7 @@ import { execa } from 'execa';
 import { createTarget } from '../src/targets/index.js';
 import type { PutItem, Target } from '../src/targets/target.js';
 import { alternate, cli, createContainer, inContainer, incusLike, landedIn, median, rawTar, removeContainer, runtimesFromEnv, seconds, type Runtime } from './containers.js';
-import { fmt, put, startAgentProcess } from './lib.js';
+import { cpuOf, fmt, machineCpu, put, startAgentProcess } from './lib.js';
 
 const FILES = Number(process.env.FILES ?? 1000);
 const BIG_MIB = Number(process.env.BIG_MIB ?? 1024);
@@ -34,8 +34,21 @@ async function countIn(runtime: Runtime, container: string, dir: string): Promis
   return Number(await inContainer(runtime, container, `ls ${dir} 2>/dev/null | wc -l`));
 }
 
+// The runtime's daemon, whose CPU (a) counts apart; Podman has none.
+const DAEMONS: Partial<Record<Runtime, string>> = { incus: 'incusd', lxd: 'lxd', docker: 'dockerd' };
+
+/** Where (a)'s CPU went, in seconds, summed over its rounds; `batches` the agent's pushes. */
+interface CpuSplit { agent: number; cli: number; daemon: number; client: number; machine: number; available: number; batches: number }
+
+async function daemonPid(runtime: Runtime): Promise<number | undefined> {
+  const name = DAEMONS[runtime];
+  if (name === undefined) return undefined;
+  const { stdout } = await execa('pgrep', ['-o', '-x', name], { reject: false });
+  return stdout ? Number(stdout) : undefined;
+}
+
 /** (a) HTTP upload to landed, through a real agent process. */
-async function overHttp(runtime: Runtime, container: string, work: string, round: number): Promise<number> {
+async function overHttp(runtime: Runtime, container: string, work: string, round: number, split: CpuSplit): Promise<number> {
   await inContainer(runtime, container, 'rm -rf /srv/http');
   const agentProc = await startAgentProcess(path.join(work, `http-${runtime}-${round}`), 'capacity: 5000, concurrency: 4, per_target: 2', {
     target: `{ runtime: ${runtime}, container: ${container} }`,
@@ -43,6 +56,9 @@ async function overHttp(runtime: Runtime, container: string, work: string, round
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const data = randomBytes(4096);
   const landed = await landedIn(runtime, container, '/srv/http', FILES);
+  const daemon = await daemonPid(runtime);
+  const cpu = async () => ({ agent: await cpuOf(agentProc.child.pid as number), daemon: daemon === undefined ? 0 : (await cpuOf(daemon)).self, client: process.cpuUsage(), machine: await machineCpu() });
+  const before = await cpu();
   let next = 0;
   const started = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
@@ -54,6 +70,16 @@ async function overHttp(runtime: Runtime, container: string, work: string, round
   }));
   await landed();
   const rate = FILES / seconds(started);
+  const after = await cpu();
+  const metrics = await (await fetch(`${agentProc.url}/metrics`)).text();
+  split.batches += Number(/^stevedore_push_duration_seconds_count\{[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? NaN);
+  split.agent += after.agent.self - before.agent.self;
+  split.cli += after.agent.children - before.agent.children;
+  split.daemon += after.daemon - before.daemon;
+  const client = process.cpuUsage(before.client);
+  split.client += (client.user + client.system) / 1e6;
+  split.machine += after.machine.busy - before.machine.busy;
+  split.available += after.machine.all - before.machine.all;
   agent.destroy();
   await agentProc.stop();
   return rate;
@@ -96,14 +122,16 @@ async function main() {
   }));
   console.log(`bench/push: ${FILES} × 4 KiB; node ${process.version}`);
   const rows: string[][] = [];
+  const splits: string[] = [];
   for (const runtime of PARTS.includes('a') || PARTS.includes('b') ? RUNTIMES : []) {
     const container = await createContainer(runtime);
     try {
       // The per-file baseline takes 20–60 s: run once, between the first two HTTP rounds.
       const httpRates: number[] = [];
+      const split: CpuSplit = { agent: 0, cli: 0, daemon: 0, client: 0, machine: 0, available: 0, batches: 0 };
       let baseline = NaN;
       for (let round = 0; round < 3; round += 1) {
-        httpRates.push(await overHttp(runtime, container, work, round));
+        httpRates.push(await overHttp(runtime, container, work, round, split));
         if (round === 0 && BASELINE) baseline = await perFile(runtime, container, files);
       }
       const http = median(httpRates);
@@ -116,6 +144,7 @@ async function main() {
         return rate;
       }, async () => FILES / (await rawTar(runtime, container, source, '/srv/floor')));
       rows.push([runtime, fmt(http), fmt(baseline), `${fmt(http / baseline)}×`, fmt(stage), fmt(floor), `${fmt(stage / floor, 2)}×`]);
+      splits.push(`${runtime}: ${cpuLine(split)}`);
     } finally {
       await removeContainer(runtime, container);
     }
@@ -123,6 +152,8 @@ async function main() {
   if (rows.length > 0) {
     console.log('\n(a) HTTP → landed, files/s | one CLI push per file, 4 workers | ratio | (b) push stage, files/s | raw tar|exec tar floor | ratio');
     for (const row of rows) console.log(row.join(' | '));
+    console.log('\n(a) CPU per file landed, µs, all rounds: the agent | its CLI calls | the runtime daemon | the load client (this process) | the rest (the container\'s tar, the kernel\'s threads, other work) | the machine busy, of what it had');
+    for (const line of splits) console.log(line);
   }
   if (PARTS.includes('c') && BIG_MIB > 0) {
     const file = path.join(work, 'big.bin');
@@ -130,6 +161,13 @@ async function main() {
     for (const runtime of RUNTIMES) await bigFile(runtime, file);
   }
   await rm(work, { recursive: true, force: true });
+}
+
+function cpuLine(split: CpuSplit): string {
+  const files = 3 * FILES;
+  const us = (seconds: number) => fmt((seconds * 1e6) / files, 0);
+  const rest = split.machine - split.agent - split.cli - split.daemon - split.client;
+  return `${us(split.agent)} | ${us(split.cli)} in ${split.batches} batches | ${us(split.daemon)} | ${us(split.client)} | ${us(rest)} | ${us(split.machine)} of ${us(split.available)}`;
 }
 
 // The runtime's own copy of one host file, as a user would type it.
