@@ -132,7 +132,8 @@ async function replayIdempotent(ctx: HttpContext, req: IncomingMessage, res: Ser
   const wrong = mismatch(digests, sha256);
   if (wrong) throw wrong;
   if (sha256 !== earlier.sha256) throw keyReused(`was used for a body with sha-256 ${earlier.sha256}; this one has ${sha256}`);
-  sendJson(res, 202, taskJson(earlier), { location: `/tasks/${earlier.id}` });
+  // As the first request was answered: a retry that asks to wait learns how the push ended.
+  await answerTasks(ctx, req, res, [earlier], false);
 }
 
 const keyReused = (what: string) => new StevedoreError('IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key ${what}`);
@@ -149,16 +150,15 @@ export async function answerTasks(ctx: HttpContext, req: IncomingMessage, res: S
   const settled = wait > 0 ? await Promise.all(tasks.map((t) => ctx.registry.waitFor(t.id, wait))) : tasks;
   if (wait > 0) req.socket.setTimeout(ctx.idleTimeout);
   const current = settled.map((t, i) => t ?? (tasks[i] as Task));
-  const failed = current.find((t) => t.status === 'failed');
+  const failed = wait > 0 ? current.find((t) => t.status === 'failed') : undefined;
+  if (wait > 0) res.setHeader('preference-applied', `wait=${wait / 1000}`);
   if (failed) {
     const message = `the push failed for good: ${failed.error?.message ?? 'unknown error'}`;
     throw new StevedoreError('PUSH_FAILED', message, { details: { task: taskJson(failed) } });
   }
   const status = wait > 0 && current.every((t) => t.status === 'done') ? 200 : 202;
   const body = asList ? { tasks: current.map(taskJson) } : taskJson(current[0] as Task);
-  const headers: Record<string, string> = current.length === 1 ? { location: `/tasks/${current[0]?.id}` } : {};
-  if (wait > 0) headers['preference-applied'] = `wait=${wait / 1000}`;
-  sendJson(res, status, body, headers);
+  sendJson(res, status, body, current.length === 1 ? { location: `/tasks/${current[0]?.id}` } : {});
 }
 
 const MAX_WAIT_SECONDS = 300;

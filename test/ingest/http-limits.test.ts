@@ -176,6 +176,18 @@ describe('502 PUSH_FAILED with Prefer: wait', () => {
     expect(failed.error).toMatchObject({ code: 'PERMISSION_DENIED' });
   });
 
+  it('answers a retry with the same Idempotency-Key as the first request was answered: 502 with Prefer: wait, 202 without', async () => {
+    const t = await startAgent({ createTarget: failingTarget('PERMISSION_DENIED') });
+    const headers = { prefer: 'wait=5', 'idempotency-key': 'doomed-1' };
+    const first = expectError(await put(t.url, 'doomed.txt', 'doomed', headers), 502, 'PUSH_FAILED');
+    const again = await put(t.url, 'doomed.txt', 'doomed', headers);
+    expect(again.headers['preference-applied']).toBe('wait=5');
+    expect(expectError(again, 502, 'PUSH_FAILED').error.task).toMatchObject({ id: (first.error.task as { id: string }).id, status: 'failed' });
+    const plain = await put(t.url, 'doomed.txt', 'doomed', { 'idempotency-key': 'doomed-1' });
+    expect(plain.status).toBe(202);
+    expect(json(plain)).toMatchObject({ id: (first.error.task as { id: string }).id, status: 'failed' });
+  });
+
   it('answers a Prefer: wait upload through the raw client too (the header is honoured on PUT and POST)', async () => {
     const t = await startAgent({ createTarget: failingTarget('DEST_UNSAFE') });
     const answer = await send(t.url, '/drop/files/x.txt', { method: 'POST', headers: { prefer: 'respond-async, wait=5' }, body: 'x' });

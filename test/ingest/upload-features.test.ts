@@ -70,9 +70,13 @@ describe('Idempotency-Key', () => {
 
     gate.open();
     await waitFor(async () => (await statusOf(t, json(first).id)) === 'done');
-    // Still the same task once it is done.
+    // Still the same task once it is done; a retry that asks to wait learns it landed.
     const late = await put(t.url, 'once.txt', 'first body', headers);
     expect(json(late)).toMatchObject({ id: json(first).id, status: 'done' });
+    const waited = await put(t.url, 'once.txt', 'first body', { ...headers, prefer: 'wait=5' });
+    expect(waited.status).toBe(200);
+    expect(waited.headers['preference-applied']).toBe('wait=5');
+    expect(json(waited)).toMatchObject({ id: json(first).id, status: 'done' });
     expect(await readFile(path.join(t.root, 'srv/files/once.txt'), 'utf8')).toBe('first body');
     expect((await journalEntries(t)).filter((e) => e.op === 'add')).toHaveLength(1);
   });
