@@ -338,6 +338,34 @@ describe('run', () => {
     expect(messages.at(-1)).toMatch(/^stopped/);
   });
 
+  it('a second agent on the same state_dir exits 1 before touching it; the first runs on, and a pid file left by a crash is taken over', async () => {
+    const dir = await tempDir();
+    const file = await writeRunConfig(dir);
+    const first = start(['run', '-c', file]);
+    const firstLogs = watchLogs(first);
+    const url = await listeningUrl(firstLogs.logs, firstLogs.stderr);
+    const pidPath = path.join(dir, 'state', 'agent.pid');
+    expect(await readFile(pidPath, 'utf8')).toBe(`${first.pid}\n`);
+
+    const second = await cli(['run', '-c', file]);
+    expect(second.code).toBe(1);
+    const said = lines(second.stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(said).toContainEqual(expect.objectContaining({ level: 60, pid: expect.any(Number), msg: `cannot start: another agent (pid ${first.pid}) runs on ${path.join(dir, 'state')}` }));
+    expect(said.some((log) => /journal|recover/i.test(String(log.msg)))).toBe(false);
+    expect(await readFile(pidPath, 'utf8')).toBe(`${first.pid}\n`);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+    first.kill('SIGKILL');
+    await firstLogs.exited;
+    expect(await readFile(pidPath, 'utf8')).toBe(`${first.pid}\n`); // left by the "crash"
+    const third = start(['run', '-c', file]);
+    const thirdLogs = watchLogs(third);
+    await listeningUrl(thirdLogs.logs, thirdLogs.stderr);
+    expect(await readFile(pidPath, 'utf8')).toBe(`${third.pid}\n`);
+    third.kill('SIGTERM');
+    expect(await thirdLogs.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('SIGINT stops it the same way', async () => {
     const dir = await tempDir();
     const child = start(['run', '-c', await writeRunConfig(dir)]);

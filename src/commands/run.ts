@@ -4,10 +4,10 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createAgent, type Agent } from '../agent.js';
 import { loadConfig, type Config } from '../config/load.js';
-import { errorMessage, isStevedoreError } from '../errors.js';
+import { errnoCode, errorMessage, isStevedoreError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { EXIT } from './exit.js';
-import { pidFile } from './pid.js';
+import { pidFile, runningAgent } from './pid.js';
 
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.log);
@@ -23,9 +23,14 @@ export async function run(config: Config): Promise<number> {
     process.on('SIGINT', stop).on('SIGTERM', stop);
   });
   // Written before recovery starts: `stevedore dead-letter` must not take the store
-  // over while this process works on it, even before it listens.
+  // over while this process works on it, even before it listens; and a second agent on
+  // this state_dir must not recover the journal from under the first.
   await mkdir(config.state_dir, { recursive: true, mode: 0o700 });
-  await writeFile(pidFile(config), `${process.pid}\n`, { mode: 0o600 });
+  const other = await claimStateDir(config);
+  if (other !== undefined) {
+    logger.fatal({ pid: other, state_dir: config.state_dir }, `cannot start: another agent (pid ${other}) runs on ${config.state_dir}`);
+    return EXIT.fatal;
+  }
   // Reloads wait for the start and run one after the other; none once stopping began.
   let started = false;
   let reloading = Promise.resolve();
@@ -53,6 +58,24 @@ export async function run(config: Config): Promise<number> {
   clearTimeout(deadline);
   await rm(pidFile(config), { force: true });
   return EXIT.ok;
+}
+
+/**
+ * Writes state_dir/agent.pid unless another agent runs there (its pid is answered). The
+ * file is created exclusively; one left by an agent that is gone is replaced.
+ */
+async function claimStateDir(config: Config): Promise<number | undefined> {
+  const mine = `${process.pid}\n`;
+  try {
+    await writeFile(pidFile(config), mine, { mode: 0o600, flag: 'wx' });
+    return undefined;
+  } catch (error) {
+    if (errnoCode(error) !== 'EEXIST') throw error;
+  }
+  const other = await runningAgent(config);
+  if (other !== undefined && other !== process.pid) return other;
+  await writeFile(pidFile(config), mine, { mode: 0o600 });
+  return undefined;
 }
 
 // What a stop waits for is bounded (pushes by shutdown_grace, a watched file's read
