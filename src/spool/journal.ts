@@ -113,13 +113,15 @@ export function createJournal({ file, syncDirs, logger, compactAfter = 100_000 }
     // durable before anyone is told "accepted", and a record whose file did not make
     // it is caught at recovery by its checksum.
     const dirs = entries.some((e) => e.op === 'add') ? syncDirs.map(syncDir) : [];
-    try {
-      // appendFile loops until every byte is written (a bare write may stop short).
-      await Promise.all([...dirs, file.appendFile(text).then(() => file.datasync())]);
-    } catch (error) {
+    // appendFile loops until every byte is written (a bare write may stop short).
+    // allSettled, not all: a directory flush failing at once must not cut the file
+    // back while the write still runs, or its rest lands after the cut.
+    const outcomes = await Promise.allSettled([...dirs, file.appendFile(text).then(() => file.datasync())]);
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) {
       // A torn line would swallow the next good one: cut the file back first.
       await file.truncate(size).catch(() => undefined);
-      throw error;
+      throw failure.reason;
     }
     size += Buffer.byteLength(text);
     appended += entries.length;

@@ -1,4 +1,4 @@
-import { appendFile, chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
@@ -139,6 +139,44 @@ describe('journal', () => {
     const reopened = await j.open();
     expect(reopened.live).toEqual([keep]);
     await reopened.journal.close();
+  });
+  // The spool's directory flush and the journal's write run side by side. When the
+  // flush fails at once (the spool directory gone) while a long write is still going,
+  // the file is cut back only once that write has stopped: cut before, the rest of the
+  // write lands after the cut, and a later cut back to the journal's idea of its length
+  // takes a tail of good lines with it (acknowledged tasks lost at the next start).
+  it('a failed batch leaves no bytes behind, even when its write was still going as the flush failed, and later batches stay whole', async () => {
+    const dir = await tempDir();
+    const spoolDir = path.join(dir, 'spool');
+    const file = path.join(dir, 'journal.log');
+    const journal = createJournal({ file, syncDirs: [spoolDir], logger });
+    await journal.open();
+    // A record of ~24 MiB takes tens of milliseconds to write; opening a missing directory fails at once.
+    const big = (): TaskRecord => ({ ...record(), dest: `/srv/${'x'.repeat(24 * 2 ** 20)}` });
+    const settledSize = async () => {
+      for (let last = -1; ; ) {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const { size } = await stat(file);
+        if (size === last) return size;
+        last = size;
+      }
+    };
+
+    await expect(journal.append(add(big()))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await settledSize()).toBe(0);
+
+    await mkdir(spoolDir);
+    const kept = record();
+    await journal.append(add(kept)); // acknowledged
+    const keptBytes = (await stat(file)).size;
+    await rm(spoolDir, { recursive: true });
+    await expect(journal.append(add(big()))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await settledSize()).toBe(keptBytes);
+    await journal.close();
+
+    const reopened = createJournal({ file, syncDirs: [dir], logger });
+    expect(await reopened.open()).toEqual([kept]);
+    await reopened.close();
   });
 });
 
