@@ -2,11 +2,13 @@
 // <id>.part (0600; every PATCH fsyncs them before it is answered) and what it is in
 // <id>.json (0600, replaced atomically: temp file, fsync, rename). Both outlive the
 // process; load() reads them back at start.
-import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { errnoCode, errorMessage } from '../../errors.js';
-import { fsyncFile, makeDir, writeFileDurable } from '../../durable.js';
+import { fsyncDir, fsyncFile, makeDir, writeFileDurable } from '../../durable.js';
+import { randomName } from '../../random.js';
 import { TASK_ID_PATTERN, type FileOptions } from '../../task.js';
 
 export interface UploadRecord {
@@ -112,6 +114,26 @@ async function loadOne(id: string, recordPath: string, part: string): Promise<Lo
     await rm(part, { force: true }); // a task's already: the agent stopped before it removed it
     return { record, length: 0, touchedAt: data.mtimeMs };
   }
-  await fsyncFile(part);
+  if (data.nlink > 1) await ownCopy(part);
+  else await fsyncFile(part);
   return { record, length: data.size, touchedAt: Math.max(data.mtimeMs, Date.parse(record.createdAt)) };
+}
+
+// A data file with another name is a task's staged file (finish.ts links it into the
+// spool, and the agent stopped before the record said the upload was over), maybe
+// landed through that same inode by the local target. The client is told it is one
+// byte short and sends that byte again, and a PATCH writes into the data file and cuts
+// it back to its end: the upload gets its own copy, so the task's bytes stay as they are.
+async function ownCopy(part: string): Promise<void> {
+  const temp = `${part}.${randomName(6)}.tmp`;
+  try {
+    await copyFile(part, temp, constants.COPYFILE_EXCL);
+    await chmod(temp, 0o600); // the local target set the landed file's mode on that inode
+    await fsyncFile(temp);
+    await rename(temp, part);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await fsyncDir(path.dirname(part));
 }
