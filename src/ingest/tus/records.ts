@@ -81,7 +81,9 @@ export function createUploadFiles(dir: string): UploadFiles {
     },
     async load(logger) {
       const names = await readdir(dir);
-      const ids = new Set(names.flatMap((name) => (name.endsWith('.json') ? [name.slice(0, -'.json'.length)] : [])));
+      // Only records named by an upload id: another .json is not ours, and named()
+      // would throw for it outside the catch below, stopping the agent's start.
+      const ids = new Set(names.flatMap((name) => (name.endsWith('.json') ? [name.slice(0, -'.json'.length)] : [])).filter((id) => TASK_ID_PATTERN.test(id)));
       const loaded: LoadedUpload[] = [];
       for (const id of ids) {
         const upload = await loadOne(id, named(id, '.json'), partPath(id)).catch((error: unknown) => {
