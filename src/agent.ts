@@ -244,12 +244,14 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
       shutdown.abort(); // a task end still waiting for room stays journaled
       const grace = config.queue.shutdown_grace;
       const deadline = Date.now() + grace;
+      const draining = http?.drain(grace); // new requests are answered 503 from now on
       await Promise.all(watches.map((watch) => watch.close()));
       registry.wakeAll(); // Prefer: wait requests answer 202 now instead of holding the grace
       expiry?.stop();
       events.close();
-      await http?.close(grace);
+      await draining;
       await scheduler.close(Math.max(0, deadline - Date.now()));
+      await http?.close(); // new requests were answered 503 until the pushes drained
       await fleets.close();
       await retain.close();
       // Pushes that finished while the queue drained updated mirror state after close().

@@ -22,8 +22,14 @@ import { checkHead, guardWire } from './wire.js';
 
 export interface HttpServer {
   listen(): Promise<AddressInfo>;
-  /** Stops accepting, waits up to `graceMs` for requests in progress, then cuts the rest. */
-  close(graceMs: number): Promise<void>;
+  /**
+   * The start of a stop (SPEC §6): new requests are answered 503 SHUTTING_DOWN, but for
+   * the reads that watch a drain (health, status, metrics, a task); waits up to
+   * `graceMs` for the requests in progress. The listener stays open until close().
+   */
+  drain(graceMs: number): Promise<void>;
+  /** Stops listening and cuts every connection left. */
+  close(): Promise<void>;
   /** A reload: new routes, legacy rules and browser rules for the requests that come next. */
   update(options: Pick<HttpOptions, 'routes' | 'legacy' | 'allowedHosts' | 'allowedOrigins' | 'ui'>): void;
   /** The bodies being received now (GET /status). */
@@ -84,13 +90,15 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       ctx.checkBrowser = createBrowserCheck({ listen: options.listen, allowedHosts, allowedOrigins });
     },
     receiving: () => ctx.bodies.status(),
-    async close(graceMs) {
+    async drain(graceMs) {
+      closing = true;
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([Promise.all(active), grace]);
+    },
+    async close() {
       closing = true;
       if (!server) return;
       const closed = new Promise<void>((resolve) => server?.close(() => resolve()));
-      server.closeIdleConnections();
-      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-      await Promise.race([Promise.all(active), grace]);
       server.closeAllConnections();
       await closed;
     },
@@ -107,7 +115,10 @@ function forRequest(ctx: HttpContext, req: IncomingMessage, res: ServerResponse)
 
 async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, closing: boolean): Promise<void> {
   try {
-    if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
+    if (closing && !answersWhileStopping(req)) {
+      res.setHeader('connection', 'close');
+      throw new StevedoreError('SHUTTING_DOWN', 'the agent is shutting down');
+    }
     checkHead(req);
     ctx.checkBrowser(req);
     await dispatch(ctx, req, res);
@@ -127,6 +138,14 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
     }
     sendError(req, res, failure, failure.code === 'PUSH_FAILED' ? failure.details : {});
   }
+}
+
+// What an operator watching a stop asks: is it alive, what is left, how did a task end.
+const READS_WHILE_STOPPING = new Set(['/healthz', '/readyz', '/status', '/metrics']);
+function answersWhileStopping(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const path = rawPath(req);
+  return READS_WHILE_STOPPING.has(path) || path.startsWith('/tasks/');
 }
 
 async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {

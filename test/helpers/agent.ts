@@ -35,6 +35,8 @@ export interface StartOptions {
   createMembership?: AgentOptions['createMembership'];
   /** Extra keys inside the `queue: { shutdown_grace: 2s, … }` flow map, e.g. 'capacity: 1'. */
   queue?: string;
+  /** queue.shutdown_grace (default 2s). */
+  shutdownGrace?: string;
   /** http.min_free (default 1MiB). */
   minFree?: string;
   /** http.idle_timeout (default 2s). */
@@ -47,7 +49,7 @@ export interface StartOptions {
   stateDir?: string;
 }
 
-export function testConfigYaml(dir: string, { http = '', extra = '', queue, minFree = '1MiB', idleTimeout = '2s', targets = '', listen = '127.0.0.1:0', stateDir = path.join(dir, 'state') }: StartOptions = {}): string {
+export function testConfigYaml(dir: string, { http = '', extra = '', queue, shutdownGrace = '2s', minFree = '1MiB', idleTimeout = '2s', targets = '', listen = '127.0.0.1:0', stateDir = path.join(dir, 'state') }: StartOptions = {}): string {
   return `version: 1
 state_dir: ${stateDir}
 log: { level: debug, format: json }
@@ -56,7 +58,7 @@ targets:
 ${targets}
 defaults:
   retry: { attempts: 3, initial_delay: 10ms, max_delay: 50ms }
-queue: { shutdown_grace: 2s${queue ? `, ${queue}` : ''} }
+queue: { shutdown_grace: ${shutdownGrace}${queue ? `, ${queue}` : ''} }
 ${extra}
 http:
   listen: ${listen}
