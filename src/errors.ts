@@ -45,6 +45,8 @@ export const errorStatus = {
   CONFIG_UNREADABLE: undefined,
   NOT_SUPPORTED: undefined,
   AGENT_UNREACHABLE: undefined,
+  // http.listen could not be bound (in use, a name that does not resolve, no such address here).
+  LISTEN_FAILED: undefined,
   // A command line the CLI cannot act on (exit 2)
   USAGE: undefined,
   // Spool and journal

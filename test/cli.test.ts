@@ -1,7 +1,9 @@
 // The CLI as users run it: compiled by tsc and spawned with node (helpers/cli.ts).
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -384,6 +386,24 @@ describe('run', () => {
     expect(result.stdout).toBe(''); // no logger yet: nothing logged
     expect(expectOnlyProblemLines(result.stderr, file)).toEqual([`${file}:12:8: watch: Invalid input: expected array, received boolean`]);
     expect(existsSync(path.join(dir, 'state'))).toBe(false);
+  });
+
+  it('a listen address already taken exits 1 with a one-line fatal message, no stack', async () => {
+    const dir = await tempDir();
+    const taken = createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const file = await writeRunConfig(dir);
+      await writeFile(file, (await readFile(file, 'utf8')).replace('127.0.0.1:0', `127.0.0.1:${port}`));
+      const result = await cli(['run', '-c', file]);
+      expect(result.code).toBe(1);
+      const fatal = lines(result.stdout).map((line) => JSON.parse(line) as Record<string, unknown>).filter((log) => log.level === 60);
+      expect(fatal).toEqual([expect.objectContaining({ code: 'LISTEN_FAILED', msg: `cannot start: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}` })]);
+      expect(fatal[0]).not.toHaveProperty('err');
+    } finally {
+      taken.close();
+    }
   });
 
   it('a runtime whose CLI is not installed exits 1 with a one-line fatal message naming it', async () => {

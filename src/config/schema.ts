@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { errorMessage } from '../errors.js';
 import { checkAbsolutePath } from '../ingest/paths.js';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.js';
-import { LISTEN_PATTERN } from './listen.js';
+import { LISTEN_PATTERN, listenProblem } from './listen.js';
 import { checkCrossReferences } from './references.js';
 
 // Node timers hold at most 2^31-1 ms (~24.8 days); a longer one fires at once.
@@ -147,9 +147,13 @@ const allowedOrigin = z.string().regex(/^https?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-
 }).refine((origin) => URL.canParse(origin), { error: 'expected an origin with a valid host and a port up to 65535' });
 
 const http = z.strictObject({
-  listen: z.string().regex(LISTEN_PATTERN, {
-    error: 'expected host:port, like 127.0.0.1:8080 or [::1]:8080',
-  }),
+  listen: z
+    .string()
+    .regex(LISTEN_PATTERN, { error: 'expected host:port, like 127.0.0.1:8080 or [::1]:8080', abort: true })
+    .superRefine((text, ctx) => {
+      const problem = listenProblem(text);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (expected host:port, like 127.0.0.1:8080)` });
+    }),
   max_body: size.prefault('2GiB'),
   idle_timeout: duration.prefault('60s'),
   min_free: size.prefault('1GiB'),

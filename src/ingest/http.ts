@@ -70,8 +70,9 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       server.keepAliveTimeout = 5000;
       limitConnections(server, options.outOfFiles);
       await new Promise<void>((resolve, reject) => {
-        server?.once('error', reject).listen(port, host, () => {
-          server?.off('error', reject);
+        const failed = (error: Error) => reject(new StevedoreError('LISTEN_FAILED', `cannot listen on ${options.listen}: ${error.message}`, { cause: error }));
+        server?.once('error', failed).listen(port, host, () => {
+          server?.off('error', failed);
           resolve();
         });
       });

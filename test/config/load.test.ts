@@ -390,6 +390,18 @@ describe('schema problems, each at its own line:col', () => {
     ]);
   });
 
+  it('refuses an http.listen that no listener could bind: a port over 65535, an address that is not one', () => {
+    const config = (value: string) => minimal('http:', `  listen: "${value}"`, '  allow_anonymous: true');
+    const listen = (value: string) => problems(config(value));
+    expect(listen('127.0.0.1:99999')).toEqual(['x.yaml:5:11: http.listen: port 99999 is over 65535 (expected host:port, like 127.0.0.1:8080)']);
+    expect(listen('127.0.0.1:65536')).toEqual(['x.yaml:5:11: http.listen: port 65536 is over 65535 (expected host:port, like 127.0.0.1:8080)']);
+    expect(listen('999.1.1.1:80')).toEqual(['x.yaml:5:11: http.listen: 999.1.1.1 is not an IPv4 address (expected host:port, like 127.0.0.1:8080)']);
+    expect(listen('[1::2::3]:80')).toEqual(['x.yaml:5:11: http.listen: 1::2::3 is not an IPv6 address (expected host:port, like 127.0.0.1:8080)']);
+    for (const good of ['127.0.0.1:65535', '127.0.0.1:0', '[::1]:8080', 'localhost:8080', 'files.internal:443']) {
+      expect(parseConfig(config(good), 'x.yaml', {}).http?.listen).toBe(good);
+    }
+  });
+
   it('missing required keys are reported at their parent', () => {
     const text = yaml(
       'version: 1', //                              1
