@@ -185,6 +185,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       // mirror: its own stats say nothing of its target; let the settler stat through it.
       return settler.touch(file);
     }
+    if (stats && !stats.isFile()) return void refusals.note(file, unsafe(rel, 'special'));
     // A mirror's restart meets mostly files pushed before: no settling for those.
     const known = queued.has(rel) ? undefined : mirror?.get(rel);
     if (known && stats && known.size === stats.size && known.mtimeMs === stats.mtimeMs) return;

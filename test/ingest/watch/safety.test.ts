@@ -1,7 +1,9 @@
 // Safety: symlinks are not followed out of the watched root; a watched directory must
 // exist at start, may vanish and come back; after_push may not lie inside the watch.
+import { execFile } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config/load.js';
 import { tempDir } from '../../helpers/temp.js';
@@ -9,6 +11,8 @@ import { waitFor } from '../../helpers/wait.js';
 import { barrier, exists, landedPath, listTree, recorder, setup, sleep, startWatching, waitLanded, writeTree } from './harness.js';
 
 const SKIPPED = 'skipping a symlink that leads outside the watched directory';
+const SPECIAL = 'skipping a file that is not a regular file (FIFO, socket or device)';
+const run = promisify(execFile);
 
 describe('symlinks', () => {
   it('a symlink to a file outside the watched directory is skipped and logged, present at start or made later', async () => {
@@ -38,6 +42,22 @@ describe('symlinks', () => {
     expect(t.logs.filter((l) => l.msg === 'task queued')).toHaveLength(1);
     expect(await readFile(secret, 'utf8')).toBe('not yours');
     expect((await stat(secret)).mtimeMs).toBe(before.mtimeMs);
+  });
+
+  it.each(['drop', 'mirror'])('a FIFO in a %s folder, there at start or made later, is skipped and warned once, and nothing blocks', async (mode) => {
+    const s = await setup();
+    await run('mkfifo', [path.join(s.dir, 'at-start.pipe')]);
+    const t = await startWatching(s, { mode });
+    await mkdir(path.join(s.dir, 'sub'));
+    await run('mkfifo', [path.join(s.dir, 'sub/later.pipe')]);
+    await writeFile(path.join(s.dir, 'sub/plain.txt'), 'plain');
+    await waitLanded(t, 'sub/plain.txt', 'plain');
+    await barrier(t, s.dir);
+    const warned = t.logs.filter((l) => l.msg === SPECIAL && l.level === 40);
+    expect(warned.map((l) => l.path).sort()).toEqual([path.join(s.dir, 'at-start.pipe'), path.join(s.dir, 'sub/later.pipe')]);
+    expect(await exists(landedPath(t, 'at-start.pipe'))).toBe(false);
+    expect(await exists(landedPath(t, 'sub/later.pipe'))).toBe(false);
+    expect((await lstat(path.join(s.dir, 'sub/later.pipe'))).isFIFO()).toBe(true); // left in place
   });
 
   it('a symlink to a directory outside is not followed: nothing under it is pushed', async () => {
