@@ -61,7 +61,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       // No whole-request deadline (a slow 2 GiB upload is fine); the socket's idle
       // timeout aborts a body that stops moving, headersTimeout a slowloris.
       // requireHostHeader: false, so that the refusal of a missing Host (RFC 9112 §3.2) is ours, in JSON.
-      server = createServer({ requestTimeout: 0, headersTimeout: Math.min(options.idleTimeout, 60_000), connectionsCheckingInterval: 1000, requireHostHeader: false }, onRequest);
+      server = createServer({ requestTimeout: 0, ...headDeadline(options.idleTimeout), requireHostHeader: false }, onRequest);
       server.timeout = options.idleTimeout;
       // Otherwise node answers "Expect: 100-continue" itself, before the token and
       // capacity checks; the handlers send 100 once they are ready for the body.
@@ -104,6 +104,18 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       await closed;
     },
   };
+}
+
+/**
+ * A head not in within idle_timeout is answered 408 (node checks every
+ * `connectionsCheckingInterval`). The socket's own idle timeout, also idle_timeout,
+ * would close a silent connection without a word at that very moment: the head's
+ * deadline falls two checks before it.
+ */
+export function headDeadline(idleTimeout: number): { headersTimeout: number; connectionsCheckingInterval: number } {
+  const head = Math.min(idleTimeout, 60_000);
+  const connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(head / 4)));
+  return { headersTimeout: Math.max(connectionsCheckingInterval, head - 2 * connectionsCheckingInterval), connectionsCheckingInterval };
 }
 
 // The context of one request: its id, echoed in the answer, and a child logger that

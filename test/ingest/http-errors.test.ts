@@ -165,6 +165,22 @@ describe('405 METHOD_NOT_ALLOWED', () => {
   });
 });
 
+describe('408 REQUEST_TIMEOUT for a head not in within idle_timeout', () => {
+  it.each([
+    ['nothing at all', ''],
+    ['the request line only', 'GET /healthz HTTP/1.1\r\n'],
+    ['part of the header fields', 'PUT /drop/files/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n'],
+  ])('answers %s with 408 in JSON, then closes the connection', async (_what, head) => {
+    const t = await startAgent({ idleTimeout: '1s' });
+    const reply = await rawExchange(t.url, head);
+    const [status, ...rest] = reply.split('\r\n');
+    expect(status).toBe('HTTP/1.1 408 Request Timeout');
+    expect(rest).toContain('connection: close');
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { code: 'REQUEST_TIMEOUT' } });
+    expect(t.logs.filter((line) => line.msg === 'task queued')).toHaveLength(0);
+  });
+});
+
 describe('the agent keeps serving after errors', () => {
   it('answers a good upload on the same agent after a run of refusals', async () => {
     const t = await startAgent();
