@@ -19,6 +19,10 @@ export const MAX_PARTS = 1000;
 
 export async function handleMultipart(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, route: Route, dir: string): Promise<void> {
   requireToken(route.token, req);
+  // Not honoured here yet: refused rather than ignored, so a retry cannot queue the files twice unawares.
+  if (req.headers['idempotency-key'] !== undefined) {
+    throw new StevedoreError('BAD_REQUEST', 'Idempotency-Key is not supported on multipart uploads: send each file as its own PUT to use one');
+  }
   const length = declaredLength(req, ctx.maxBody);
   const digests = expectedDigests(req);
   const accepted: Accepted[] = [];

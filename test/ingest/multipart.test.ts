@@ -141,6 +141,13 @@ describe('multipart refusals leave nothing behind', () => {
     await expectNoTrace(t);
   });
 
+  it('refuses an Idempotency-Key with 400 before the body: not honoured here, so not ignored either', async () => {
+    const t = await startAgent();
+    const answer = await post(t, '/drop/files/up', multipart([{ filename: 'a.txt', content: 'a' }]), { 'idempotency-key': 'k1' });
+    expect(expectError(answer, 400, 'BAD_REQUEST').error.message).toMatch(/Idempotency-Key is not supported on multipart uploads/);
+    await expectNoTrace(t);
+  });
+
   it('refuses a truncated body (no closing delimiter) with 400', async () => {
     const t = await startAgent();
     const body = multipart([{ filename: 'a.txt', content: 'complete' }, { filename: 'b.txt', content: 'cut off' }], { end: false });
