@@ -174,7 +174,8 @@ async function dispatch(ctx: HttpContext, req: IncomingMessage, res: ServerRespo
   if (!route) throw new StevedoreError('NOT_FOUND', `no route for ${path}`);
   const rawRel = path.slice(route.path.length + 1);
   if (isTusAtRoute(req, rawRel)) return ctx.tus.atRoute(ctx, req, res, route);
-  return postOnly(req, ['PUT', 'POST'], () => {
+  // The route's root also takes tus: OPTIONS, and POST with Tus-Resumable.
+  return postOnly(req, rawRel === '' ? ['PUT', 'POST', 'OPTIONS'] : ['PUT', 'POST'], () => {
     // decodeUrlPath forgives one leading "/", which here would be an empty segment.
     if (rawRel.startsWith('/')) throw new StevedoreError('BAD_PATH', 'path segment 1 is empty ("//")');
     if (isMultipart(req)) {

@@ -149,6 +149,7 @@ describe('405 METHOD_NOT_ALLOWED', () => {
     ['GET', '/drop/files/a.txt', {}, 'PUT, POST'],
     ['DELETE', '/drop/files/a.txt', {}, 'PUT, POST'],
     ['PATCH', '/drop/secret/a.txt', TOKEN, 'PUT, POST'],
+    ['GET', '/drop/files', {}, 'PUT, POST, OPTIONS'], // the route's root takes tus too
     ['PUT', '/drop/files/dir', { 'content-type': 'multipart/form-data; boundary=b' }, 'POST'],
     ['POST', '/healthz', {}, 'GET, HEAD'],
     ['PUT', '/readyz', {}, 'GET, HEAD'],
