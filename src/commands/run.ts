@@ -62,7 +62,9 @@ export async function run(config: Config): Promise<number> {
 
 /**
  * Writes state_dir/agent.pid unless another agent runs there (its pid is answered). The
- * file is created exclusively; one left by an agent that is gone is replaced.
+ * file is created exclusively; one left by an agent that is gone is replaced (two agents
+ * started within the same instant over such a file could both take it: a service
+ * manager starts one).
  */
 async function claimStateDir(config: Config): Promise<number | undefined> {
   const mine = `${process.pid}\n`;

@@ -112,7 +112,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
  * would close a silent connection without a word at that very moment: the head's
  * deadline falls two checks before it.
  */
-export function headDeadline(idleTimeout: number): { headersTimeout: number; connectionsCheckingInterval: number } {
+function headDeadline(idleTimeout: number): { headersTimeout: number; connectionsCheckingInterval: number } {
   const head = Math.min(idleTimeout, 60_000);
   const connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(head / 4)));
   return { headersTimeout: Math.max(connectionsCheckingInterval, head - 2 * connectionsCheckingInterval), connectionsCheckingInterval };
