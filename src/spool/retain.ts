@@ -111,8 +111,8 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
     },
     async keep(task, staged) {
       const key = keyOf(task.target, task.dest);
-      const before = index.get(key);
-      if (before && before.createdAt > task.createdAt) return;
+      const newer = () => (index.get(key)?.createdAt ?? '') > task.createdAt;
+      if (newer()) return;
       if (!sizes.has(task.sha256)) {
         await link(staged, dataPath(task.sha256)).catch(async (error: unknown) => {
           if (errnoCode(error) === 'EEXIST') return;
@@ -120,6 +120,10 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
         });
         sized(task.sha256, task.bytes);
       }
+      // A newer version of the destination (two uploads at once) may have been kept while
+      // this one was linked in: it stays, and this one's bytes go if nothing else has them.
+      if (newer()) return release(task.sha256);
+      const before = index.get(key);
       const { target, dest, sha256, bytes, options, route, createdAt } = task;
       index.set(key, { target, dest, sha256, bytes, options, route, createdAt });
       if (before && before.sha256 !== sha256) await release(before.sha256);

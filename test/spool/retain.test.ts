@@ -41,6 +41,21 @@ describe('the retained versions', () => {
     await store.close();
   });
 
+  it('keeps the newer version when an older one of the same destination is still being linked in', async () => {
+    const { dir, store, staged } = await setUp(1000);
+    await store.keep(...(await staged('/other', 10, 'b'))); // b's bytes are kept already
+    const older = await staged('/a', 10, 'a'); // new bytes: linked in, which takes a moment
+    const newer = await staged('/a', 10, 'b'); // bytes known: kept at once
+    const first = store.keep(...older);
+    await store.keep(...newer);
+    await first;
+    expect(store.versions('web').find((v) => v.dest === '/a')?.sha256).toBe('b'.repeat(64));
+    // The older version's bytes, kept by no one, go.
+    expect(store.bytes).toBe(10);
+    expect(await readdir(path.join(dir, 'retain', 'data'))).toEqual(['b'.repeat(64)]);
+    await store.close();
+  });
+
   it('drops the oldest versions past retain_max, each one logged, and none while under it', async () => {
     const { store, lines, staged } = await setUp(250);
     for (const dest of ['/1', '/2']) await store.keep(...(await staged(dest, 100, dest.slice(1))));
