@@ -37,6 +37,20 @@ describe('reload', () => {
     expect(existsSync(path.join(dir, 'box2/srv/old/b.txt')) || existsSync(path.join(dir, 'box/srv/old/b.txt'))).toBe(false);
   });
 
+  it('a mirror given a new dest pushes its files there, not only those that change', async () => {
+    const dir = await tempDir();
+    await mkdir(path.join(dir, 'm'));
+    await writeFile(path.join(dir, 'm', 'a.txt'), 'mirrored');
+    const mirror = (dest: string) => `watch:\n  - { name: m, path: ${path.join(dir, 'm')}, target: box, dest: ${dest}, mode: mirror, settle: 50ms }\n`;
+    const t = await startAgent({ dir, extra: mirror('/srv/m') });
+    await waitFor(() => existsSync(path.join(dir, 'box/srv/m/a.txt')), { what: 'the first push' });
+
+    const plan = await t.agent.reload(parseConfig(testConfigYaml(dir, { extra: mirror('/srv/m2') }), path.join(dir, 'stevedore.yaml'), {}));
+    expect(plan.startWatches).toEqual(['m']);
+    await waitFor(() => existsSync(path.join(dir, 'box/srv/m2/a.txt')), { what: 'a.txt under the new dest' });
+    expect(await readFile(path.join(dir, 'box/srv/m2/a.txt'), 'utf8')).toBe('mirrored');
+  });
+
   it('plans nothing for the same config, and names what needs a restart', () => {
     const a = parseConfig(testConfigYaml('/x'), '/x/s.yaml', {});
     expect(planReload(a, a)).toEqual({ targets: [], removedTargets: [], stopWatches: [], startWatches: [], needRestart: [] });

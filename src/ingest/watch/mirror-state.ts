@@ -3,7 +3,9 @@
 // while the agent was away, so a restart does not push the whole tree again. Written
 // atomically, on close, and in between at most once a second — or once per 10,000
 // entries' worth of milliseconds for a big tree, since each save writes it whole.
-// A crash costs a few re-pushes.
+// A crash costs a few re-pushes. It also says where those files went (target, dest): a
+// state for another place (the watch's dest or target changed) is not used, and the
+// whole tree is pushed to the new one.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode } from '../../errors.js';
@@ -30,7 +32,13 @@ export interface MirrorState {
 const SAVE_DELAY = 1000;
 const saveDelay = (entries: number) => Math.max(SAVE_DELAY, entries / 10);
 
-export function createMirrorState(file: string): MirrorState {
+/** Where a mirror's files are pushed: its state holds for that place only. */
+export interface MirrorPlace {
+  target: string;
+  dest: string;
+}
+
+export function createMirrorState(file: string, place: MirrorPlace): MirrorState {
   let files = new Map<string, FileState>();
   let timer: NodeJS.Timeout | undefined;
   let saving = Promise.resolve();
@@ -38,7 +46,7 @@ export function createMirrorState(file: string): MirrorState {
   const save = () => {
     clearTimeout(timer);
     timer = undefined;
-    const text = JSON.stringify({ version: 1, files: Object.fromEntries(files) });
+    const text = JSON.stringify({ version: 1, ...place, files: Object.fromEntries(files) });
     saving = saving.then(async () => {
       await makeDir(path.dirname(file));
       await writeFileDurable(file, text);
@@ -55,8 +63,10 @@ export function createMirrorState(file: string): MirrorState {
         if (errnoCode(error) === 'ENOENT') return undefined;
         throw error;
       });
-      const parsed = text === undefined ? undefined : (JSON.parse(text) as { files?: Record<string, FileState> });
-      files = new Map(Object.entries(parsed?.files ?? {}));
+      const parsed = text === undefined ? undefined : (JSON.parse(text) as Partial<MirrorPlace> & { files?: Record<string, FileState> });
+      // A state saved before it said where (no target) is taken as this place's.
+      const elsewhere = parsed?.target !== undefined && (parsed.target !== place.target || parsed.dest !== place.dest);
+      files = new Map(elsewhere ? [] : Object.entries(parsed?.files ?? {}));
     },
     get: (rel) => files.get(rel),
     set(rel, state) {
