@@ -8,6 +8,7 @@
 // whole tree is pushed to the new one.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { errnoCode } from '../../errors.js';
 import { makeDir, writeFileDurable } from '../../durable.js';
 
@@ -25,6 +26,7 @@ export interface MirrorState {
   /** Forgets everything under directory `rel`. */
   removeTree(rel: string): void;
   paths(): IterableIterator<string>;
+  /** Never rejects: a save that fails is logged, and the next one writes it all again. */
   save(): Promise<void>;
   close(): Promise<void>;
 }
@@ -38,7 +40,7 @@ export interface MirrorPlace {
   dest: string;
 }
 
-export function createMirrorState(file: string, place: MirrorPlace): MirrorState {
+export function createMirrorState(file: string, place: MirrorPlace, log: Logger): MirrorState {
   let files = new Map<string, FileState>();
   let timer: NodeJS.Timeout | undefined;
   let saving = Promise.resolve();
@@ -47,14 +49,19 @@ export function createMirrorState(file: string, place: MirrorPlace): MirrorState
     clearTimeout(timer);
     timer = undefined;
     const text = JSON.stringify({ version: 1, ...place, files: Object.fromEntries(files) });
-    saving = saving.then(async () => {
-      await makeDir(path.dirname(file));
-      await writeFileDurable(file, text);
-    });
+    // A failed save must not fail the ones after it: chained on a rejection, every later
+    // save failed with the first one's error, and close() threw (a stop cut short, a reload
+    // stopped part-way).
+    saving = saving
+      .then(async () => {
+        await makeDir(path.dirname(file));
+        await writeFileDurable(file, text);
+      })
+      .catch((error: unknown) => log.warn({ file, err: error }, 'could not save the mirror state: files pushed meanwhile may be pushed again after a restart'));
     return saving;
   };
   const changed = () => {
-    timer ??= setTimeout(() => void save().catch(() => undefined), saveDelay(files.size));
+    timer ??= setTimeout(() => void save(), saveDelay(files.size));
   };
 
   return {

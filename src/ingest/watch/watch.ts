@@ -96,7 +96,7 @@ const STAGED_AHEAD = 2000;
 export function createWatch({ config, options, intake, stateDir, logger, outOfFiles }: WatchOptions): Watch {
   const log = logger.child({ watch: config.name });
   const root = path.resolve(config.path);
-  const mirror: MirrorState | undefined = config.mode === 'mirror' ? createMirrorState(path.join(stateDir, `${config.name}.json`), { target: config.target, dest: config.dest }) : undefined;
+  const mirror: MirrorState | undefined = config.mode === 'mirror' ? createMirrorState(path.join(stateDir, `${config.name}.json`), { target: config.target, dest: config.dest }, log) : undefined;
   const queued = new Map<string, { size: number; mtimeMs: number }>();
   // One file's versions are staged one after another: with several files staged at
   // once, a slow older version could otherwise be queued after a newer one and win.
