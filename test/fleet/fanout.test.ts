@@ -1,7 +1,7 @@
 // Fleets through a real agent (SPEC §7), with a stand-in runtime whose members are
 // directories (test/helpers/fleet.ts): one task per file, one delivery per member, each
 // member's outcome its own; members that join, leave, stop and come back re-created.
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAgent, type StartOptions, type TestAgent } from '../helpers/agent.js';
@@ -32,6 +32,14 @@ async function upload(t: TestAgent, rel: string, body: string): Promise<Record<s
   const res = await fetch(`${t.url}/drop/web/${rel}`, { method: 'PUT', body });
   expect(res.status).toBe(202);
   return (await res.json()) as Record<string, unknown>;
+}
+
+const exists = (file: string) => stat(file).then(() => true, () => false);
+
+/** Every task accepted is over, its bookkeeping done (GET /status). */
+async function queueEmpty(t: TestAgent): Promise<boolean> {
+  const status = (await (await fetch(`${t.url}/status`)).json()) as { queue: { depth: number; in_flight: number } };
+  return status.queue.depth === 0 && status.queue.in_flight === 0;
 }
 
 async function taskOf(t: TestAgent, id: unknown, status: string): Promise<Record<string, unknown>> {
@@ -220,6 +228,31 @@ describe('a fleet task across a restart', () => {
     const after = await upload(t, 'r2.txt', 'after');
     const done = await taskOf(t, after.id, 'done');
     expect((done.deliveries as { container: string }[]).map((d) => d.container)).toEqual(['web-2', 'web-9']);
+  });
+});
+
+describe('a mirror into a fleet', () => {
+  it('a file or directory deleted from the folder is not brought to a member that joins later', async () => {
+    const base = await tempDir();
+    const folder = path.join(base, 'folder');
+    await mkdir(path.join(folder, 'sub'), { recursive: true });
+    await writeFile(path.join(folder, 'keep.txt'), 'kept');
+    await writeFile(path.join(folder, 'gone.txt'), 'deleted');
+    await writeFile(path.join(folder, 'sub', 'x.txt'), 'deleted with its directory');
+    const watch = `watch:\n  - { name: m, path: ${folder}, target: web, dest: /srv/web, mode: mirror, delete: true, settle: 50ms }`;
+    const { fleet, t } = await fleetAgent(['web-1'], { extra: watch }, base);
+    await waitFor(async () => (await read(fleet, 'web-1', 'sub/x.txt')) !== undefined && (await read(fleet, 'web-1', 'gone.txt')) !== undefined, { what: 'the first push' });
+
+    await rm(path.join(folder, 'gone.txt'));
+    await rm(path.join(folder, 'sub'), { recursive: true });
+    await waitFor(async () => !(await exists(path.join(fleet.dir('web-1'), 'srv/web/gone.txt'))) && !(await exists(path.join(fleet.dir('web-1'), 'srv/web/sub'))), { what: 'the deletes in web-1' });
+    await waitFor(() => queueEmpty(t), { what: 'every task to be over' });
+
+    await fleet.add('web-2');
+    await waitFor(async () => ((await (await fetch(`${t.url}/status`)).json()) as { fleets: { members: { name: string; ready: boolean }[] }[] }).fleets[0]?.members.find((m) => m.name === 'web-2')?.ready, { what: 'web-2 ready' });
+    expect(await read(fleet, 'web-2', 'keep.txt')).toBe('kept');
+    expect(await read(fleet, 'web-2', 'gone.txt')).toBeUndefined();
+    expect(await read(fleet, 'web-2', 'sub/x.txt')).toBeUndefined();
   });
 });
 
