@@ -6,7 +6,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { planReload } from '../src/config/reload.js';
+import { StevedoreError } from '../src/errors.js';
+import { failed } from '../src/targets/target.js';
 import { startAgent, testConfigYaml } from './helpers/agent.js';
+import { localFleet } from './helpers/fleet.js';
 import { json, send } from './helpers/http.js';
 import { tempDir } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
@@ -49,6 +52,27 @@ describe('reload', () => {
     expect(plan.startWatches).toEqual(['m']);
     await waitFor(() => existsSync(path.join(dir, 'box/srv/m2/a.txt')), { what: 'a.txt under the new dest' });
     expect(await readFile(path.join(dir, 'box/srv/m2/a.txt'), 'utf8')).toBe('mirrored');
+  });
+
+  it('a target that becomes a fleet brings the tasks it still held to the fleet\'s members', async () => {
+    const dir = await tempDir();
+    const fleet = localFleet(path.join(dir, 'members'));
+    await fleet.add('web-1');
+    // The one container `web` was is down: its upload waits in the queue.
+    const createTarget: typeof fleet.createTarget = (name, config, logger, ledger, member) =>
+      member === undefined && name === 'web'
+        ? { name, runtime: 'docker', push: async (items) => items.map(() => failed(new StevedoreError('TARGET_DOWN', 'web-0 is not running'))) }
+        : fleet.createTarget(name, config, logger, ledger, member);
+    const route = '    - { name: web, path: /drop/web, target: web, dest: /srv/web }';
+    const t = await startAgent({ dir, targets: '  web: { runtime: docker, container: web-0 }', http: route, createTarget, createMembership: fleet.createMembership });
+    const { id } = json<{ id: string }>(await send(t.url, '/drop/web/a.txt', { body: 'held' }));
+    await waitFor(() => t.logs.some((l) => l.taskId === id && l.msg === 'task retrying'), { what: 'the upload to wait for web-0' });
+
+    const next = testConfigYaml(dir, { targets: '  web: { runtime: docker, select: { labels: { app: web } } }', http: route });
+    expect((await t.agent.reload(parseConfig(next, path.join(dir, 'stevedore.yaml'), {}))).targets).toEqual(['web']);
+    await waitFor(() => existsSync(path.join(fleet.dir('web-1'), 'srv/web/a.txt')), { what: 'the held upload in web-1' });
+    expect(await readFile(path.join(fleet.dir('web-1'), 'srv/web/a.txt'), 'utf8')).toBe('held');
+    await waitFor(async () => json<{ status: string }>(await send(t.url, `/tasks/${id}`, { method: 'GET' })).status === 'done', { what: 'the task to be done' });
   });
 
   it('plans nothing for the same config, and names what needs a restart', () => {

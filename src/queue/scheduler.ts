@@ -207,6 +207,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   async function runBatch({ lane, tasks }: Batch): Promise<void> {
     try {
+      if (toFleet(tasks)) return;
       const started = performance.now();
       const results = await pushBatch(lane, tasks);
       options.observer?.pushed(tasks[0]?.target ?? lane.name, (performance.now() - started) / 1000, tasks.filter((_, i) => results[i]?.ok === true));
@@ -216,6 +217,23 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       lane.finished(tasks);
       pump();
     }
+  }
+
+  // A fleet's task: one delivery per member it lacks, or its end when none is left to reach.
+  function fan(task: Task, members: readonly Member[]): void {
+    const { children, ended } = fanout.add(task, members);
+    children.forEach(queueDelivery);
+    if (ended) endFleetTask(ended.parent, ended.how);
+  }
+
+  // A target that became a fleet (a reload) while these tasks waited in its lane: they go
+  // to its members now. Pushed as before, they found no adapter and waited forever.
+  function toFleet(tasks: readonly Task[]): boolean {
+    const first = tasks[0];
+    const members = first && first.member === undefined ? options.fleet?.(first.target) : undefined;
+    if (members === undefined) return false;
+    tasks.forEach((task) => fan(task, members));
+    return true;
   }
 
   async function pushBatch(lane: Lane, tasks: Task[]): Promise<PushResult[]> {
@@ -298,9 +316,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       registry.add(task);
       const members = options.fleet?.(task.target);
       if (members === undefined) return queue(task);
-      const { children, ended } = fanout.add(task, members);
-      children.forEach(queueDelivery);
-      if (ended) endFleetTask(ended.parent, ended.how);
+      fan(task, members);
     },
     get size() {
       return size + reserved;
