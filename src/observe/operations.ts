@@ -71,7 +71,8 @@ export function createOperations(deps: OperationsDeps): Operations {
         serially(async () => {
           const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
           const tasks: Record<string, unknown>[] = [];
-          const { skipped } = await replayAll(entries, { spool, journal, deadLetter }, (record) => {
+          const known = (target: string) => Object.hasOwn(deps.config().targets, target);
+          const { skipped } = await replayAll(entries, { spool, journal, deadLetter, known }, (record) => {
             const task = newTask(record);
             scheduler.enqueue(task);
             logger.info({ taskId: task.id, target: task.target, dest: task.dest }, 'dead-letter entry queued again');

@@ -14,11 +14,17 @@ export interface ReplayDeps {
   spool: Spool;
   journal: Journal;
   deadLetter: DeadLetter;
+  /** Whether the running config has this target (a running agent's replay); without it, any goes. */
+  known?(target: string): boolean;
 }
 
-export async function replay(entry: DeadEntry, { spool, journal, deadLetter }: ReplayDeps): Promise<TaskRecord> {
+export async function replay(entry: DeadEntry, { spool, journal, deadLetter, known }: ReplayDeps): Promise<TaskRecord> {
   if (!entry.record) {
     throw new StevedoreError('NOT_SUPPORTED', `dead-letter entry ${entry.id} was written by an older version without its task record; push its data with "stevedore push" instead`);
+  }
+  // Queued, it would wait for its target forever (and /readyz would say it is down).
+  if (known && !known(entry.record.target)) {
+    throw new StevedoreError('TARGET_UNKNOWN', `target "${entry.record.target}" is not configured: dead-letter entry ${entry.id} stays`);
   }
   const record: TaskRecord = { ...entry.record, id: newTaskId(), createdAt: new Date().toISOString() };
   if (record.kind === 'put') {
@@ -37,7 +43,7 @@ export async function replay(entry: DeadEntry, { spool, journal, deadLetter }: R
   return record;
 }
 
-const PER_ENTRY = new Set(['NOT_SUPPORTED', 'STAGED_MISSING', 'NOT_FOUND']);
+const PER_ENTRY = new Set(['NOT_SUPPORTED', 'STAGED_MISSING', 'NOT_FOUND', 'TARGET_UNKNOWN']);
 
 export interface Replayed {
   /** Each new task, with the entry it came from. */

@@ -144,6 +144,30 @@ describe('the dead-letter API', () => {
     expect((await send(t.url, '/dead-letter/retry', { method: 'POST' })).text).toBe('{"tasks":[],"skipped":[]}\n');
   });
 
+  it('a retry leaves alone an entry whose target is no longer configured: it would wait for it forever', async () => {
+    const dir = await tempDir();
+    const old = { targets: `  old: { runtime: local, root: ${path.join(dir, 'old')} }`, http: '    - { name: old, path: /drop/old, target: old, dest: /srv/old }' };
+    const first = await startAgent({ dir, ...old });
+    await mkdir(path.join(dir, 'old/srv/old/a.txt/inside'), { recursive: true });
+    const lost = await finished(first, json<TaskJson>(await send(first.url, '/drop/old/a.txt', { body: 'for old' })).id);
+    await blockWithDirectory(first, 'b.txt');
+    const other = await upload(first, 'b.txt', 'for box');
+    expect([lost.status, other.status]).toEqual(['failed', 'failed']);
+    await first.close();
+
+    const t = await startAgent({ dir }); // `old` is gone from the config
+    await rm(path.join(t.root, 'srv/files/b.txt'), { recursive: true });
+    const one = await send(t.url, `/dead-letter/${lost.id}/retry`, { method: 'POST' });
+    expect(one.status).toBe(400);
+    expect(json<{ error: { message: string } }>(one).error.message).toContain('"old" is not configured');
+    const all = json<{ tasks: TaskJson[]; skipped: { id: string; reason: string }[] }>(await send(t.url, '/dead-letter/retry', { method: 'POST' }));
+    expect(all.skipped.map((s) => s.id)).toEqual([lost.id]);
+    expect(all.tasks.map((task) => task.dest)).toEqual(['/srv/files/b.txt']);
+    expect((await finished(t, all.tasks[0]?.id ?? '')).status).toBe('done');
+    expect((await get(t, '/readyz')).status).toBe(200);
+    expect(json<{ entries: { id: string }[] }>(await get(t, '/dead-letter')).entries.map((e) => e.id)).toEqual([lost.id]);
+  });
+
   it('without admin_token: changes refused on a non-loopback listener and from a browser page; reads need allow_anonymous there', async () => {
     const open = await startAgent({ listen: '0.0.0.0:0', http: '  allow_anonymous: true' });
     expect((await get(open, '/status')).status).toBe(200);
