@@ -4,7 +4,8 @@
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startAgent, type StartOptions, type TestAgent } from '../helpers/agent.js';
+import { parseConfig } from '../../src/config/load.js';
+import { startAgent, testConfigYaml, type StartOptions, type TestAgent } from '../helpers/agent.js';
 import { localFleet, type LocalFleet } from '../helpers/fleet.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -40,6 +41,12 @@ const exists = (file: string) => stat(file).then(() => true, () => false);
 async function queueEmpty(t: TestAgent): Promise<boolean> {
   const status = (await (await fetch(`${t.url}/status`)).json()) as { queue: { depth: number; in_flight: number } };
   return status.queue.depth === 0 && status.queue.in_flight === 0;
+}
+
+/** Each member's `ready` (brought to the declared state), from GET /status. */
+async function readiness(t: TestAgent): Promise<Record<string, boolean>> {
+  const status = (await (await fetch(`${t.url}/status`)).json()) as { fleets: { members: { name: string; ready: boolean }[] }[] };
+  return Object.fromEntries((status.fleets[0]?.members ?? []).map((m) => [m.name, m.ready]));
 }
 
 async function taskOf(t: TestAgent, id: unknown, status: string): Promise<Record<string, unknown>> {
@@ -253,6 +260,25 @@ describe('a mirror into a fleet', () => {
     expect(await read(fleet, 'web-2', 'keep.txt')).toBe('kept');
     expect(await read(fleet, 'web-2', 'gone.txt')).toBeUndefined();
     expect(await read(fleet, 'web-2', 'sub/x.txt')).toBeUndefined();
+  });
+});
+
+describe('a reload that follows a fleet anew (its selector changed)', () => {
+  it('a member still catching up is ready only once it has every retained version, not when the old catch-up is replaced', async () => {
+    const { fleet, t, dir } = await fleetAgent(['web-1']);
+    for (const name of ['a.txt', 'b.txt']) await taskOf(t, (await upload(t, name, name)).id, 'done');
+    await fleet.add('web-2', { running: false }); // its catch-up waits for it
+    await waitFor(() => t.logs.filter((l) => l.container === 'web-2' && l.msg === 'task retrying').length === 2, { what: 'the catch-up to wait for web-2' });
+
+    const next = testConfigYaml(dir, { targets: '  web: { runtime: docker, select: { labels: { app: web }, name: "web-*" } }', http: ROUTE });
+    await t.agent.reload(parseConfig(next, path.join(dir, 'stevedore.yaml'), {}));
+    // The first catch-up's tasks, replaced by the new one's, are over.
+    await waitFor(() => t.logs.filter((l) => l.container === 'web-2' && l.msg === 'task done' && l.supersededBy !== undefined).length === 2, { what: 'the first catch-up to be replaced' });
+    expect(await readiness(t)).toEqual({ 'web-1': true, 'web-2': false });
+
+    fleet.start('web-2');
+    await waitFor(async () => (await readiness(t))['web-2'], { what: 'web-2 ready' });
+    expect([await read(fleet, 'web-2', 'a.txt'), await read(fleet, 'web-2', 'b.txt')]).toEqual(['a.txt', 'b.txt']);
   });
 });
 

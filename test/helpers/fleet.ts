@@ -29,18 +29,26 @@ export interface LocalFleet {
 
 export function localFleet(root: string): LocalFleet {
   const members = new Map<string, Member>();
-  const listeners: ((change: MembershipChange) => void)[] = [];
+  // One set of listeners per membership the agent made: a reload that follows the fleet
+  // anew closes the old one, which then hears nothing more, as a real one.
+  const followers = new Set<((change: MembershipChange) => void)[]>();
   const pushed = new Map<string, PushItem[]>();
   let generation = 0;
   const dir = (member: string) => path.join(root, member);
-  const emit = (change: Partial<MembershipChange>) => listeners.forEach((listener) => listener({ joined: [], left: [], started: [], stopped: [], ...change }));
-  const membership: Membership = {
-    async start() {},
-    members: () => [...members.values()],
-    onChange: (listener) => void listeners.push(listener),
-    following: true,
-    async resync() {},
-    async close() {},
+  const emit = (change: Partial<MembershipChange>) => followers.forEach((listeners) => listeners.forEach((listener) => listener({ joined: [], left: [], started: [], stopped: [], ...change })));
+  const membership = (): Membership => {
+    const listeners: ((change: MembershipChange) => void)[] = [];
+    followers.add(listeners);
+    return {
+      async start() {},
+      members: () => [...members.values()],
+      onChange: (listener) => void listeners.push(listener),
+      following: true,
+      async resync() {},
+      async close() {
+        followers.delete(listeners);
+      },
+    };
   };
   const set = (name: string, running: boolean) => {
     const member = { name, id: `id-${(generation += 1)}`, running };
@@ -48,7 +56,7 @@ export function localFleet(root: string): LocalFleet {
     return member;
   };
   return {
-    createMembership: () => membership,
+    createMembership: membership,
     createTarget(name, config, logger, ledger, member) {
       if (member === undefined) return realTarget(name, config, logger, ledger);
       const local = createLocalTarget({ name: `${name}/${member}`, root: dir(member) });

@@ -62,8 +62,8 @@ interface Followed {
   adapters: Map<string, Target>;
   /** Members brought to the declared state: name → id. */
   known: Map<string, string>;
-  /** Members catching up: name → id and catch-up tasks still going. */
-  catching: Map<string, { id: string; left: number; failed: boolean }>;
+  /** Members catching up: name → id and the ids of its catch-up tasks still going. */
+  catching: Map<string, { id: string; left: Set<string>; failed: boolean }>;
   /** The last save of `known`: saves run one at a time (see saveKnown). */
   saving: Promise<void>;
 }
@@ -95,8 +95,9 @@ export function createFleets(options: FleetsOptions): Fleets {
     const versions = retain.versions(name);
     logger.info({ target: name, container: member.name, id: member.id, versions: versions.length }, again ? 'a fleet member started again: bringing it to the declared state' : 'a new fleet member: bringing it to the declared state');
     if (versions.length === 0) return ready(name, fleet, member);
-    fleet.catching.set(member.name, { id: member.id, left: versions.length, failed: false });
-    for (const version of versions) queue.enqueue(retainedTask(version, member.name));
+    const tasks = versions.map((version) => retainedTask(version, member.name));
+    fleet.catching.set(member.name, { id: member.id, left: new Set(tasks.map((task) => task.id)), failed: false });
+    for (const task of tasks) queue.enqueue(task);
   }
 
   function ready(name: string, fleet: Followed, member: Member): void {
@@ -166,10 +167,12 @@ export function createFleets(options: FleetsOptions): Fleets {
       const member = task.retained ? task.members?.[0] : undefined;
       const fleet = member === undefined ? undefined : fleets.get(task.target);
       const catching = member === undefined ? undefined : fleet?.catching.get(member);
-      if (!fleet || !catching || member === undefined) return;
-      catching.left -= 1;
+      // Only this catch-up's own tasks count: those of one it replaced (a reload that
+      // followed the fleet anew) end too, superseded, and counted as this one's they made
+      // the member ready, and remembered so, before it had a single file.
+      if (!fleet || !catching || member === undefined || !catching.left.delete(task.id)) return;
       catching.failed ||= how === 'failed';
-      if (catching.left > 0) return;
+      if (catching.left.size > 0) return;
       if (catching.failed) {
         fleet.catching.delete(member);
         logger.warn({ target: task.target, container: member }, 'a new fleet member did not get every retained version (see dead-letter); it catches up again when the agent starts');
