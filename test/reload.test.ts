@@ -73,6 +73,8 @@ describe('reload', () => {
     await waitFor(() => existsSync(path.join(fleet.dir('web-1'), 'srv/web/a.txt')), { what: 'the held upload in web-1' });
     expect(await readFile(path.join(fleet.dir('web-1'), 'srv/web/a.txt'), 'utf8')).toBe('held');
     await waitFor(async () => json<{ status: string }>(await send(t.url, `/tasks/${id}`, { method: 'GET' })).status === 'done', { what: 'the task to be done' });
+    // The one container's lane, down when it was left, is gone with it.
+    expect((await send(t.url, '/readyz', { method: 'GET' })).status).toBe(200);
   });
 
   it('plans nothing for the same config, and names what needs a restart', () => {

@@ -207,7 +207,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   async function runBatch({ lane, tasks }: Batch): Promise<void> {
     try {
-      if (toFleet(tasks)) return;
+      if (toFleet(lane, tasks)) return;
       const started = performance.now();
       const results = await pushBatch(lane, tasks);
       options.observer?.pushed(tasks[0]?.target ?? lane.name, (performance.now() - started) / 1000, tasks.filter((_, i) => results[i]?.ok === true));
@@ -228,11 +228,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   // A target that became a fleet (a reload) while these tasks waited in its lane: they go
   // to its members now. Pushed as before, they found no adapter and waited forever.
-  function toFleet(tasks: readonly Task[]): boolean {
+  // The lane is no target any more: the rest of its tasks leave at once, and it goes once
+  // empty (a lane left down would keep /readyz at 503).
+  function toFleet(lane: Lane, tasks: readonly Task[]): boolean {
     const first = tasks[0];
     const members = first && first.member === undefined ? options.fleet?.(first.target) : undefined;
     if (members === undefined) return false;
     tasks.forEach((task) => fan(task, members));
+    lane.wake();
+    if (lane.state().queued === 0) lanes.delete(lane.name);
     return true;
   }
 
