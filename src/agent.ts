@@ -221,19 +221,20 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     async reload(next) {
       if (closing) throw new StevedoreError('SHUTTING_DOWN', 'the agent is stopping');
       const plan = planReload(current, next);
+      // Only what can change in place moves to `next`; the rest keeps running as it was.
+      const applied = keepRunning(current, next, plan.keptTargets);
       for (const name of plan.targets) {
-        const target = next.targets[name] as Config['targets'][string];
+        const target = applied.targets[name] as Config['targets'][string];
         if (isFleet(target)) targets.delete(name);
         else targets.set(name, makeTarget(name, target, logger, ledger));
       }
-      await fleets.configure(next.targets);
+      await fleets.configure(applied.targets);
       const stopping = watches.filter((w) => plan.stopWatches.includes(w.name));
       await Promise.all(stopping.map((w) => w.close()));
       retired.push(...stopping);
       const starting = next.watch.filter((w) => plan.startWatches.includes(w.name)).map((w) => makeWatch(w, next.defaults));
       watches = [...watches.filter((w) => !stopping.includes(w)), ...starting];
-      // Only what can change in place moves to `next`; the rest keeps running as it was.
-      current = keepRunning(current, next);
+      current = applied;
       if (http && current.http) http.update(httpOptions(current, { intake, tus, registry, logger, readiness, ops, outOfFiles }));
       logger.level = current.log.level;
       await Promise.all(starting.map((w) => w.start()));
@@ -285,8 +286,9 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, receiving, routes, legacy, ui: http.ui, ...browser, ...deps };
 }
 
-/** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free) as it runs now. */
-function keepRunning(running: Config, next: Config): Config {
+/** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free, `kept` targets) as it runs now. */
+function keepRunning(running: Config, next: Config, kept: readonly string[]): Config {
   const http = running.http && next.http ? { ...next.http, listen: running.http.listen, min_free: running.http.min_free } : running.http;
-  return { ...next, state_dir: running.state_dir, queue: running.queue, http };
+  const targets = { ...next.targets, ...Object.fromEntries(kept.map((name) => [name, running.targets[name]])) } as Config['targets'];
+  return { ...next, state_dir: running.state_dir, queue: running.queue, http, targets };
 }

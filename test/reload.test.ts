@@ -77,9 +77,29 @@ describe('reload', () => {
     expect((await send(t.url, '/readyz', { method: 'GET' })).status).toBe(200);
   });
 
+  it('a fleet that would become one container runs on as a fleet until a restart: its waiting deliveries still land, none ends as "member left"', async () => {
+    const dir = await tempDir();
+    const fleet = localFleet(path.join(dir, 'members'));
+    await fleet.add('web-1', { running: false }); // stopped: the delivery waits
+    const route = '    - { name: web, path: /drop/web, target: web, dest: /srv/web }';
+    const fleetTarget = '  web: { runtime: docker, select: { labels: { app: web } } }';
+    const t = await startAgent({ dir, targets: fleetTarget, http: route, createTarget: fleet.createTarget, createMembership: fleet.createMembership });
+    const { id } = json<{ id: string }>(await send(t.url, '/drop/web/a.txt', { body: 'held' }));
+    await waitFor(() => (fleet.pushed.get('web-1') ?? []).length > 0, { what: 'a delivery to web-1 to be tried' });
+
+    const next = testConfigYaml(dir, { targets: '  web: { runtime: docker, container: web-0 }', http: route });
+    const plan = await t.agent.reload(parseConfig(next, path.join(dir, 'stevedore.yaml'), {}));
+    expect(plan).toMatchObject({ targets: [], keptTargets: ['web'], needRestart: ['targets.web (a fleet becoming one container, or removed)'] });
+    fleet.start('web-1');
+    await waitFor(() => existsSync(path.join(fleet.dir('web-1'), 'srv/web/a.txt')), { what: 'the waiting delivery to land in web-1' });
+    expect(await readFile(path.join(fleet.dir('web-1'), 'srv/web/a.txt'), 'utf8')).toBe('held');
+    const task = json<{ status: string; deliveries: { container: string; status: string }[] }>(await send(t.url, `/tasks/${id}`, { method: 'GET' }));
+    expect(task.deliveries).toEqual([expect.objectContaining({ container: 'web-1', status: 'done' })]);
+  });
+
   it('plans nothing for the same config, and names what needs a restart', () => {
     const a = parseConfig(testConfigYaml('/x'), '/x/s.yaml', {});
-    expect(planReload(a, a)).toEqual({ targets: [], removedTargets: [], stopWatches: [], startWatches: [], needRestart: [] });
+    expect(planReload(a, a)).toEqual({ targets: [], removedTargets: [], keptTargets: [], stopWatches: [], startWatches: [], needRestart: [] });
     const b = parseConfig(testConfigYaml('/y', { queue: 'capacity: 7' }).replace('127.0.0.1:0', '127.0.0.1:9'), '/y/s.yaml', {});
     expect(planReload(a, b).needRestart).toEqual(['state_dir', 'http.listen', 'queue']);
   });

@@ -10,6 +10,12 @@ export interface ReloadPlan {
   targets: string[];
   /** Targets gone from the config: their queued tasks still finish on the old adapter. */
   removedTargets: string[];
+  /**
+   * Fleets that would become one container, or go: they run on as they were until a
+   * restart. Their tasks are deliveries to members, which a reload would end as "member
+   * left" (done, never pushed); recovery at the restart queues them for the new target.
+   */
+  keptTargets: string[];
   /** Watches to stop: gone, or changed (and started again from `startWatches`). */
   stopWatches: string[];
   startWatches: string[];
@@ -17,10 +23,14 @@ export interface ReloadPlan {
   needRestart: string[];
 }
 
+const isFleet = (target: Config['targets'][string] | undefined) => target !== undefined && 'select' in target && target.select !== undefined;
+
 export function planReload(prev: Config, next: Config): ReloadPlan {
   const changed = <T>(a: T, b: T) => !isDeepStrictEqual(a, b);
-  const targets = Object.keys(next.targets).filter((name) => changed(prev.targets[name], next.targets[name]));
-  const removedTargets = Object.keys(prev.targets).filter((name) => !(name in next.targets));
+  const keptTargets = Object.keys(prev.targets).filter((name) => isFleet(prev.targets[name]) && !isFleet(next.targets[name]));
+  const kept = (name: string) => keptTargets.includes(name);
+  const targets = Object.keys(next.targets).filter((name) => !kept(name) && changed(prev.targets[name], next.targets[name]));
+  const removedTargets = Object.keys(prev.targets).filter((name) => !kept(name) && !(name in next.targets));
   // A watch's options come from defaults too: a change there restarts it.
   const watchKey = (config: Config, name: string) => {
     const watch = config.watch.find((w) => w.name === name);
@@ -40,6 +50,7 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
     changed(prev.http?.min_rate, next.http?.min_rate) && 'http.min_rate',
     changed(prev.log.format, next.log.format) && 'log.format',
     prev.retain_max !== next.retain_max && 'retain_max',
+    ...keptTargets.map((name) => `targets.${name} (a fleet becoming one container, or removed)`),
   ].filter((key): key is string => typeof key === 'string');
-  return { targets, removedTargets, stopWatches, startWatches, needRestart };
+  return { targets, removedTargets, keptTargets, stopWatches, startWatches, needRestart };
 }
