@@ -473,7 +473,10 @@ describe.runIf(root || process.env.CI === 'true')('state_dir gone or read-only u
         let mounted = true;
         onTestFinished(async () => void (mounted && (await run('umount', ['-l', stateDir]))));
         return async () => {
-          await run('umount', [stateDir]);
+          // The agent may hold a file open through the mount that moment (a push reading
+          // a staged file, a probe of state_dir): umount then says "target is busy", and
+          // is tried again, as an operator would.
+          await waitFor(() => run('umount', [stateDir]).then(() => true, () => false), { timeoutMs: 15_000, intervalMs: 100, what: 'umount of the read-only mount' });
           mounted = false;
         };
       },
