@@ -79,6 +79,8 @@ export interface Watch {
   adopt(origins: readonly TaskOrigin[]): void;
   /** Looks at these files (relative paths) again, as if they had just changed. */
   recheck(paths: readonly string[]): void;
+  /** Whether `task` pushes one of this watch's files where this watch puts them (a reload may have moved them). */
+  owns(task: Task): boolean;
   /** A push of one of this watch's files is over. */
   settled(task: Task, how: Settlement): Promise<void>;
   status(): WatchStatus;
@@ -301,6 +303,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     adopt(origins) {
       for (const origin of origins) queued.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs });
     },
+    owns: (task) => task.origin?.watch === config.name && task.target === config.target && task.dest === destFor(task.origin.path),
     async settled(task, how) {
       const origin = task.origin;
       if (!origin) return;
