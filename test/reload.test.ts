@@ -93,7 +93,10 @@ describe('reload', () => {
     fleet.start('web-1');
     await waitFor(() => existsSync(path.join(fleet.dir('web-1'), 'srv/web/a.txt')), { what: 'the waiting delivery to land in web-1' });
     expect(await readFile(path.join(fleet.dir('web-1'), 'srv/web/a.txt'), 'utf8')).toBe('held');
-    const task = json<{ status: string; deliveries: { container: string; status: string }[] }>(await send(t.url, `/tasks/${id}`, { method: 'GET' }));
+    const task = await waitFor(async () => {
+      const now = json<{ status: string; deliveries: { container: string; status: string }[] }>(await send(t.url, `/tasks/${id}`, { method: 'GET' }));
+      return now.status === 'done' ? now : undefined;
+    }, { what: 'the task to be done' });
     expect(task.deliveries).toEqual([expect.objectContaining({ container: 'web-1', status: 'done' })]);
   });
 

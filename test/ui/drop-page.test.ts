@@ -118,7 +118,8 @@ describe.runIf(hasChromium || process.env.CI === 'true')('the drop page in chrom
 
     await page.reload();
     await page.locator('#unfinished').waitFor({ state: 'visible' });
-    expect(await page.inputValue('#token')).toBe(TOKEN); // sessionStorage outlives a reload of the tab
+    // sessionStorage outlives a reload of the tab; the page puts the token back once its routes are in (the note may show first).
+    await waitFor(async () => (await page.inputValue('#token')) === TOKEN, { what: 'the token put back after the reload' });
     await throttleUploads(page, 64 * MiB);
     await dropPaths(page, '#drop', [path.join(dir, 'big.bin')]);
     await waitFor(async () => (await rows(page))[0]?.taskStatus === 'done', { timeoutMs: 60_000, what: 'the resumed upload to be done' });
