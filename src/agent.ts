@@ -93,8 +93,11 @@ export function createAgent(config: Config, { logger, createTarget: makeTarget =
     fleets.settled(task, how);
     // The watch that made it: after a reload that moved a watch's files (another dest or
     // target), the one of that name retired, not the new one (whose mirror state would
-    // record the file as pushed to its own place, and never push it there).
-    if (task.origin) await [...watches, ...retired].find((w) => w.owns(task))?.settled(task, how);
+    // record the file as pushed to its own place, and never push it there). A task
+    // journaled before a restart that moved them has only the new one, by name.
+    const all = [...watches, ...retired];
+    const origin = task.origin;
+    if (origin) await (all.find((w) => w.owns(task)) ?? all.find((w) => w.name === origin.watch))?.settled(task, how);
   };
   // A file a fleet's later members must get: its newest version is kept (spool/retain.ts).
   const keepRetained = async (tasks: readonly Task[]) => {

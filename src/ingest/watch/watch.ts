@@ -169,6 +169,10 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
 
   const accepted = (dest: string, origin: TaskOrigin) => ({ source: 'watch' as const, route: config.name, target: config.target, dest, options, origin });
 
+  function owns(task: Task): boolean {
+    return task.origin?.watch === config.name && task.target === config.target && task.dest === destFor(task.origin.path);
+  }
+
   function destFor(rel: string): string | undefined {
     try {
       return joinDest(config.dest, checkRelativePath(rel));
@@ -303,7 +307,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     adopt(origins) {
       for (const origin of origins) queued.set(origin.path, { size: origin.size, mtimeMs: origin.mtimeMs });
     },
-    owns: (task) => task.origin?.watch === config.name && task.target === config.target && task.dest === destFor(task.origin.path),
+    owns,
     async settled(task, how) {
       const origin = task.origin;
       if (!origin) return;
@@ -313,6 +317,9 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
         stager.wake();
       }
       if (how !== 'done') return;
+      // A push to where this watch no longer puts its files (journaled before a restart
+      // that changed its dest or target) tells its mirror state nothing.
+      if (mirror && !owns(task)) return;
       if (task.kind === 'delete') {
         mirror?.remove(origin.path);
         if (origin.dir) mirror?.removeTree(origin.path);
