@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import { StevedoreError } from './errors.js';
 import { planReload, type ReloadPlan } from './config/reload.js';
+import { isFleet } from './config/schema.js';
 import { fileOptionsFor } from './config/resolve.js';
 import { createHttpServer, type HttpServer } from './ingest/http.js';
 import type { HttpOptions } from './ingest/types.js';
@@ -31,7 +32,7 @@ import { createRetainStore } from './spool/retain.js';
 import { createSettlement, settleDelivery } from './spool/settle.js';
 import { createSpool } from './spool/spool.js';
 import { createStateDir } from './spool/state-dir.js';
-import { createFleets, isFleet, type FleetsOptions } from './targets/fleet/fleets.js';
+import { createFleets, type FleetsOptions } from './targets/fleet/fleets.js';
 import { containerName, createStagingLedger, createTarget, followFleet } from './targets/index.js';
 import type { Target } from './targets/target.js';
 

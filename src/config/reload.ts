@@ -4,6 +4,7 @@
 // the listener, queue limits) needs a restart and is said so.
 import { isDeepStrictEqual } from 'node:util';
 import type { Config } from './load.js';
+import { isFleet } from './schema.js';
 
 export interface ReloadPlan {
   /** Targets new or changed: a new adapter for the tasks not yet started. */
@@ -22,8 +23,6 @@ export interface ReloadPlan {
   /** Keys whose change needs a restart; the running values stay. */
   needRestart: string[];
 }
-
-const isFleet = (target: Config['targets'][string] | undefined) => target !== undefined && 'select' in target && target.select !== undefined;
 
 export function planReload(prev: Config, next: Config): ReloadPlan {
   const changed = <T>(a: T, b: T) => !isDeepStrictEqual(a, b);

@@ -240,6 +240,10 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type TargetConfig = ParsedConfig['targets'][string];
+type ContainerTargetConfig = Extract<TargetConfig, { select?: unknown }>;
+/** A container target that selects its containers by labels or name (SPEC §7). */
+export type FleetConfig = ContainerTargetConfig & { select: NonNullable<ContainerTargetConfig['select']> };
+export const isFleet = (config: TargetConfig | undefined): config is FleetConfig => config !== undefined && config.runtime !== 'local' && config.select !== undefined;
 export type RouteConfig = NonNullable<ParsedConfig['http']>['routes'][number];
 export type LegacyConfig = NonNullable<ParsedConfig['http']>['legacy'][number];
 export type WatchConfig = ParsedConfig['watch'][number];

@@ -12,7 +12,7 @@ import type { Runtime } from './container/runtime.js';
 import type { StagingLedger } from './ledger.js';
 import { createLocalTarget } from './local.js';
 import type { Target } from './target.js';
-import type { FleetConfig } from './fleet/fleets.js';
+import type { FleetConfig } from '../config/schema.js';
 import { createMembership } from './fleet/membership.js';
 import type { Membership } from './fleet/types.js';
 

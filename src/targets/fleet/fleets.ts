@@ -9,15 +9,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { TargetConfig } from '../../config/schema.js';
+import { isFleet, type FleetConfig, type TargetConfig } from '../../config/schema.js';
 import { errnoCode } from '../../errors.js';
 import { makeDir, writeFileDurable } from '../../durable.js';
 import type { RetainStore, RetainedVersion } from '../../spool/retain.js';
 import { newTaskId, type Task } from '../../task.js';
 import type { Target } from '../target.js';
-import type { Member, Membership, MembershipChange, Selector } from './types.js';
+import type { Member, Membership, MembershipChange } from './types.js';
 
-export type FleetConfig = Extract<TargetConfig, { select?: unknown }> & { select: Selector };
 
 export interface FleetsOptions {
   /** state_dir/fleets */
@@ -191,8 +190,6 @@ export function createFleets(options: FleetsOptions): Fleets {
 }
 
 const sameConfig = (a: FleetConfig | undefined, b: TargetConfig | undefined) => JSON.stringify(a) === JSON.stringify(b);
-
-export const isFleet = (config: TargetConfig | undefined): config is FleetConfig => config !== undefined && config.runtime !== 'local' && config.select !== undefined;
 
 // A retained version as a task for one member: never journaled (the store is its record).
 function retainedTask(version: RetainedVersion, member: string): Task {
