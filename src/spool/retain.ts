@@ -77,13 +77,25 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
     total += bytes;
   };
 
-  // A file no version refers to any more goes.
-  async function release(sha: string): Promise<void> {
+  // What touches one file's bytes (linking it in, removing it) runs one at a time: a
+  // removal that started before a keep of the same bytes would otherwise delete them from
+  // under the version just kept.
+  const busy = new Map<string, Promise<void>>();
+  const exclusive = <T>(sha: string, work: () => Promise<T>): Promise<T> => {
+    const done = (busy.get(sha) ?? Promise.resolve()).then(work);
+    const settled = done.then(() => undefined, () => undefined);
+    busy.set(sha, settled);
+    void settled.then(() => busy.get(sha) === settled && busy.delete(sha));
+    return done;
+  };
+  const unreferenced = async (sha: string) => {
     if ([...index.values()].some((v) => v.sha256 === sha)) return;
     total -= sizes.get(sha) ?? 0;
     sizes.delete(sha);
     await rm(dataPath(sha), { force: true });
-  }
+  };
+  // A file no version refers to any more goes.
+  const release = (sha: string) => exclusive(sha, () => unreferenced(sha));
 
   async function evict(): Promise<void> {
     if (total <= maxBytes) return; // before sorting: sorting every version on each keep made a mirror's first push CPU-bound
@@ -113,20 +125,25 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
       const key = keyOf(task.target, task.dest);
       const newer = () => (index.get(key)?.createdAt ?? '') > task.createdAt;
       if (newer()) return;
-      if (!sizes.has(task.sha256)) {
-        await link(staged, dataPath(task.sha256)).catch(async (error: unknown) => {
-          if (errnoCode(error) === 'EEXIST') return;
-          await copyFile(staged, dataPath(task.sha256));
-        });
-        sized(task.sha256, task.bytes);
-      }
-      // A newer version of the destination (two uploads at once) may have been kept while
-      // this one was linked in: it stays, and this one's bytes go if nothing else has them.
-      if (newer()) return release(task.sha256);
-      const before = index.get(key);
-      const { target, dest, sha256, bytes, options, route, createdAt } = task;
-      index.set(key, { target, dest, sha256, bytes, options, route, createdAt });
-      if (before && before.sha256 !== sha256) await release(before.sha256);
+      // `undefined` when a newer version was kept while this one was linked in.
+      const kept = await exclusive(task.sha256, async () => {
+        if (!sizes.has(task.sha256)) {
+          await link(staged, dataPath(task.sha256)).catch(async (error: unknown) => {
+            if (errnoCode(error) === 'EEXIST') return;
+            await copyFile(staged, dataPath(task.sha256));
+          });
+          sized(task.sha256, task.bytes);
+        }
+        // A newer version of the destination (two uploads at once) may have been kept
+        // meanwhile: it stays, and this one's bytes go if nothing else has them.
+        if (newer()) return void (await unreferenced(task.sha256));
+        const { target, dest, sha256, bytes, options, route, createdAt } = task;
+        const before = index.get(key);
+        index.set(key, { target, dest, sha256, bytes, options, route, createdAt });
+        return { before };
+      });
+      if (!kept) return;
+      if (kept.before && kept.before.sha256 !== task.sha256) await release(kept.before.sha256);
       await evict();
       changed();
     },
@@ -134,7 +151,7 @@ export function createRetainStore(dir: string, maxBytes: number, logger: Logger)
       for (const [key, version] of index) {
         if (version.target !== target || (version.dest !== dest && !(dir && version.dest.startsWith(`${dest}/`)))) continue;
         index.delete(key);
-        void release(version.sha256);
+        release(version.sha256).catch((error: unknown) => logger.warn({ target, dest: version.dest, err: error }, 'could not remove a retained version\'s file'));
       }
       changed();
     },

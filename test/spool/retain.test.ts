@@ -56,6 +56,19 @@ describe('the retained versions', () => {
     await store.close();
   });
 
+  it('keeps the bytes of a version kept while the same bytes of a forgotten one are being removed', async () => {
+    const { dir, store, staged } = await setUp(1000);
+    await store.keep(...(await staged('/b', 10, 'b')));
+    const again = await staged('/a', 10, 'b'); // the same bytes, under another destination
+    store.forget('web', '/b'); // b's bytes, kept by no one now, start to go
+    await store.keep(...again);
+    await store.flush();
+    expect(store.versions('web').map((v) => v.dest)).toEqual(['/a']);
+    expect(await readdir(path.join(dir, 'retain', 'data'))).toEqual(['b'.repeat(64)]);
+    expect(store.bytes).toBe(10);
+    await store.close();
+  });
+
   it('drops the oldest versions past retain_max, each one logged, and none while under it', async () => {
     const { store, lines, staged } = await setUp(250);
     for (const dest of ['/1', '/2']) await store.keep(...(await staged(dest, 100, dest.slice(1))));
