@@ -2,6 +2,7 @@
 // script, its CLI (calls, arguments, timeouts), its containers (no tar, no sh, missing,
 // stopped, exec hooks) and its daemon. conformance.test.ts registers them in each such
 // kind's block, on the container it made.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -152,6 +153,20 @@ function containerCases({ runtime, can, place }: RuntimeCases): void {
     expect(codes(results)).toEqual(['CONTAINER_UNSUPPORTED']);
     expect(kindOf(results[0])).toBe('permanent');
     expect(results[0]).toMatchObject({ error: { message: expect.stringContaining('needs sh and mv') } });
+  });
+
+  // `docker exec` runs as the image's USER unless told otherwise (Incus and LXD run as root).
+  it.runIf(runtime.name === 'docker' || runtime.name === 'podman')('lands with the configured owner and mode in a container whose image runs as another user, with tar and without', async () => {
+    const dir = await tempDir();
+    for (const image of ['local/busybox', NOTAR_IMAGE]) {
+      const user = `sd-user-${randomBytes(4).toString('hex')}`;
+      await execa(runtime.command, ['run', '-d', '--name', user, '--user', '1000:1000', '--network', 'none', image, 'sleep', '1d']);
+      onTestFinished(() => runtime.remove(user));
+      const results = await push(createTarget('user', runtime.target(user)), [await put(dir, '/srv/user/x.txt', 'x', { owner: { uid: 33, gid: 44 }, mode: 0o640 })]);
+      expect(told(results)).toBe('ok');
+      const seen = await execa(runtime.command, ['exec', '--user', '0', user, 'sh', '-c', 'cat /srv/user/x.txt; echo; stat -c "%u:%g %a" /srv/user/x.txt']);
+      expect(seen.stdout).toBe('x\n33:44 640');
+    }
   });
 
   it('classifies a container that does not exist as permanent, naming it', async () => {

@@ -50,10 +50,15 @@ export function dockerRuntime(target: DockerTarget): Runtime {
     command: target.runtime,
     container: target.container,
     failures: dockerLikeFailures(target.runtime),
-    exec: (argv) => [...daemon, 'exec', '-i', target.container, ...argv],
-    // The daemon unpacks this one, so it works in a container without tar. Docker keeps
-    // the archive's owners with -a; Podman 4.3 does not, and commit sets them.
-    copyIn: () => [...daemon, 'cp', ...(target.runtime === 'docker' ? ['-a'] : []), '-', `${target.container}:/`],
+    // As root, as Incus and LXD run it: `exec` otherwise runs as the image's USER, whose
+    // tar lands files under its own uid without a word (the configured owner lost) and
+    // who may not write the dest at all. batch.sh's own checks keep it inside the route.
+    exec: (argv) => [...daemon, 'exec', '-i', '--user', '0:0', target.container, ...argv],
+    // The daemon unpacks this one, so it works in a container without tar; commit sets
+    // owner and mode (Podman 4.3 does not keep the archive's). Not Docker's -a: for a
+    // container with a USER it chowns every file to that user, or fails when the image's
+    // passwd has no such entry (`getent unable to find entry "1000:1000"`).
+    copyIn: () => [...daemon, 'cp', '-', `${target.container}:/`],
     // A file, not `cp -`: Podman's client copies a tar from stdin whole into a temp file
     // before it sends it. The copy is owned by root with the host file's mode; commit sets both.
     pushFile: (source, dest) => [...daemon, 'cp', source, `${target.container}:${dest}`],
