@@ -226,8 +226,9 @@ async function ensureDir(rootReal: string, dir: string, { mode, within, log }: E
   let limit = depth === 0 ? rootReal : undefined;
   for (const [i, segment] of segments.entries()) {
     const next = path.join(current, segment);
+    // ENOTDIR: the way went through a symlink to a file; for a put, mkdir says so.
     const stats = await lstat(next).catch((error: unknown) => {
-      if (errnoCode(error) === 'ENOENT') return undefined;
+      if (GONE.has(errnoCode(error) ?? '')) return undefined;
       throw error;
     });
     if (!stats) {
@@ -238,6 +239,9 @@ async function ensureDir(rootReal: string, dir: string, { mode, within, log }: E
       current = await followLink(next, at, limit ?? rootReal, limit === undefined ? 'the target root' : (within as string));
     } else if (stats.isDirectory()) {
       current = next;
+    } else if (mode === undefined) {
+      // Looked for, not made: with a file in the way nothing is there (a delete's dest is gone).
+      return undefined;
     } else {
       throw new StevedoreError('DEST_UNSAFE', `${dir}: ${segment} exists and is not a directory`);
     }

@@ -144,6 +144,17 @@ describe('local target edges', () => {
     expect(await readdir(path.join(s.root, 'srv/d'))).toEqual(['new.txt']);
   });
 
+  // A mirror's delete can come after a put made a file where the directory was: the dest
+  // is gone all the same (a container target says ok too), not an unsafe path to dead-letter.
+  it('a delete under a file (or under a symlink to one inside the root) finds nothing there: ok', async () => {
+    const s = await setup();
+    await s.push([await s.item('/srv/a', 'now a file')]);
+    await symlink('a', path.join(s.root, 'srv/link'));
+    const results = await s.push([{ op: 'delete', id: 'd1', dest: '/srv/a/b' }, { op: 'delete', id: 'd2', dest: '/srv/link/b/c' }]);
+    expect(codes(results)).toEqual(['ok', 'ok']);
+    expect(await readFile(path.join(s.root, 'srv/a'), 'utf8')).toBe('now a file');
+  });
+
   // The sweep of what a killed agent's note names is in the conformance suite
   // (test/runtimes/conformance.test.ts "removes what a push killed"); here, what it keeps.
   it('removes only what a note for this root names: one for another root is dropped, a name no note names stays', async () => {
