@@ -194,7 +194,9 @@ const LINK_UNSUPPORTED = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOT
 
 async function copyStaged(item: PutItem, temp: string): Promise<void> {
   await copyFile(item.source, temp, constants.COPYFILE_EXCL);
-  const handle = await open(temp, constants.O_RDWR | constants.O_NOFOLLOW);
+  // Read-only: the copy has the staged file's mode, which may lack the owner's write bit
+  // (0400), and fchown, fchmod and fsync need no more.
+  const handle = await open(temp, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     if (item.owner) await handle.chown(item.owner.uid, item.owner.gid);
     await handle.chmod(item.mode);

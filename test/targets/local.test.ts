@@ -1,5 +1,7 @@
-import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { MAX_DEST_BYTES } from '../../src/ingest/paths.js';
 import { createStagingLedger, type StagingLedger } from '../../src/targets/ledger.js';
@@ -142,6 +144,36 @@ describe('local target edges', () => {
     const results = await s.push([await s.item('/srv/d/new.txt', 'new'), { op: 'delete', id: 'del', dest: '/srv/d' }]);
     expect(results).toEqual([{ ok: true }, { ok: true }]);
     expect(await readdir(path.join(s.root, 'srv/d'))).toEqual(['new.txt']);
+  });
+
+  // Where the staged file cannot be linked (state_dir on another filesystem, or a staged
+  // file it may not chmod), the file is copied to a temp name and given its owner and mode
+  // there: a mode without the owner's write bit (0400, a key) must not keep an agent that
+  // is not root from finishing it. Run as nobody, with a staged file it does not own.
+  it.skipIf(process.getuid?.() !== 0)('copies a file of mode 0400 when it cannot link it, as a user who is not root', async () => {
+    const base = await tempDir();
+    await chmod(base, 0o755);
+    const source = path.join(base, 'key.staged');
+    await writeFile(source, 'secret', { mode: 0o444 });
+    const root = path.join(base, 'root');
+    await mkdir(root, { mode: 0o777 });
+    await chmod(root, 0o777);
+    const script = path.join(base, 'push.mts');
+    const local = fileURLToPath(new URL('../../src/targets/local.ts', import.meta.url));
+    await writeFile(script, [
+      `import { createLocalTarget } from ${JSON.stringify(local)};`,
+      `const target = createLocalTarget({ name: 'box', root: ${JSON.stringify(root)} });`,
+      `const item = { op: 'put', id: 'a', source: ${JSON.stringify(source)}, dest: '/etc/app/key', bytes: 6, mode: 0o400, dirMode: 0o755 };`,
+      'const results = await target.push([item], new AbortController().signal);',
+      'console.log(JSON.stringify(results.map((r) => (r.ok ? \'ok\' : `${r.error.code}: ${r.error.message}`))));',
+    ].join('\n'));
+    const tsx = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+    const { stdout } = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', tsx, script], { cwd: base, env: { HOME: base } });
+    expect(stdout).toBe('["ok"]');
+    const landed = path.join(root, 'etc/app/key');
+    expect(await readFile(landed, 'utf8')).toBe('secret');
+    expect(((await stat(landed)).mode & 0o777).toString(8)).toBe('400');
+    expect(await readdir(path.join(root, 'etc/app'))).toEqual(['key']);
   });
 
   // A mirror's delete can come after a put made a file where the directory was: the dest
