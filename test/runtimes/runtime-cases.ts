@@ -63,6 +63,15 @@ function stagingCases({ runtime, can, place, target }: RuntimeCases): void {
     expect(await sh('ls -A /srv/swap/d; ls -A /secret; stat -c "%u:%g %a" /secret/key /secret/f')).toBe('.stevedore-T1\nold\nf\nkey\n0:0 600\n0:0 644');
   });
 
+  // Names are an uploader's: one with a newline must not add a line of its own to the report.
+  it.runIf(can.batchScript)('keeps a name with a newline on its report line: it cannot report another file of the batch landed', async () => {
+    const dir = await tempDir();
+    const forged = '/srv/inject/nl/x\np 0 ok';
+    await sh('mkdir -p "$1" "$2"', '/srv/inject/a/d', forged);
+    const results = await push(target(), [await put(dir, '/srv/inject/a/d', 'victim'), await put(dir, forged, 'x')]);
+    expect(codes(results)).toEqual(['DEST_IS_DIR', 'DEST_IS_DIR']);
+  });
+
   it.runIf(can.copyFallback)('without tar in the container, falls back to the runtime\'s own copy, says so once, and still lands atomically with owner and mode', async () => {
     const dir = await tempDir();
     const bare = await runtime.create('sd-notar', NOTAR_IMAGE);

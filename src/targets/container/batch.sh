@@ -33,7 +33,16 @@
 # variables in a small hash table, so thousands of them make every lookup slow. cd -P and
 # $PWD resolve paths without a subshell; every path given is absolute, so moving is harmless.
 mode=$1 tag=$2 fix=$3; shift 3
-say() { printf '%s %s %s\n' "$1" "$2" "$3"; }
+# A message can hold a path, and a name may hold a newline: the message stays on its
+# line, or the rest of the name would be read as a line of the report (another put "ok").
+# The subshell only when there is a newline.
+nl='
+'
+say() {
+  m=$3
+  case $m in *"$nl"*) m=$(oneline "$m") ;; esac
+  printf '%s %s %s\n' "$1" "$2" "$m"
+}
 oneline() { printf '%s' "$1" | tr '\n' ' '; }
 mkdirs() {
   [ -d "$1" ] && return 0
