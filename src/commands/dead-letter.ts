@@ -66,25 +66,29 @@ async function retry(config: Config, id: string | undefined): Promise<number> {
   let skipped: Replayed['skipped'] = [];
   if (answer && id === undefined) ({ tasks, skipped } = answer.body as { tasks: Record<string, unknown>[]; skipped: Replayed['skipped'] });
   else if (answer) tasks = [answer.body as Record<string, unknown>];
-  else {
-    const { spool, deadLetter } = offline(config);
-    // No agent runs: its journal is ours to append to, and its next start queues these.
-    const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger: pino({ level: 'silent' }) });
-    await journal.open();
-    try {
-      const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
-      const replayed = await replayAll(entries, { spool, journal, deadLetter }, () => undefined);
-      tasks = replayed.tasks.map(({ record }) => taskJson(newTask(record)));
-      skipped = replayed.skipped;
-    } finally {
-      await journal.close();
-    }
-  }
+  else ({ tasks, skipped } = await retryOffline(config, id));
   const later = answer ? '' : ' (pushed at the agent\'s next start)';
   for (const task of tasks) process.stdout.write(`queued again: ${String(task.target)}:${String(task.dest)} as task ${String(task.id)}${later}\n`);
   for (const entry of skipped) process.stderr.write(`stevedore: not retried: ${entry.id}: ${entry.reason}\n`);
   if (tasks.length === 0 && skipped.length === 0) process.stdout.write('the dead-letter store is empty\n');
   return skipped.length > 0 ? EXIT.fatal : EXIT.ok;
+}
+
+// No agent runs: its journal is ours to append to, and its next start queues these. The
+// journal is opened only with an entry to write: a state_dir that an agent never ran on
+// (or that was removed) has neither a store nor a directory to write one in.
+async function retryOffline(config: Config, id: string | undefined): Promise<Pick<Replayed, 'skipped'> & { tasks: Record<string, unknown>[] }> {
+  const { spool, deadLetter } = offline(config);
+  const entries = id === undefined ? await deadLetter.list() : [await deadLetter.get(id)];
+  if (entries.length === 0) return { tasks: [], skipped: [] };
+  const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger: pino({ level: 'silent' }) });
+  await journal.open();
+  try {
+    const replayed = await replayAll(entries, { spool, journal, deadLetter }, () => undefined);
+    return { tasks: replayed.tasks.map(({ record }) => taskJson(newTask(record))), skipped: replayed.skipped };
+  } finally {
+    await journal.close();
+  }
 }
 
 async function purge(config: Config, id: string): Promise<number> {

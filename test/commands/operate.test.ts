@@ -91,6 +91,18 @@ describe('stevedore dead-letter', () => {
   });
 });
 
+describe('stevedore dead-letter before any agent ran', () => {
+  it('retry on a state_dir not made yet: an empty store, or no such entry, and nothing written', async () => {
+    const dir = await tempDir();
+    const port = await freePort();
+    const file = path.join(dir, 'stevedore.yaml');
+    await writeFile(file, testConfigYaml(dir).replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${port}`));
+    expect(await cli(['dead-letter', 'retry', '--all', '-c', file])).toMatchObject({ code: 0, stdout: 'the dead-letter store is empty\n', stderr: '' });
+    expect(await cli(['dead-letter', 'retry', 'AAAAAAAAAAAAAAAAAAAAAA', '-c', file])).toMatchObject({ code: 1, stderr: 'stevedore: no dead-letter entry AAAAAAAAAAAAAAAAAAAAAA\n' });
+    expect(existsSync(path.join(dir, 'state'))).toBe(false);
+  });
+});
+
 describe('stevedore dead-letter beside a running agent without an API', () => {
   it('refuses to touch the store behind its back', async () => {
     const dir = await tempDir();
