@@ -84,7 +84,10 @@ async function retryOffline(config: Config, id: string | undefined): Promise<Pic
   const journal = createJournal({ file: path.join(config.state_dir, 'journal.log'), syncDirs: [spool.dir], logger: pino({ level: 'silent' }) });
   await journal.open();
   try {
-    const replayed = await replayAll(entries, { spool, journal, deadLetter }, () => undefined);
+    // An entry for a target this config lacks stays, as through the agent: its next start
+    // would put it straight back (TARGET_UNKNOWN).
+    const known = (target: string) => Object.hasOwn(config.targets, target);
+    const replayed = await replayAll(entries, { spool, journal, deadLetter, known }, () => undefined);
     return { tasks: replayed.tasks.map(({ record }) => taskJson(newTask(record))), skipped: replayed.skipped };
   } finally {
     await journal.close();

@@ -91,6 +91,26 @@ describe('stevedore dead-letter', () => {
   });
 });
 
+describe('stevedore dead-letter on a stopped agent whose config lost a target', () => {
+  it('retry leaves that target\'s entry in the store and says why (exit 1), as through an agent', async () => {
+    const dir = await tempDir();
+    const old = path.join(dir, 'old');
+    const first = await startAgent({ dir, targets: `  old: { runtime: local, root: ${old} }`, http: '    - { name: old, path: /drop/old, target: old, dest: /srv/old }' });
+    await mkdir(path.join(old, 'srv/old/gone.txt/in-the-way'), { recursive: true });
+    const { id } = json<{ id: string }>(await send(first.url, '/drop/old/gone.txt', { body: 'x' }));
+    await waitFor(async () => json<{ status: string }>(await send(first.url, `/tasks/${id}`, { method: 'GET' })).status === 'failed', { what: 'the push to fail' });
+    await first.close();
+    // The same state_dir, without target old.
+    const file = await configFor(first);
+    const retried = await cli(['dead-letter', 'retry', '--all', '-c', file]);
+    expect(retried).toMatchObject({ code: 1, stdout: '' });
+    expect(retried.stderr).toMatch(/^stevedore: not retried: \S+: target "old" is not configured: dead-letter entry \S+ stays\n$/);
+    expect(await readdir(path.join(first.stateDir, 'dead-letter'))).toHaveLength(1);
+    expect((await cli(['dead-letter', 'retry', (await readdir(path.join(first.stateDir, 'dead-letter')))[0] ?? '', '-c', file])).code).toBe(1);
+    expect(await readdir(path.join(first.stateDir, 'dead-letter'))).toHaveLength(1);
+  });
+});
+
 describe('stevedore dead-letter before any agent ran', () => {
   it('retry on a state_dir not made yet: an empty store, or no such entry, and nothing written', async () => {
     const dir = await tempDir();
