@@ -176,6 +176,33 @@ describe('validate', () => {
     ]);
   });
 
+  it('a time limit of 0 is a problem, not a limit that cuts every push or never cuts a quiet body', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'zero.yaml');
+    await writeFile(
+      file,
+      [
+        'version: 1', //                                                        1
+        'targets: { box: { runtime: local, root: ./box } }', //                 2
+        'defaults: { push_timeout: 0ms }', //                                   3
+        'http:', //                                                             4
+        '  listen: 127.0.0.1:8080', //                                          5
+        '  idle_timeout: 0s', //                                                6
+        '  upload_expiry: 0h', //                                               7
+        '  routes: [{ name: r, path: /r, target: box, dest: /d, push_timeout: 0.0001s }]', // 8
+        '',
+      ].join('\n'),
+    );
+    const result = await cli(['validate', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(expectOnlyProblemLines(result.stderr, file)).toEqual([
+      `${file}:3:27: defaults.push_timeout: expected a duration over 0`,
+      `${file}:6:17: http.idle_timeout: expected a duration over 0`,
+      `${file}:7:18: http.upload_expiry: expected a duration over 0`,
+      `${file}:8:70: http.routes.0.push_timeout: expected a duration over 0`,
+    ]);
+  });
+
   it('a watch of the config file\'s own directory, which holds the default state_dir and the target, exits 2 naming both keys', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'nested.yaml');

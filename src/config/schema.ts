@@ -14,6 +14,9 @@ const duration = z
   .regex(DURATION_PATTERN, { error: 'expected a duration like "250ms", "5s", "2m" or "1h"' })
   .refine((text) => (parseDuration(text) ?? 0) <= MAX_DURATION, { error: 'expected at most 596h (timers cannot hold longer)' })
   .transform((text) => parseDuration(text) ?? 0);
+// A time limit: 0 does not turn it off, it would cut everything at once (a push), or
+// leave a body that sends nothing never cut (node reads a 0 timeout as none).
+const timeLimit = duration.refine((ms) => ms > 0, { error: 'expected a duration over 0' });
 
 const sizeError = 'expected a size like "512KiB" or "2GiB", or a whole number of bytes';
 const size = z
@@ -80,7 +83,7 @@ const fileOptions = {
   mode: fileMode.optional(),
   dir_mode: fileMode.optional(),
   retry: retryOverride.optional(),
-  push_timeout: duration.optional(),
+  push_timeout: timeLimit.optional(),
 };
 
 // A fleet (SPEC §7): every container whose labels (Incus/LXD: config keys user.<key>)
@@ -155,7 +158,7 @@ const http = z.strictObject({
       if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (expected host:port, like 127.0.0.1:8080)` });
     }),
   max_body: size.prefault('2GiB'),
-  idle_timeout: duration.prefault('60s'),
+  idle_timeout: timeLimit.prefault('60s'),
   min_free: size.prefault('1GiB'),
   /** Bodies received at once (never more than half of queue.capacity); routes without a token get half of them. */
   max_receiving: z.int().min(1).max(100_000).default(64),
@@ -171,7 +174,7 @@ const http = z.strictObject({
   /** Serve the drop page at GET / (SPEC §8). */
   ui: z.boolean().default(false),
   /** A resumable (tus) upload that receives nothing this long is removed. */
-  upload_expiry: duration.prefault('24h'),
+  upload_expiry: timeLimit.prefault('24h'),
   legacy: z.array(legacy).default([]),
   routes: z.array(route).default([]),
 });
@@ -215,7 +218,7 @@ export const configSchema = z
         mode: fileMode.prefault('0644'),
         dir_mode: fileMode.prefault('0755'),
         retry: retry.prefault({}),
-        push_timeout: duration.prefault('5m'),
+        push_timeout: timeLimit.prefault('5m'),
       })
       .prefault({}),
     queue: z
