@@ -216,6 +216,17 @@ describe('validate', () => {
     ]);
   });
 
+  it('a file that is not UTF-8 exits 2 with the first bad byte\'s position, not a path with U+FFFD in it', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'latin1.yaml');
+    // "./café" saved as Latin-1: é is the lone byte 0xE9.
+    await writeFile(file, Buffer.concat([Buffer.from('version: 1\n# caf\u00e9 in UTF-8\ntargets: { box: { runtime: local, root: ./caf'), Buffer.from([0xe9]), Buffer.from(' } }\n')]));
+    const result = await cli(['validate', '-c', file]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(expectOnlyProblemLines(result.stderr, file)).toEqual([`${file}:3:46: not valid UTF-8: save the config file as UTF-8`]);
+  });
+
   it('a YAML syntax error exits 2 with positions, no stack trace', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'syntax.yaml');

@@ -1,5 +1,6 @@
 // YAML text → ${VAR} interpolation → zod validation → frozen Config. Every problem is
 // collected and reported at once as `FILE:LINE:COL: key: message`.
+import { isUtf8 } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, isAlias, isMap, isNode, isPair, isScalar, isSeq, parse, parseDocument, visit, type Document, type Node } from 'yaml';
@@ -28,13 +29,30 @@ export class ConfigError extends StevedoreError {
 }
 
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (error) {
     throw new StevedoreError('CONFIG_UNREADABLE', `${file}: cannot read the config file: ${errorMessage(error)}`, { cause: error });
   }
-  return parseConfig(text, file, env, { onHost: true });
+  // Decoding would turn each bad byte into U+FFFD quietly: a path or name not as written.
+  if (!isUtf8(bytes)) throw new ConfigError(file, [{ ...firstBadByte(bytes), key: '', message: 'not valid UTF-8: save the config file as UTF-8' }]);
+  return parseConfig(bytes.toString('utf8'), file, env, { onHost: true });
+}
+
+// The position of the first byte that is not UTF-8: the prefixes that end where a
+// character starts are valid up to it and invalid past it, so a binary search finds it.
+function firstBadByte(bytes: Buffer): { line: number; col: number } {
+  const starts = [0];
+  for (let i = 1; i <= bytes.length; i += 1) if (i === bytes.length || ((bytes[i] ?? 0) & 0xc0) !== 0x80) starts.push(i);
+  let [low, high] = [0, starts.length - 1];
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (isUtf8(bytes.subarray(0, starts[mid]))) low = mid;
+    else high = mid - 1;
+  }
+  const before = bytes.subarray(0, starts[low]).toString('utf8');
+  return { line: before.split('\n').length, col: before.length - before.lastIndexOf('\n') };
 }
 
 export interface ParseOptions {
