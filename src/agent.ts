@@ -292,9 +292,16 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
   return { listen: http.listen, maxBody: http.max_body, idleTimeout: http.idle_timeout, receiving, routes, legacy, ui: http.ui, ...browser, ...deps };
 }
 
-/** `next`, but with what a reload cannot change (state_dir, the listener, queue limits, min_free, `kept` targets) as it runs now. */
+/**
+ * `next`, but with what a reload cannot change (planReload's needRestart: state_dir, the
+ * listener and its limits, queue limits, log.format, retain_max, `kept` targets) as it
+ * runs now: the next reload is planned against what runs, not against what was asked.
+ */
 function keepRunning(running: Config, next: Config, kept: readonly string[]): Config {
-  const http = running.http && next.http ? { ...next.http, listen: running.http.listen, min_free: running.http.min_free } : running.http;
+  const http = running.http && next.http ? { ...next.http, ...listenerLimits(running.http) } : running.http;
   const targets = { ...next.targets, ...Object.fromEntries(kept.map((name) => [name, running.targets[name]])) } as Config['targets'];
-  return { ...next, state_dir: running.state_dir, queue: running.queue, http, targets };
+  const log = { ...next.log, format: running.log.format };
+  return { ...next, state_dir: running.state_dir, queue: running.queue, retain_max: running.retain_max, log, http, targets };
 }
+
+const listenerLimits = ({ listen, min_free, max_body, idle_timeout, max_receiving, min_rate }: NonNullable<Config['http']>) => ({ listen, min_free, max_body, idle_timeout, max_receiving, min_rate });

@@ -100,6 +100,19 @@ describe('reload', () => {
     expect(task.deliveries).toEqual([expect.objectContaining({ container: 'web-1', status: 'done' })]);
   });
 
+  it('a limit that needs a restart stays what runs: a second reload still says so, and going back to it needs none', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'stevedore.yaml');
+    const t = await startAgent({ dir, http: '  max_body: 1KiB', extra: 'retain_max: 1MiB' });
+    const asked = parseConfig(testConfigYaml(dir, { http: '  max_body: 2KiB', extra: 'retain_max: 2MiB' }).replace('format: json', 'format: pretty'), file, {});
+    const restart = ['http.max_body', 'log.format', 'retain_max'];
+    expect((await t.agent.reload(asked)).needRestart).toEqual(restart);
+    expect((await t.agent.reload(asked)).needRestart).toEqual(restart);
+    expect((await send(t.url, '/drop/files/big.bin', { body: 'x'.repeat(1500) })).status).toBe(413);
+    const running = parseConfig(testConfigYaml(dir, { http: '  max_body: 1KiB', extra: 'retain_max: 1MiB' }), file, {});
+    expect((await t.agent.reload(running)).needRestart).toEqual([]);
+  });
+
   it('plans nothing for the same config, and names what needs a restart', () => {
     const a = parseConfig(testConfigYaml('/x'), '/x/s.yaml', {});
     expect(planReload(a, a)).toEqual({ targets: [], removedTargets: [], keptTargets: [], stopWatches: [], startWatches: [], needRestart: [] });
