@@ -47,6 +47,9 @@ const COMMAND_HELP: Record<string, string> = {
   schema: 'Usage: stevedore schema\nPrints the JSON Schema of the config file, for editors.\n',
 };
 
+// How many operands each command takes (push checks its own).
+const OPERANDS: Record<string, number> = { run: 0, validate: 0, reload: 0, status: 0, schema: 0, 'dead-letter': 2 };
+
 async function main(argv: string[]): Promise<number> {
   let args;
   try {
@@ -70,6 +73,13 @@ async function main(argv: string[]): Promise<number> {
   const [command] = positionals;
   if (values.version) return print(`${version()}\n`);
   if (values.help || !command) return print(command ? (COMMAND_HELP[command] ?? HELP) : HELP);
+  // An operand a command does not take is a usage error: `stevedore validate my.yaml`
+  // must not check ./stevedore.yaml and say "valid".
+  const extra = positionals[1 + (OPERANDS[command] ?? Infinity)];
+  if (extra !== undefined) {
+    process.stderr.write(`stevedore: ${command}: unexpected operand "${extra}"${command === 'schema' ? '' : ' (a config file is given with -c FILE)'}\nRun "stevedore ${command} --help" for usage.\n`);
+    return EXIT.badConfig;
+  }
   // An empty $STEVEDORE_CONFIG counts as unset.
   const configFile = values.config || process.env.STEVEDORE_CONFIG || './stevedore.yaml';
   switch (command) {

@@ -82,6 +82,21 @@ describe('--version and --help', () => {
   });
 });
 
+describe('operands a command does not take', () => {
+  it('are a usage error (exit 2): `validate other.yaml` does not check ./stevedore.yaml and say it is valid', async () => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'stevedore.yaml'), 'version: 1\ntargets: { box: { runtime: local, root: ./box } }\n');
+    await writeFile(path.join(dir, 'other.yaml'), 'version: 2\n');
+    const result = await cli(['validate', 'other.yaml'], { cwd: dir });
+    expect(result).toMatchObject({ code: 2, stdout: '' });
+    expect(lines(result.stderr)).toEqual(['stevedore: validate: unexpected operand "other.yaml" (a config file is given with -c FILE)', 'Run "stevedore validate --help" for usage.']);
+    for (const args of [['status', 'x'], ['reload', 'x'], ['run', 'x'], ['schema', 'x'], ['dead-letter', 'purge', 'AAAAAAAAAAAAAAAAAAAAAA', 'x']]) {
+      expect((await cli(args, { cwd: dir })).code, args.join(' ')).toBe(2);
+    }
+    expect(await readFile(path.join(dir, 'other.yaml'), 'utf8')).toBe('version: 2\n');
+  });
+});
+
 describe('validate', () => {
   it('the example config is valid: one summary line per target, route and legacy rule', async () => {
     const result = await cli(['validate', '-c', exampleFile]);
