@@ -7,6 +7,7 @@ import type { StevedoreError } from '../errors.js';
 import { failureKind } from '../targets/target.js';
 import type { Task } from '../task.js';
 import { backoffDelay } from './backoff.js';
+import { createNesting } from './nesting.js';
 
 export interface LaneLimits {
   /** Batches into this target at once. */
@@ -77,6 +78,11 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
   const ready = new Map<string, Task>();
   const retrying = new Map<string, { task: Task; timer: NodeJS.Timeout }>();
   const busy = new Map<string, Task>();
+  const nesting = createNesting();
+  // Gone from ready, retrying and busy: it no longer holds back the tasks nested with it.
+  const leftUnlessWaiting = (task: Task) => {
+    if (ready.get(task.dest) !== task && retrying.get(task.dest)?.task !== task) nesting.leave(task);
+  };
   let running = 0;
   let downUntil = 0;
   let downStreak = 0;
@@ -97,7 +103,7 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
     let bytes = 0;
     let full = false;
     for (const task of ready.values()) {
-      if (busy.has(task.dest)) continue;
+      if (busy.has(task.dest) || nesting.mustWait(task)) continue;
       if (batch.length > 0 && (batch.length >= limits.batchFiles || bytes + task.bytes > limits.batchBytes)) {
         full = true;
         break;
@@ -151,15 +157,21 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
       clearTimeout(retrying.get(task.dest)?.timer);
       retrying.delete(task.dest);
       ready.set(task.dest, task);
-      return waiting === undefined || waiting === task ? undefined : { replaced: waiting, by: task };
+      nesting.enter(task);
+      if (waiting === undefined || waiting === task) return undefined;
+      nesting.leave(waiting);
+      return { replaced: waiting, by: task };
     },
     waiting: (dest) => ready.get(dest),
     remove(task) {
-      if (ready.get(task.dest) === task) return ready.delete(task.dest);
       const retry = retrying.get(task.dest);
-      if (retry?.task !== task) return false;
-      clearTimeout(retry.timer);
-      return retrying.delete(task.dest);
+      if (ready.get(task.dest) === task) ready.delete(task.dest);
+      else if (retry?.task === task) {
+        clearTimeout(retry.timer);
+        retrying.delete(task.dest);
+      } else return false;
+      nesting.leave(task);
+      return true;
     },
     wake() {
       downUntil = 0;
@@ -167,7 +179,10 @@ export function createLane(name: string, limits: LaneLimits, wake: () => void, f
     take,
     finished(tasks) {
       running -= 1;
-      tasks.forEach((task) => busy.delete(task.dest));
+      tasks.forEach((task) => {
+        busy.delete(task.dest);
+        leftUnlessWaiting(task);
+      });
     },
     landed() {
       if (downStreak > 0) since = new Date().toISOString();

@@ -70,13 +70,16 @@ export interface TaskSpec {
   target?: string;
   bytes?: number;
   attempts?: number;
+  kind?: Task['kind'];
+  /** When it was accepted (default: now). */
+  createdAt?: Date;
 }
 
-export function makeTask(dest: string, { target = 'box', bytes = 1, attempts = 3 }: TaskSpec = {}): Task {
+export function makeTask(dest: string, { target = 'box', bytes = 1, attempts = 3, kind = 'put', createdAt = new Date() }: TaskSpec = {}): Task {
   const id = newTaskId();
   return newTask({
     id,
-    kind: 'put',
+    kind,
     source: 'http',
     route: 'test',
     target,
@@ -84,7 +87,7 @@ export function makeTask(dest: string, { target = 'box', bytes = 1, attempts = 3
     bytes,
     sha256: '0'.repeat(64),
     staged: `${id}.staged`,
-    createdAt: new Date().toISOString(),
+    createdAt: createdAt.toISOString(),
     options: { mode: 0o644, dirMode: 0o755, retry: { attempts, initialDelay: 1, maxDelay: 5 }, pushTimeout: 60_000 },
   });
 }

@@ -152,6 +152,29 @@ describe('scheduler coalescing', () => {
   });
 });
 
+describe('scheduler nested destinations', () => {
+  it('pushes a delete of a directory only after an older put under it has landed, retries included', async () => {
+    const fails = new Set(['/d/x']);
+    let putFailures = 0;
+    const target = createTestTarget({ failItem: (item) => (fails.has(item.dest) && putFailures++ < 2 ? 'TARGET_IO' : undefined) });
+    const h = harness([target]);
+    const now = Date.now();
+    const put = makeTask('/d/x', { attempts: 5, createdAt: new Date(now) });
+    const del = makeTask('/d', { kind: 'delete', createdAt: new Date(now + 1) });
+    const elsewhere = makeTask('/e', { createdAt: new Date(now + 2) });
+    h.scheduler.enqueue(put);
+    h.scheduler.enqueue(del);
+    h.scheduler.enqueue(elsewhere);
+    await waitFor(() => [put, del, elsewhere].every(isOver));
+    expect([put.status, del.status, elsewhere.status]).toEqual(['done', 'done', 'done']);
+    const order = target.batches.flat().map((item) => item.dest);
+    expect(order.filter((dest) => dest === '/d/x')).toHaveLength(3);
+    expect(order.indexOf('/d')).toBeGreaterThan(order.lastIndexOf('/d/x'));
+    // Unrelated destinations do not wait.
+    expect(order.indexOf('/e')).toBeLessThan(order.lastIndexOf('/d/x'));
+  });
+});
+
 describe('scheduler failures', () => {
   it('retries a transient failure with backoff, counting attempts, then lands', async () => {
     const target = createTestTarget({ fail: { code: 'TARGET_IO', times: 2 } });

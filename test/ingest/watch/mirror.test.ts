@@ -4,6 +4,8 @@
 import { lstat, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { TestAgent } from '../../helpers/agent.js';
+import { createTestTarget, wrapTargets } from '../../helpers/targets.js';
 import { barrier, exists, landedPath, listTree, recorder, setup, startWatching, waitGone, waitLanded, writeTree } from './harness.js';
 
 /** What must not change about a host file: identity, times, size, content. */
@@ -57,6 +59,44 @@ describe('mirror mode', () => {
     expect(rec.deletes()).toContain('/srv/in/gone.txt');
     expect(rec.deletes().filter((d) => d.startsWith('/srv/in/tree')).length).toBeGreaterThan(0);
     expect(rec.deletes().every((d) => d === '/srv/in/gone.txt' || d.startsWith('/srv/in/tree'))).toBe(true);
+  });
+
+  it('with delete: true, a directory deleted and made again holds its new file, though the delete had to wait out a retry', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'd/old.txt': 'old' });
+    // Deletes fail (a transient error, retried) until the new file's put is queued.
+    const started: { agent?: TestAgent } = {};
+    let deleteFailed: () => void = () => undefined;
+    const failing = new Promise<void>((resolve) => (deleteFailed = resolve));
+    const newQueued = () => started.agent?.logs.some((l) => l.msg === 'task queued' && l.dest === '/srv/in/d/new.txt') ?? false;
+    const order: string[] = [];
+    const createTarget = wrapTargets((real) =>
+      createTestTarget({
+        name: real.name,
+        delegate: real,
+        failItem(item) {
+          if (item.op === 'delete' && !newQueued()) {
+            deleteFailed();
+            return 'TARGET_IO';
+          }
+          order.push(`${item.op} ${item.dest}`);
+          return undefined;
+        },
+      }),
+    );
+    const retry = { attempts: 20, initial_delay: '100ms', max_delay: '100ms' };
+    const t = (started.agent = await startWatching(s, { mode: 'mirror', delete: true, settle: '50ms', retry }, { createTarget }));
+    await waitLanded(t, 'd/old.txt', 'old');
+
+    await rm(path.join(s.dir, 'd'), { recursive: true });
+    await failing;
+    await writeTree(s.dir, { 'd/new.txt': 'new' });
+    await barrier(t, s.dir);
+    expect(await listTree(path.join(t.root, 'srv/in'))).toEqual(['d/new.txt', 'zz-sentinel.txt']);
+    expect(await readFile(landedPath(t, 'd/new.txt'), 'utf8')).toBe('new');
+    // The delete of d, accepted first, landed first.
+    expect(order.indexOf('delete /srv/in/d')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('delete /srv/in/d')).toBeLessThan(order.indexOf('put /srv/in/d/new.txt'));
   });
 
   it('with delete: false, host deletes are not propagated', async () => {
