@@ -6,6 +6,7 @@
 // into the watch or into state_dir.
 import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { errnoCode, errorMessage } from '../errors.js';
 import type { ParsedConfig } from './schema.js';
 
 export interface PathProblem {
@@ -28,7 +29,8 @@ export function checkHostPaths(config: ParsedConfig, onHost: boolean): PathProbl
   const afterPush = config.watch.flatMap((w, i): Place[] => (w.after_push === null ? [] : [{ key: ['watch', i, 'after_push'], dir: w.after_push }]));
   const roots = Object.entries(config.targets).flatMap(([name, t]): Place[] => (t.runtime === 'local' ? [{ key: ['targets', name, 'root'], dir: t.root }] : []));
   const real = onHost ? realPath : (dir: string) => dir;
-  const problems: PathProblem[] = onHost ? watches.flatMap(missingDirectory) : [];
+  // The others are made at start when missing; a file in their place would stop it with a bare EEXIST.
+  const problems: PathProblem[] = onHost ? [...watches.flatMap(missingDirectory), ...[stateDir, ...roots, ...afterPush].flatMap(notDirectory)] : [];
   // Reported at `place`, naming `other` and why they must not nest.
   const apart = (place: Place, other: Place, why: string | ((found: Overlap) => string)) => {
     const found = overlap(place.dir, other.dir, real);
@@ -54,6 +56,16 @@ function missingDirectory(watch: Place): PathProblem[] {
   const stats = statSync(watch.dir, { throwIfNoEntry: false });
   if (!stats) return [{ path: watch.key, message: `${watch.dir} does not exist` }];
   return stats.isDirectory() ? [] : [{ path: watch.key, message: `${watch.dir} is not a directory` }];
+}
+
+function notDirectory(place: Place): PathProblem[] {
+  try {
+    const stats = statSync(place.dir, { throwIfNoEntry: false });
+    return !stats || stats.isDirectory() ? [] : [{ path: place.key, message: `${place.dir} is not a directory` }];
+  } catch (error) {
+    const why = errnoCode(error) === 'ENOTDIR' ? 'one of its parents is not a directory' : `cannot be looked at: ${errorMessage(error)}`;
+    return [{ path: place.key, message: `${place.dir}: ${why}` }];
+  }
 }
 
 interface Overlap {

@@ -686,6 +686,20 @@ describe('host directories that overlap', () => {
       ]);
     });
 
+    it('a state_dir, local root or after_push that is a file, or lies under one (they are made at start when missing)', async () => {
+      const { base, file, load } = await host();
+      const [state, box, done] = ['state', 'box', 'done'].map((name) => path.join(base, `${name}.txt`)) as [string, string, string];
+      for (const plain of [state, box, done]) await writeFile(plain, 'not a directory');
+      const [watchDir, root] = [path.join(base, 'real/in'), path.join(box, 'root')];
+      const line = watchAt(watchDir, `, after_push: ${done}`);
+      expect(await load(state, root, watchDir, `, after_push: ${done}`)).toEqual([
+        `${file}:2:12: state_dir: ${state} is not a directory`,
+        `${file}:4:32: targets.box.root: ${root}: one of its parents is not a directory`,
+        `${file}:7:${line.indexOf(done) + 1}: watch.0.after_push: ${done} is not a directory`,
+      ]);
+      expect(await load(path.join(base, 'state'), path.join(base, 'box'), watchDir, `, after_push: ${path.join(base, 'done')}`)).toEqual([]);
+    });
+
     it('a symlink that leads elsewhere is fine', async () => {
       const { base, load } = await host();
       await symlink(path.join(base, 'elsewhere'), path.join(base, 'real/in/out'));
