@@ -95,6 +95,17 @@ describe('tus uploads', () => {
     expect((await headUpload(t.url, location, auth)).offset).toBe(5);
   });
 
+  it('answers a chunked body past Upload-Length with 413 and stays up (it once ended the process)', async () => {
+    const t = await startAgent();
+    const location = String((await createUpload(t.url, '/drop/secret', 10, { token: TOKEN })).headers.location);
+    // No Content-Length: node sends the body chunked, and only its bytes say it is too long.
+    const patch = open(t.url, location, { method: 'PATCH', headers: { ...auth, 'tus-resumable': '1.0.0', 'upload-offset': 0, 'content-type': 'application/offset+octet-stream' } });
+    patch.req.end('0123456789ABC');
+    expectError(await patch.answer, 413, 'TOO_LARGE');
+    expect((await headUpload(t.url, location, auth)).offset).toBe(0);
+    expect((await patchUpload(t.url, location, 0, '0123456789', auth)).status).toBe(204);
+  });
+
   it('ends a stalled PATCH where it is when the client asks again: HEAD reports its bytes, the upload goes on', async () => {
     const t = await startAgent({ idleTimeout: '30s' });
     const data = randomBytes(2000);

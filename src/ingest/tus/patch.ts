@@ -71,6 +71,10 @@ function bodyOf(req: IncomingMessage): PatchBody {
           callback(bytes > max ? tooLarge(max) : null, chunk);
         },
       });
+      // The first chunks pass through before writeAt() reads: one past the length would
+      // fail this stream with nobody listening yet, and that 'error' ended the process.
+      // The reader still gets the failure from the stream's state.
+      output.on('error', () => undefined);
       req.once('close', () => req.complete || stop()).once('error', stop);
       if (stopped || req.destroyed) output.end();
       else req.pipe(output);
