@@ -201,6 +201,36 @@ describe('tus uploads', () => {
     expect(await readdir(uploadsDir(t))).toEqual([]);
   });
 
+  it('leaves no upload behind when a creation-with-upload fails or is cut: its id was never told', async () => {
+    const gate = gatedTarget();
+    const t = await startAgent({ queue: 'capacity: 1', createTarget: gate.createTarget });
+    onTestFinished(() => gate.open());
+    const withBody = { ...auth, 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream' };
+    const create = (length: number, name: string, headers: Record<string, string | number> = {}) =>
+      open(t.url, '/drop/secret', { method: 'POST', headers: { ...withBody, 'upload-length': length, 'upload-metadata': `filename ${Buffer.from(name).toString('base64')}`, ...headers } });
+    const noUploads = () => waitFor(async () => (await readdir(uploadsDir(t))).length === 0 && json<{ uploads: { live: number } }>(await send(t.url, '/status', { method: 'GET' })).uploads.live === 0, { what: 'no upload left' });
+    // Cut by the client mid-body.
+    const cut = create(100_000, 'cut.bin', { 'content-length': 100_000 });
+    cut.req.write(randomBytes(60_000));
+    await waitFor(async () => json<{ receiving: { bytes: number } }>(await send(t.url, '/status', { method: 'GET' })).receiving.bytes === 60_000, { what: 'the first bytes' });
+    cut.req.destroy();
+    await noUploads();
+    // A checksum that does not match, a chunked body past Upload-Length.
+    const wrongSum = create(10, 'sum.bin', { 'content-length': 10, 'upload-checksum': `sha256 ${sha(randomBytes(4))}` });
+    wrongSum.req.end('0123456789');
+    expectError(await wrongSum.answer, 460, 'UPLOAD_CHECKSUM_MISMATCH');
+    const tooLong = create(5, 'long.bin');
+    tooLong.req.end('0123456789');
+    expectError(await tooLong.answer, 413, 'TOO_LARGE');
+    await noUploads();
+    // Whole, but the queue is full at its end: 503, and no upload keeps its bytes.
+    expect((await send(t.url, '/drop/secret/first.txt', { body: 'x', headers: auth })).status).toBe(202);
+    const full = create(10, 'full.bin', { 'content-length': 10 });
+    full.req.end('0123456789');
+    expectError(await full.answer, 503, 'QUEUE_FULL');
+    await noUploads();
+  });
+
   it('refuses an upload that would cross min_free (507)', async () => {
     const t = await startAgent({ minFree: String(2 ** 52) });
     expectError(await createUpload(t.url, '/drop/secret', 10, { token: TOKEN }), 507, 'INSUFFICIENT_STORAGE');

@@ -47,7 +47,15 @@ export function createTusEndpoint(store: UploadStore): TusEndpoint {
       ctx.intake.release(1);
       if (!hasBody(req)) return serve(call, res);
       checkMediaType(req);
-      return serveBody(call, call.creation, declaredLength(req, ctx.maxBody) ?? length, () => serve(call, res), res);
+      // creation-with-upload: the client learns the upload's id from this answer only.
+      // When it fails or the body was cut, nobody can resume or end that upload: it is
+      // removed now instead of keeping its bytes until it expires.
+      const orphan = () => (store.record(call.id) && store.taskOf(call.id) === undefined ? store.remove(call.id) : undefined);
+      await serveBody(call, call.creation, declaredLength(req, ctx.maxBody) ?? length, () => serve(call, res), res).catch(async (error: unknown) => {
+        await orphan();
+        throw error;
+      });
+      if (!req.complete) await orphan();
     },
     async atUpload(ctx, req, res, id) {
       const record = TASK_ID_PATTERN.test(id) ? store.record(id) : undefined;
