@@ -127,13 +127,27 @@ async function replayIdempotent(ctx: HttpContext, req: IncomingMessage, res: Ser
   if (earlier.target !== to.target || earlier.dest !== to.dest) {
     throw keyReused(`was used for ${earlier.dest} in target ${earlier.target}, not ${to.dest} in target ${to.target}`);
   }
-  continueBody(req, res);
-  const sha256 = await digestBody(req, ctx.maxBody);
+  const sha256 = await digestReplay(ctx, req, res, to);
   const wrong = mismatch(digests, sha256);
   if (wrong) throw wrong;
   if (sha256 !== earlier.sha256) throw keyReused(`was used for a body with sha-256 ${earlier.sha256}; this one has ${sha256}`);
   // As the first request was answered: a retry that asks to wait learns how the push ended.
   await answerTasks(ctx, req, res, [earlier], false);
+}
+
+// A retry's body is a body like any other: it takes a place among those being received
+// and is cut when slower than http.min_rate. Unbounded, a trickle of retries of one key
+// held as many connections as the listener takes.
+async function digestReplay(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, to: Destination): Promise<string> {
+  const body = ctx.bodies.enter({ route: to.route, target: to.target, dest: to.dest, anonymous: to.anonymous });
+  try {
+    continueBody(req, res);
+    const digest = digestBody(req, ctx.maxBody, body.signal);
+    body.read(req);
+    return await digest;
+  } finally {
+    body.leave();
+  }
 }
 
 const keyReused = (what: string) => new StevedoreError('IDEMPOTENCY_KEY_REUSED', `this Idempotency-Key ${what}`);

@@ -75,9 +75,9 @@ async function gather(body: Readable, signal?: AbortSignal): Promise<Buffer> {
 /**
  * The SHA-256 of a body read to its end and kept nowhere (a retried upload's, to compare
  * with the first one's), under receive()'s rules: TOO_LARGE past `maxBytes`,
- * CLIENT_ABORTED when the client goes.
+ * CLIENT_ABORTED when the client goes, `signal`'s reason when it cuts the body (too slow).
  */
-export async function digestBody(body: Readable, maxBytes: number): Promise<string> {
+export async function digestBody(body: Readable, maxBytes: number, signal?: AbortSignal): Promise<string> {
   if (body.destroyed) throw clientAborted();
   const hash = createHash('sha256');
   let bytes = 0;
@@ -85,7 +85,7 @@ export async function digestBody(body: Readable, maxBytes: number): Promise<stri
     bytes += chunk.length;
     if (bytes > maxBytes) throw tooLarge(maxBytes);
     hash.update(chunk);
-  });
+  }, signal);
   return hash.digest('hex');
 }
 

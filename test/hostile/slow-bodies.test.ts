@@ -119,3 +119,17 @@ describe('http.min_rate (1KiB/s by default; idle_timeout 2s, so 2 s windows)', (
     expect(counts.tried).toBe(rows.length + 1);
   });
 });
+
+describe('the body of a retry with an Idempotency-Key (read and hashed, never staged)', () => {
+  it('is a body like any other: cut with a JSON 408 when slower than http.min_rate', async () => {
+    const t = await startAgent({ idleTimeout: '2s' });
+    const headers = { 'idempotency-key': 'slow-retry' };
+    expect((await fetch(`${t.url}/drop/files/retried.txt`, { method: 'PUT', headers, body: 'first' })).status).toBe(202);
+    // Its retry trickles at 10 B/s, never idle: without the rate it held its connection for as long as it pleased.
+    const pieces = trickle(rawRequest('PUT', '/drop/files/retried.txt', { ...headers, 'content-length': 1000 }));
+    const { answer, written } = await exchange(t.url, pieces, { gapMs: 100 });
+    expectError(answer ?? { status: 0, headers: {}, text: '' }, 408, 'REQUEST_TIMEOUT');
+    expect(written).toBeLessThan(pieces.reduce((n, piece) => n + (typeof piece === 'symbol' ? 0 : piece.length), 0));
+    expect((await receiving(t)).bodies).toBe(0);
+  });
+});
