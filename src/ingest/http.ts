@@ -150,7 +150,18 @@ async function handle(ctx: HttpContext, req: IncomingMessage, res: ServerRespons
       ctx.logger[level]({ method: req.method, url: req.url, code: failure.code, err: internal ? error : undefined }, failure.message);
     }
     sendError(req, res, failure, failure.code === 'PUSH_FAILED' ? failure.details : {});
+  } finally {
+    if (!req.complete) closeAfterAnswer(req, res);
   }
+}
+
+// An answer sent while its request's body still comes in (a GET /healthz with a body, a
+// PATCH ended by the next request for its upload): on a kept-alive connection node
+// reads the rest, metered by neither http.min_rate nor http.max_receiving, for as long
+// as it trickles in. The connection ends with the answer instead.
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (res.writableFinished) req.socket.destroySoon();
+  else res.once('finish', () => req.socket.destroySoon());
 }
 
 // What an operator watching a stop asks: is it alive, what is left, how did a task end.

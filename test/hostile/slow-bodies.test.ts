@@ -13,7 +13,7 @@ import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { expectError, json } from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
-import { TOKEN, expectConfined, expectOutcome, expectTasks, exchange, lands, parseAnswers, rawRequest, sharedAgent, tally, waitLanded, type Outcome, type Piece } from './harness.js';
+import { AFTER_ANSWER, TOKEN, expectConfined, expectOutcome, expectTasks, exchange, lands, parseAnswers, rawRequest, sharedAgent, tally, waitLanded, type Outcome, type Piece } from './harness.js';
 
 const receiving = async (t: TestAgent) => ((await (await fetch(`${t.url}/status`)).json()) as { receiving: ReceivingStatus }).receiving;
 
@@ -131,5 +131,21 @@ describe('the body of a retry with an Idempotency-Key (read and hashed, never st
     expectError(answer ?? { status: 0, headers: {}, text: '' }, 408, 'REQUEST_TIMEOUT');
     expect(written).toBeLessThan(pieces.reduce((n, piece) => n + (typeof piece === 'symbol' ? 0 : piece.length), 0));
     expect((await receiving(t)).bodies).toBe(0);
+  });
+});
+
+describe('a body that its request does not read (GET /healthz, OPTIONS)', () => {
+  it.each([
+    ['GET', '/healthz'],
+    ['OPTIONS', '/drop/files'],
+  ])('%s %s: the connection ends with the answer instead of taking the trickle unmetered', async (method, target) => {
+    const t = await startAgent({ idleTimeout: '2s' });
+    // Kept alive (no Connection: close); one byte every 100 ms: never idle, far below min_rate.
+    const head = rawRequest(method, target, { connection: [], 'content-length': 1000 });
+    const pieces: Piece[] = [head, AFTER_ANSWER, ...Array.from({ length: 40 }, () => 'x')];
+    const { answer, written } = await exchange(t.url, pieces, { gapMs: 100 });
+    expect(answer?.status).toBeLessThan(300);
+    // Before, the agent kept reading for the whole 4 s trickle (and for as long as any trickle went on).
+    expect(written).toBeLessThan(head.length + 20);
   });
 });
