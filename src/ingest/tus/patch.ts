@@ -8,7 +8,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Locker } from '@tus/server';
 import { StevedoreError } from '../../errors.js';
-import { tooLarge } from '../../spool/receive.js';
 import { declaredLength } from '../upload.js';
 import { runCall, type TusCall } from './call.js';
 import { fromLibrary } from './errors.js';
@@ -31,8 +30,8 @@ export async function servePatch(call: TusCall, store: UploadStore, locker: Lock
     }
     if (upload.offset !== offset) throw new StevedoreError('UPLOAD_OFFSET_CONFLICT', `Upload-Offset is ${offset}, but the upload has ${upload.offset} bytes (HEAD tells)`);
     const size = upload.size ?? 0;
-    if (offset + (declaredLength(req, call.ctx.maxBody) ?? 0) > size) throw tooLarge(size - offset);
-    reached = await runCall(call, () => store.write(body.limit(size - offset), id, offset));
+    if (offset + (declaredLength(req, call.ctx.maxBody) ?? 0) > size) throw pastLength(size, offset);
+    reached = await runCall(call, () => store.write(body.limit(size, offset), id, offset));
   } finally {
     await lock.unlock();
   }
@@ -45,8 +44,8 @@ export async function servePatch(call: TusCall, store: UploadStore, locker: Lock
 }
 
 interface PatchBody {
-  /** The request's body, at most `max` bytes (413 past them); a client gone ends it like its end. */
-  limit(max: number): Transform;
+  /** The request's body written at `offset`, up to Upload-Length `size` (413 past it); a client gone ends it like its end. */
+  limit(size: number, offset: number): Transform;
   /** Ends the body where it is. */
   stop(): void;
 }
@@ -63,12 +62,12 @@ function bodyOf(req: IncomingMessage): PatchBody {
     output.end();
   };
   return {
-    limit(max) {
+    limit(size, offset) {
       let bytes = 0;
       output = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           bytes += chunk.length;
-          callback(bytes > max ? tooLarge(max) : null, chunk);
+          callback(offset + bytes > size ? pastLength(size, offset) : null, chunk);
         },
       });
       // The first chunks pass through before writeAt() reads: one past the length would
@@ -83,3 +82,7 @@ function bodyOf(req: IncomingMessage): PatchBody {
     stop,
   };
 }
+
+// Past Upload-Length, not max_body: said so, with what is left to send.
+const pastLength = (size: number, offset: number) =>
+  new StevedoreError('TOO_LARGE', `the body goes past Upload-Length (${size} bytes): ${size - offset} bytes are left after Upload-Offset ${offset}`, { details: { maxBytes: size - offset } });
