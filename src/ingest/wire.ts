@@ -31,6 +31,8 @@ export function checkHead(req: IncomingMessage): void {
   if (fields > MAX_HEADER_FIELDS) throw new StevedoreError('HEADERS_TOO_LARGE', `the request has ${fields} header fields, more than ${MAX_HEADER_FIELDS}`);
   const host = singleHeader(req, 'host');
   if (host === undefined && req.httpVersion !== '1.0') throw new StevedoreError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
+  // node keeps the first of two; a proxy in front may have checked the other one.
+  singleHeader(req, 'authorization');
   const codings = req.headersDistinct['transfer-encoding'];
   if (codings !== undefined && !(codings.length === 1 && /^\s*chunked\s*$/i.test(codings[0] ?? ''))) {
     throw new StevedoreError('UNSUPPORTED_TRANSFER_CODING', `Transfer-Encoding: ${codings.join(', ').slice(0, 100)} is not supported (only chunked; compress the file before, not on the wire)`);

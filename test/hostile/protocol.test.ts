@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_HEADER_FIELDS } from '../../src/ingest/wire.js';
 import { json, type Answer } from '../helpers/http.js';
-import { expectConfined, expectOutcome, expectTasks, exchange, lands, rawRequest, sharedAgent, tally, waitLanded, type Outcome } from './harness.js';
+import { TOKEN, expectConfined, expectOutcome, expectTasks, exchange, lands, rawRequest, sharedAgent, tally, waitLanded, type Outcome } from './harness.js';
 
 type Fields = Parameters<typeof rawRequest>[2];
 const BODY = 'payload';
@@ -43,6 +43,7 @@ const rows: [string, Buffer, Outcome][] = [
   ['two X-Checksum-Sha256, both right', put({ 'x-checksum-sha256': [RIGHT.hex, RIGHT.hex] }), 'BAD_REQUEST'],
   ['two Idempotency-Key', put({ 'idempotency-key': ['a', 'b'] }), 'BAD_REQUEST'],
   ['two Host fields', put({ host: ['127.0.0.1', '127.0.0.1'] }), 'BAD_REQUEST'],
+  ['two Authorization fields, the route\u2019s token first (node keeps only the first)', rawRequest('PUT', '/drop/secret/p/@.txt', { 'content-length': BODY.length, authorization: [`Bearer ${TOKEN}`, 'Bearer other'] }, BODY), 'BAD_REQUEST'],
   ['two Host fields, the second one foreign', put({ host: ['127.0.0.1', 'evil.example'] }), 'BAD_REQUEST'],
   ['legacy: two X-File-Path', rawRequest('POST', '/upload', { 'content-length': 7, ...legacy({ 'x-file-path': ['/srv/files/a.txt', '/srv/files/b.txt'] }) }, BODY), 'BAD_REQUEST'],
   ['legacy: two X-Container-Name', rawRequest('POST', '/upload', { 'content-length': 7, ...legacy({ 'x-container-name': ['box', 'box'] }) }, BODY), 'BAD_REQUEST'],
