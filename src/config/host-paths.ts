@@ -29,8 +29,8 @@ export function checkHostPaths(config: ParsedConfig, onHost: boolean): PathProbl
   const afterPush = config.watch.flatMap((w, i): Place[] => (w.after_push === null ? [] : [{ key: ['watch', i, 'after_push'], dir: w.after_push }]));
   const roots = Object.entries(config.targets).flatMap(([name, t]): Place[] => (t.runtime === 'local' ? [{ key: ['targets', name, 'root'], dir: t.root }] : []));
   const real = onHost ? realPath : (dir: string) => dir;
-  // The others are made at start when missing; a file in their place would stop it with a bare EEXIST.
-  const problems: PathProblem[] = onHost ? [...watches.flatMap(missingDirectory), ...[stateDir, ...roots, ...afterPush].flatMap(notDirectory)] : [];
+  // A file where a directory is made at start would stop it with a bare EEXIST.
+  const problems: PathProblem[] = onHost ? [...watches.flatMap(mustExist), ...[stateDir, ...roots, ...afterPush].flatMap(mayBeMade)] : [];
   // Reported at `place`, naming `other` and why they must not nest.
   const apart = (place: Place, other: Place, why: string | ((found: Overlap) => string)) => {
     const found = overlap(place.dir, other.dir, real);
@@ -52,19 +52,19 @@ export function checkHostPaths(config: ParsedConfig, onHost: boolean): PathProbl
   return problems;
 }
 
-function missingDirectory(watch: Place): PathProblem[] {
-  const stats = statSync(watch.dir, { throwIfNoEntry: false });
-  if (!stats) return [{ path: watch.key, message: `${watch.dir} does not exist` }];
-  return stats.isDirectory() ? [] : [{ path: watch.key, message: `${watch.dir} is not a directory` }];
-}
+// A watched folder must be there; the others are made at start when missing.
+const mustExist = (place: Place) => notDirectory(place, true);
+const mayBeMade = (place: Place) => notDirectory(place, false);
 
-function notDirectory(place: Place): PathProblem[] {
+function notDirectory(place: Place, mustExist: boolean): PathProblem[] {
+  const problem = (message: string) => [{ path: place.key, message }];
+  // Not throwIfNoEntry: from Node 22 it also hides ENOTDIR, a file among the parents.
   try {
-    const stats = statSync(place.dir, { throwIfNoEntry: false });
-    return !stats || stats.isDirectory() ? [] : [{ path: place.key, message: `${place.dir} is not a directory` }];
+    return statSync(place.dir).isDirectory() ? [] : problem(`${place.dir} is not a directory`);
   } catch (error) {
-    const why = errnoCode(error) === 'ENOTDIR' ? 'one of its parents is not a directory' : `cannot be looked at: ${errorMessage(error)}`;
-    return [{ path: place.key, message: `${place.dir}: ${why}` }];
+    const code = errnoCode(error);
+    if (code === 'ENOENT') return mustExist ? problem(`${place.dir} does not exist`) : [];
+    return problem(`${place.dir}: ${code === 'ENOTDIR' ? 'one of its parents is not a directory' : `cannot be looked at: ${errorMessage(error)}`}`);
   }
 }
 

@@ -698,6 +698,8 @@ describe('host directories that overlap', () => {
         `${file}:7:${line.indexOf(done) + 1}: watch.0.after_push: ${done} is not a directory`,
       ]);
       expect(await load(path.join(base, 'state'), path.join(base, 'box'), watchDir, `, after_push: ${path.join(base, 'done')}`)).toEqual([]);
+      const watchUnder = path.join(state, 'in'); // a watch must exist: under a file it cannot
+      expect(await load(path.join(base, 'state'), path.join(base, 'box'), watchUnder)).toEqual([`${file}:7:${watchAt(watchUnder).indexOf(watchUnder) + 1}: watch.0.path: ${watchUnder}: one of its parents is not a directory`]);
     });
 
     it('a symlink that leads elsewhere is fine', async () => {
