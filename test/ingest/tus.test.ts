@@ -202,6 +202,28 @@ describe('tus uploads', () => {
     expect(await readdir(uploadsDir(t))).toEqual([]);
   });
 
+  it('keeps unfinished uploads to queue.capacity, those of routes without a token to half of it (503 QUEUE_FULL)', async () => {
+    const t = await startAgent({ queue: 'capacity: 4' });
+    const open = async (routePath: string, token?: string) => {
+      const answer = await createUpload(t.url, routePath, 10, token ? { token } : {});
+      expect(answer.status, answer.text).toBe(201);
+      return String(answer.headers.location);
+    };
+    const first = await open('/drop/files');
+    await open('/drop/files');
+    const refused = await createUpload(t.url, '/drop/files', 10);
+    expectError(refused, 503, 'QUEUE_FULL');
+    expect(refused.headers['retry-after']).toBeDefined();
+    // A route with a token still has room, up to capacity.
+    await open('/drop/secret', TOKEN);
+    await open('/drop/secret', TOKEN);
+    expectError(await createUpload(t.url, '/drop/secret', 10, { token: TOKEN }), 503, 'QUEUE_FULL');
+    // Ending one (or finishing it) makes room again.
+    expect((await send(t.url, new URL(first, t.url).pathname, { method: 'DELETE', headers: { 'tus-resumable': '1.0.0' } })).status).toBe(204);
+    await open('/drop/files');
+    expect(json(await send(t.url, '/status', { method: 'GET' })).uploads).toMatchObject({ live: 4 });
+  });
+
   it('leaves no upload behind when a creation-with-upload fails or is cut: its id was never told', async () => {
     const gate = gatedTarget();
     const t = await startAgent({ queue: 'capacity: 1', createTarget: gate.createTarget });

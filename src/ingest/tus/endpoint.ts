@@ -40,6 +40,7 @@ export function createTusEndpoint(store: UploadStore): TusEndpoint {
       const dest = joinDest(route.dest, uploadName(req));
       call.creation = { route: route.name, target: route.target, dest, options: route.options, anonymous: route.token === undefined };
       call.checksum = uploadChecksum(req);
+      store.checkRoom(call.creation.anonymous, ctx.receiving.capacity);
       // Capacity and min_free for the whole upload, before any byte; the queue slot is
       // taken again when the last byte is in (an upload may pause for hours).
       const check = await ctx.intake.admit(1, length);

@@ -76,6 +76,21 @@ export class UploadStore extends DataStore {
     return { live: live.length, bytes, expired: this.expiredCount, expiry_seconds: Math.round(this.deps.expiry() / 1000) };
   }
 
+  /**
+   * Room for one more unfinished upload, or QUEUE_FULL: each becomes a task, so they are
+   * as many as queue.capacity, and those of routes without a token half of it. Unbounded,
+   * anyone reaching such a route could leave any number of them (two files each) for
+   * http.upload_expiry.
+   */
+  checkRoom(anonymous: boolean, capacity: number): void {
+    const live = [...this.uploads.values()].filter((upload) => upload.record.task === undefined);
+    const share = Math.ceil(capacity / 2);
+    if (live.length >= capacity) throw tooMany(`${live.length} resumable uploads are unfinished, queue.capacity of them`);
+    if (anonymous && live.filter((upload) => upload.record.anonymous).length >= share) {
+      throw tooMany(`${share} resumable uploads of routes without a token are unfinished, their half of queue.capacity`);
+    }
+  }
+
   override getExpiration(): number {
     return this.deps.expiry();
   }
@@ -184,3 +199,5 @@ export class UploadStore extends DataStore {
 }
 
 const fromCall = (call: TusCall) => (call.ctx.requestId === undefined ? {} : { requestId: call.ctx.requestId });
+
+const tooMany = (why: string) => new StevedoreError('QUEUE_FULL', `${why}: finish or end one (DELETE), or retry once some expired`);
