@@ -4,14 +4,19 @@
 // birth times would do, but without statx libuv reports ctime as the birth time). The
 // price: a watched mount point is busy for umount while its watch runs.
 // The same descriptor is where every walk into the folder starts (beneath.ts).
+// A folder that comes back must come back where it was: its path swapped for a symlink
+// to another directory (by whoever may write beside it) would have the watch read, and a
+// drop remove, what lies there.
 import { constants, type Stats } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { StevedoreError } from '../../errors.js';
 import type { HeldRoot } from './beneath.js';
 
-export type RootState = 'same' | 'gone' | 'replaced';
+/** elsewhere: the path names a directory again, but by symlinks one in another place than the folder's. */
+export type RootState = 'same' | 'gone' | 'replaced' | 'elsewhere';
 
 export interface RootGuard {
-  /** Opens the directory now at the path and remembers it. */
+  /** Opens the directory now at the path and remembers it. Throws SOURCE_UNSAFE when it is elsewhere than at the first pin. */
   pin(): Promise<void>;
   release(): void;
   check(): Promise<RootState>;
@@ -35,6 +40,8 @@ const idOf = (s: Stats) => `${s.dev}:${s.ino}`;
 export function createRootGuard(root: string): RootGuard {
   let pinned: Pinned | undefined;
   let lastId: string | undefined;
+  // The folder's real path when first held: where it must be when it comes back.
+  let place: string | undefined;
   const closeIfIdle = (held: Pinned) => {
     if (held.released && held.users === 0) void held.handle.close().catch(() => undefined);
   };
@@ -50,6 +57,8 @@ export function createRootGuard(root: string): RootGuard {
       const handle = await open(root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
       try {
         const real = await realpath(`/proc/self/fd/${handle.fd}`);
+        if (place !== undefined && real !== place) throw elsewhere(root, real, place);
+        place = real;
         lastId = idOf(await handle.stat());
         pinned = { handle, fd: handle.fd, paths: [...new Set([root, real])], users: 0, released: false };
       } catch (error) {
@@ -61,7 +70,10 @@ export function createRootGuard(root: string): RootGuard {
     async check() {
       const now = await stat(root).then((s) => (s.isDirectory() ? idOf(s) : undefined), () => undefined);
       if (now === undefined) return 'gone';
-      return now === lastId ? 'same' : 'replaced';
+      if (now === lastId) return 'same';
+      const real = await realpath(root).catch(() => undefined);
+      if (real === undefined) return 'gone';
+      return place !== undefined && real !== place ? 'elsewhere' : 'replaced';
     },
     async use(work) {
       const held = pinned;
@@ -76,3 +88,6 @@ export function createRootGuard(root: string): RootGuard {
     },
   };
 }
+
+const elsewhere = (root: string, real: string, place: string) =>
+  new StevedoreError('SOURCE_UNSAFE', `${root} leads to ${real} now, not to ${place} where the watched directory was`, { details: { path: root, leads: real, was: place } });

@@ -267,11 +267,26 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     const now = await guard.check();
     // Gone, or replaced between two looks: the old directory, which the watcher still
     // holds, will never see a write again.
-    if (now === 'gone' || (now === 'replaced' && current.state !== 'starting')) goneMissing();
+    if (now !== 'same' && (now !== 'replaced' || current.state !== 'starting')) goneMissing();
+    if (now === 'elsewhere') return elsewhere();
     if (now === 'gone' || current.state !== 'missing' || closed) return;
     log.info({ path: root }, 'the watched directory is back');
+    elsewhereSaid = false;
     setState('starting');
-    await startWatcher(true).catch((error: unknown) => failed(error as Error));
+    await startWatcher(true).catch((error: unknown) => {
+      // Swapped for a link elsewhere between the check and the open.
+      if (isStevedoreError(error, 'SOURCE_UNSAFE')) return setState('missing');
+      failed(error as Error);
+    });
+  }
+
+  // The path leads to another directory than the folder (a symlink swapped in): not
+  // followed, said once; the watch stays missing until the folder is back where it was.
+  let elsewhereSaid = false;
+  function elsewhere(): void {
+    if (elsewhereSaid || closed) return;
+    elsewhereSaid = true;
+    log.warn({ path: root }, 'the watched path leads to another directory now (a symlink?): not followed; it is watched again once the directory is back where it was, or after a restart');
   }
 
   return {

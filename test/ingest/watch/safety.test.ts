@@ -12,6 +12,7 @@ import { barrier, exists, landedPath, listTree, recorder, setup, sleep, startWat
 
 const SKIPPED = 'skipping a symlink that leads outside the watched directory';
 const SPECIAL = 'skipping a file that is not a regular file (FIFO, socket or device)';
+const ELSEWHERE = 'the watched path leads to another directory now (a symlink?): not followed; it is watched again once the directory is back where it was, or after a restart';
 const run = promisify(execFile);
 
 describe('symlinks', () => {
@@ -160,6 +161,29 @@ describe('the watched directory, replaced', () => {
     await writeFile(path.join(s.dir, 'later.txt'), 'later');
     await waitLanded(t, 'later.txt', 'later');
     expect(t.logs.some((l) => l.msg === 'the watched directory is back')).toBe(true);
+  });
+
+  it('swapped for a symlink to a directory outside: not followed (nothing there read or removed); back where it was, watched again', async () => {
+    const s = await setup();
+    const outside = path.join(s.base, 'outside');
+    await writeTree(outside, { 'precious.txt': 'precious' });
+    const t = await startWatching(s);
+    await writeFile(path.join(s.dir, 'before.txt'), 'before');
+    await waitLanded(t, 'before.txt', 'before');
+    await rm(s.dir, { recursive: true });
+    await symlink(outside, s.dir);
+    await waitFor(() => t.logs.some((l) => l.msg === ELSEWHERE && l.level === 40), { timeoutMs: 10_000, what: 'the swap to be refused' });
+    expect(t.agent.watches[0]?.status().state).toBe('missing');
+    expect(await readFile(path.join(outside, 'precious.txt'), 'utf8')).toBe('precious');
+    expect(await exists(landedPath(t, 'precious.txt'))).toBe(false);
+
+    await rm(s.dir);
+    await mkdir(s.dir);
+    await writeFile(path.join(s.dir, 'after.txt'), 'after');
+    await waitLanded(t, 'after.txt', 'after');
+    expect(await readFile(path.join(outside, 'precious.txt'), 'utf8')).toBe('precious');
+    expect(await exists(landedPath(t, 'precious.txt'))).toBe(false);
+    expect(t.logs.filter((l) => l.msg === ELSEWHERE)).toHaveLength(1);
   });
 });
 
