@@ -3,7 +3,7 @@
 // others cannot race with it; package.json and node_modules sit next to it as in a checkout.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ export interface Result {
 export function useBuiltCli(): void {
   beforeAll(async () => {
     buildDir = await mkdtemp(path.join(tmpdir(), 'stevedore-cli-build-'));
+    await chmod(buildDir, 0o755); // a test may run it as another user (setpriv)
     const outDir = path.join(buildDir, 'dist');
     const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     const build = await finished(

@@ -47,9 +47,10 @@ export interface RunningAgent {
 
 /**
  * `stevedore run` as a process (the built CLI: call useBuiltCli() in the suite), with a
- * local target `box`, a route /drop/files and the given `watch:` entries.
+ * local target `box`, a route /drop/files and the given `watch:` entries. `wrap`: a
+ * command that runs it (setpriv, to run it as another user).
  */
-export async function runAgent(dir: string, watch: Record<string, unknown>[]): Promise<RunningAgent> {
+export async function runAgent(dir: string, watch: Record<string, unknown>[], wrap: string[] = []): Promise<RunningAgent> {
   const port = await freePort();
   const box = path.join(dir, 'box');
   const file = path.join(dir, 'stevedore.yaml');
@@ -63,7 +64,7 @@ export async function runAgent(dir: string, watch: Record<string, unknown>[]): P
     watch: watch.map((entry) => ({ target: 'box', ...entry })),
   };
   await writeFile(file, stringify(config));
-  const child = start(['run', '-c', file]);
+  const child = start(['run', '-c', file], { wrap });
   const logs: Record<string, unknown>[] = [];
   createInterface({ input: child.stdout }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
   const url = `http://127.0.0.1:${port}`;

@@ -127,7 +127,7 @@ function insideOf(root: HeldRoot, target: string): string | undefined {
 }
 
 /** Why a path is refused: each says what the watch logs. */
-export type Refusal = 'outside' | 'symlink' | 'loop' | 'special' | 'encoding';
+export type Refusal = 'outside' | 'symlink' | 'loop' | 'special' | 'encoding' | 'denied';
 
 const WHY: Record<Refusal, string> = {
   outside: 'it leads outside the watched directory',
@@ -135,6 +135,7 @@ const WHY: Record<Refusal, string> = {
   loop: `more than ${MAX_LINKS} symlinks in a row`,
   special: 'not a regular file (a FIFO, socket or device is never read)',
   encoding: 'its name is not valid UTF-8, so it cannot be opened by name',
+  denied: 'the agent may not read it (permission denied)',
 };
 
 /** A refusal for a symlink on the way to the file, not at the file itself: maybe only for now. */

@@ -4,6 +4,7 @@
 // must not empty the container. One wait per path at a time: a writer creating and
 // removing a name in a loop makes one look, not one per event.
 import type { Logger } from 'pino';
+import { errnoCode, isStevedoreError } from '../../errors.js';
 import type { TaskOrigin } from '../../task.js';
 import type { Accepted, Intake } from '../intake.js';
 import { lstatBeneath, type WalkOptions } from './beneath.js';
@@ -12,8 +13,8 @@ import type { RootGuard } from './root.js';
 export interface MirrorDeletes {
   /** `rel` went from the folder: its delete is queued if it stays gone. */
   gone(rel: string, dir: boolean): void;
-  /** Queues the delete of `rel` now (the last run pushed it, the start-up scan did not find it). */
-  queue(rel: string, dir: boolean): Promise<void>;
+  /** Queues the delete of `rel` now if it is gone (the last run pushed it, the start-up scan did not find it). */
+  reconcile(rel: string): Promise<void>;
   close(): void;
 }
 
@@ -31,6 +32,7 @@ export interface DeletesOptions {
 }
 
 const RETRY_MS = 1000;
+const GONE = new Set(['ENOENT', 'ENOTDIR']);
 
 export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log, accepted, queued }: DeletesOptions): MirrorDeletes {
   const settling = new Set<string>();
@@ -58,15 +60,25 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
     await new Promise((resolve) => setTimeout(resolve, settleMs).unref());
     settling.delete(rel);
     if (closed || (await guard.check()) !== 'same') return;
-    if (await guard.use((held) => lstatBeneath(held, rel, walk)).then(() => true, () => false)) return;
-    await queue(rel, dir);
+    if (await isGone(rel)) await queue(rel, dir);
   }
+
+  // Not there, or there only through a symlink that leads out. A path the agent may not
+  // look at now (a directory on its way it may not read) is there for all it knows: a
+  // chmod of a directory must not empty it in the container.
+  const isGone = (rel: string) =>
+    guard.use((held) => lstatBeneath(held, rel, walk)).then(
+      () => false,
+      (error: unknown) => isStevedoreError(error, 'SOURCE_UNSAFE') || GONE.has(errnoCode(error) ?? ''),
+    );
 
   return {
     gone(rel, dir) {
       if (!settling.has(rel)) void settle(rel, dir);
     },
-    queue,
+    async reconcile(rel) {
+      if (await isGone(rel)) await queue(rel, false);
+    },
     close() {
       closed = true;
     },

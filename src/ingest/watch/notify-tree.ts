@@ -7,6 +7,7 @@
 // a directory for a symlink cannot turn the scan onto anything outside the folder.
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { errnoCode } from '../../errors.js';
 import { DIR_FLAGS, fdPath, lstatBeneath, openBeneath } from './beneath.js';
 import { createDirWatches } from './dir-watches.js';
 import { createLookQueue } from './looks.js';
@@ -54,7 +55,7 @@ export function notifyTree(root: string, { ignored, initial, use, settling }: Tr
 
   // Opens `dir` by a walk that follows no symlink, then scans it through that descriptor.
   async function scan(dir: string, report: boolean, seen?: Set<string>): Promise<void> {
-    const handle = await use((held) => openBeneath(held, relOf(dir), 'dir', NO_FOLLOW)).catch(() => undefined);
+    const handle = await use((held) => openBeneath(held, relOf(dir), 'dir', NO_FOLLOW)).catch((error: unknown) => denied(dir, error));
     if (!handle) return;
     try {
       await scanOpen(dir, handle.fd, report, seen);
@@ -100,7 +101,7 @@ export function notifyTree(root: string, { ignored, initial, use, settling }: Tr
     for (const name of subdirs) {
       if (closed) return;
       // A directory swapped for a symlink since readdir fails here (ENOTDIR): its event follows.
-      const child = await open(fdPath(fd, name), DIR_FLAGS).catch(() => undefined);
+      const child = await open(fdPath(fd, name), DIR_FLAGS).catch((error: unknown) => denied(path.join(dir, name), error));
       if (!child) continue;
       try {
         await scanOpen(path.join(dir, name), child.fd, report, seen);
@@ -149,6 +150,14 @@ export function notifyTree(root: string, { ignored, initial, use, settling }: Tr
       files.delete(file);
       events.unlink(file);
     }
+  }
+
+  // A directory that may not be opened: said when it is for want of permission (a chmod
+  // back is an event in its parent, and it is scanned then).
+  function denied(dir: string, error: unknown): undefined {
+    const code = errnoCode(error);
+    if (code === 'EACCES' || code === 'EPERM') events.denied?.(dir);
+    return undefined;
   }
 
   // A file listed but not there by that name: gone since, or named in bytes that are

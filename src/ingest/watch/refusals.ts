@@ -15,6 +15,7 @@ const MESSAGES: Record<Refusal, string> = {
   loop: 'skipping a path through too many symlinks',
   special: 'skipping a file that is not a regular file (FIFO, socket or device)',
   encoding: 'skipping a file whose name is not valid UTF-8',
+  denied: 'skipping what the agent may not read (permission denied) until it may',
 };
 
 export interface Refusals {

@@ -14,6 +14,8 @@ export interface TreeEvents {
   storm?(dir: string): void;
   /** A name that is not valid UTF-8 (node shows it with U+FFFD and cannot open it by that name). */
   unreadable?(file: string): void;
+  /** A directory the agent may not list (permission denied): nothing under it is seen until it may. */
+  denied?(dir: string): void;
 }
 
 export interface TreeOptions {

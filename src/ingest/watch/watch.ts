@@ -220,6 +220,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       error: failed,
       storm: stormIn,
       unreadable: (file) => refusals.note(file, unsafe(relOf(file), 'encoding')),
+      denied: (dir) => refusals.note(dir, unsafe(relOf(dir), 'denied')),
     });
     watcher = w;
     // Staging waits for the scan: a big tree is listed first, so "watching" (and
@@ -233,7 +234,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   // Files the last run pushed that are gone now: deleted while the agent was away.
   function reconcileDeletes(scan: Set<string>): void {
     if (!mirror || !config.delete) return;
-    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void deletes.queue(rel, false);
+    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void deletes.reconcile(rel);
   }
 
   // Said at most once a minute: the storm is the writer's doing, and it goes on.
