@@ -76,4 +76,22 @@ describe.runIf(process.getuid?.() === 0)('what the agent may not read in a watch
     agent.child.kill('SIGTERM');
     expect((await finished(agent.child)).code).toBe(0);
   }, 60_000);
+
+  it('drop: a file it may not read is said once (not an error at every retry), stays, and lands once a chmod lets the agent in', async () => {
+    const dir = await nobodysDir();
+    const folder = path.join(dir, 'in');
+    await run('setpriv', [...NOBODY.slice(1), 'sh', '-c', `echo k > ${folder}/key.txt && chmod 000 ${folder}/key.txt`]);
+    const agent = await runAgent(dir, [{ name: 'in', path: folder, dest: '/srv/in', settle: '50ms' }], NOBODY);
+    // The first look, and at least one retry after its backoff.
+    await waitFor(() => agent.logs.filter((l) => l.msg === DENIED).length >= 2, { timeoutMs: 15_000, what: 'a retry of the file' });
+    expect(agent.logs.filter((l) => l.msg === DENIED && l.level === 40).map((l) => l.path)).toEqual([path.join(folder, 'key.txt')]);
+    expect(agent.logs.filter((l) => Number(l.level) >= 50)).toEqual([]);
+    expect(await readOrUndefined(path.join(agent.box, 'srv/in/key.txt'))).toBeUndefined();
+
+    await chmod(path.join(folder, 'key.txt'), 0o644);
+    await waitLanded(agent, 'key.txt', 'k\n');
+    await waitFor(async () => (await readOrUndefined(path.join(folder, 'key.txt'))) === undefined, { timeoutMs: 15_000, what: 'the pushed file to go' });
+    agent.child.kill('SIGTERM');
+    expect((await finished(agent.child)).code).toBe(0);
+  }, 60_000);
 });

@@ -44,7 +44,7 @@ export interface StageArgs {
   accepted: Omit<Accepted, 'received'>;
   /** Told when the outcome is `full`, with why (the watch says it once, not per file). */
   noRoom(error: StevedoreError): void;
-  /** Told when the file may not be read: outside the folder, through a symlink, not a regular file. */
+  /** Told when the file may not be read: outside the folder, through a symlink, not a regular file, no permission. */
   refused(error: StevedoreError): void;
   outOfFiles: OutOfFilesAlarm;
 }
@@ -103,7 +103,7 @@ async function copyIn(handle: FileHandle, { file, stats, intake, accepted, noRoo
   }
 }
 
-function failedTo(what: 'open' | 'stage', error: unknown, { file, log, refused, noRoom, outOfFiles, accepted }: StageArgs): StageOutcome {
+function failedTo(what: 'open' | 'stage', error: unknown, { file, rel, log, refused, noRoom, outOfFiles, accepted }: StageArgs): StageOutcome {
   const code = errnoCode(error);
   if (isStevedoreError(error, 'SOURCE_UNSAFE')) {
     if (isBlocked(error)) return 'blocked';
@@ -111,6 +111,12 @@ function failedTo(what: 'open' | 'stage', error: unknown, { file, log, refused, 
     return 'skipped';
   }
   if (code === 'ENOENT' || code === 'ENOTDIR') return 'skipped';
+  // A file the agent may not read (chmod 000): said once, and looked at again with the
+  // backoff of any read that failed, until a chmod lets it in.
+  if (code === 'EACCES' || code === 'EPERM') {
+    refused(unsafe(rel, 'denied'));
+    return 'later';
+  }
   if (cannotTake(error)) return full(error, noRoom);
   if (isOutOfFiles(error)) outOfFiles.note(error, { watch: accepted.route, path: file });
   else log.error({ path: file, err: error }, `could not ${what} a watched file; trying again shortly`);
