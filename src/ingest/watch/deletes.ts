@@ -13,8 +13,8 @@ import type { RootGuard } from './root.js';
 export interface MirrorDeletes {
   /** `rel` went from the folder: its delete is queued if it stays gone. */
   gone(rel: string, dir: boolean): void;
-  /** Queues the delete of `rel` now if it is gone (the last run pushed it, the start-up scan did not find it). */
-  reconcile(rel: string): Promise<void>;
+  /** Queues the deletes of these files, those gone now (the last run pushed them, the start-up scan did not find them). */
+  reconcile(rels: readonly string[]): Promise<void>;
   close(): void;
 }
 
@@ -76,8 +76,28 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
     gone(rel, dir) {
       if (!settling.has(rel)) void settle(rel, dir);
     },
-    async reconcile(rel) {
-      if (await isGone(rel)) await queue(rel, false);
+    // Each through the highest directory on its way that went with it: a directory
+    // removed or renamed while the agent was away goes from the container whole, not as
+    // its files, which left it there empty.
+    async reconcile(rels) {
+      const dirs = new Set<string>();
+      const present = new Set<string>();
+      for (const rel of rels) {
+        const parts = rel.split('/');
+        const ancestors = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+        if (ancestors.some((dir) => dirs.has(dir)) || !(await isGone(rel))) continue;
+        let top: string | undefined;
+        for (const dir of ancestors) {
+          if (present.has(dir)) continue;
+          if (await isGone(dir)) {
+            top = dir;
+            break;
+          }
+          present.add(dir);
+        }
+        if (top !== undefined) dirs.add(top);
+        await queue(top ?? rel, top !== undefined);
+      }
     },
     close() {
       closed = true;

@@ -234,7 +234,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
   // Files the last run pushed that are gone now: deleted while the agent was away.
   function reconcileDeletes(scan: Set<string>): void {
     if (!mirror || !config.delete) return;
-    for (const rel of [...mirror.paths()]) if (!scan.has(rel)) void deletes.reconcile(rel);
+    void deletes.reconcile([...mirror.paths()].filter((rel) => !scan.has(rel)));
   }
 
   // Said at most once a minute: the storm is the writer's doing, and it goes on.

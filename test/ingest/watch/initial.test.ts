@@ -1,6 +1,6 @@
 // Start and restart: drop with `initial: true` pushes what is already there; mirror
 // reconciles against its state file, so a restart pushes only what changed meanwhile.
-import { readdir, truncate, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { failingTarget, scriptedTarget } from '../../helpers/targets.js';
@@ -111,6 +111,30 @@ describe('mirror reconcile across a restart', () => {
     await barrier(t3, s.dir, 'zz-sentinel-3.txt');
     expect(rec3.pushes.map((p) => `${p.op} ${p.dest}`)).toEqual(['put /srv/in/zz-sentinel-3.txt']);
     expect(await exists(path.join(t3.stateDir, 'watch', 'in.json'))).toBe(true);
+  });
+
+  it('a directory removed or renamed while the agent was away goes from the container whole, not left there empty', async () => {
+    const s = await setup();
+    const files = { 'gone/sub/a.txt': 'a', 'gone/b.txt': 'b', 'moved/c.txt': 'c', 'kept/d.txt': 'd', 'kept/old/e.txt': 'e' };
+    await writeTree(s.dir, files);
+    const watch = { mode: 'mirror', delete: true, initial: true };
+    const t1 = await startWatching(s, watch);
+    for (const [rel, content] of Object.entries(files)) await waitLanded(t1, rel, content);
+    await waitIdle(t1);
+    await t1.close();
+
+    await rm(path.join(s.dir, 'gone'), { recursive: true });
+    await rename(path.join(s.dir, 'moved'), path.join(s.dir, 'renamed'));
+    await rm(path.join(s.dir, 'kept/old'), { recursive: true });
+    const rec = recorder();
+    const t2 = await startWatching(s, watch, { createTarget: rec.createTarget });
+    await waitLanded(t2, 'renamed/c.txt', 'c');
+    const box = path.join(t2.root, 'srv/in');
+    for (const dir of ['gone', 'moved', 'kept/old']) await waitGone(path.join(box, dir));
+    await barrier(t2, s.dir);
+    expect(rec.deletes().sort()).toEqual(['/srv/in/gone', '/srv/in/kept/old', '/srv/in/moved']);
+    expect((await readdir(box)).sort()).toEqual(['kept', 'renamed', 'zz-sentinel.txt']);
+    expect(await readdir(path.join(box, 'kept'))).toEqual(['d.txt']);
   });
 
   it('a restart right after pushes settle (state saved on close) pushes nothing again', async () => {
