@@ -1,7 +1,7 @@
 // Safety: symlinks are not followed out of the watched root; a watched directory must
 // exist at start, may vanish and come back; after_push may not lie inside the watch.
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -86,6 +86,24 @@ describe('symlinks', () => {
     // a regular file in the container, not a link
     expect((await lstat(landedPath(t, 'alias.txt'))).isFile()).toBe(true);
     expect(t.logs.some((l) => l.msg === SKIPPED)).toBe(false);
+  });
+
+  it('a mirror pushes a change to a file at the symlinks that lead to it too (written in place, or replaced by a rename)', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'real/data.txt': 'v1' });
+    await symlink('real/data.txt', path.join(s.dir, 'alias.txt'));
+    await symlink('alias.txt', path.join(s.dir, 'alias2.txt'));
+    const t = await startWatching(s, { mode: 'mirror' });
+    await waitLanded(t, 'alias.txt', 'v1');
+    await waitLanded(t, 'alias2.txt', 'v1');
+    await writeFile(path.join(s.dir, 'real/data.txt'), 'v2, longer');
+    await waitLanded(t, 'real/data.txt', 'v2, longer');
+    await waitLanded(t, 'alias.txt', 'v2, longer');
+    await waitLanded(t, 'alias2.txt', 'v2, longer');
+    await writeFile(path.join(s.dir, 'real/data.txt.part'), 'v3');
+    await rename(path.join(s.dir, 'real/data.txt.part'), path.join(s.dir, 'real/data.txt'));
+    await waitLanded(t, 'alias.txt', 'v3');
+    await waitLanded(t, 'alias2.txt', 'v3');
   });
 });
 
