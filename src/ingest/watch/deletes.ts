@@ -13,6 +13,12 @@ import type { RootGuard } from './root.js';
 export interface MirrorDeletes {
   /** `rel` went from the folder: its delete is queued if it stays gone. */
   gone(rel: string, dir: boolean): void;
+  /**
+   * Whether a put of `rel` waits: a delete settling would remove what it lands in (the
+   * file where its directory is now, the directory where it is now). Accepted after that
+   * delete, it lands after it; before, it met the old one in its way and failed for good.
+   */
+  blocks(rel: string): boolean;
   /** Queues the deletes of these files, those gone now (the last run pushed them, the start-up scan did not find them). */
   reconcile(rels: readonly string[]): Promise<void>;
   close(): void;
@@ -35,7 +41,10 @@ const RETRY_MS = 1000;
 const GONE = new Set(['ENOENT', 'ENOTDIR']);
 
 export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log, accepted, queued }: DeletesOptions): MirrorDeletes {
-  const settling = new Set<string>();
+  // Path → whether it was a directory: while it settles, and (deciding) until its delete
+  // is accepted or found needless.
+  const settling = new Map<string, boolean>();
+  const deciding = new Map<string, boolean>();
   let closed = false;
 
   async function queue(rel: string, dir: boolean): Promise<void> {
@@ -56,25 +65,37 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
   }
 
   async function settle(rel: string, dir: boolean): Promise<void> {
-    settling.add(rel);
+    settling.set(rel, dir);
+    deciding.set(rel, dir);
     await new Promise((resolve) => setTimeout(resolve, settleMs).unref());
     settling.delete(rel);
-    if (closed || (await guard.check()) !== 'same') return;
-    if (await isGone(rel)) await queue(rel, dir);
+    try {
+      if (closed || (await guard.check()) !== 'same') return;
+      if (await isGone(rel, dir)) await queue(rel, dir);
+    } finally {
+      if (!settling.has(rel)) deciding.delete(rel);
+    }
   }
 
-  // Not there, or there only through a symlink that leads out. A path the agent may not
-  // look at now (a directory on its way it may not read) is there for all it knows: a
-  // chmod of a directory must not empty it in the container.
-  const isGone = (rel: string) =>
+  // Not there, there as the other kind (a file where the directory was, or the other way
+  // round: the container's must go for the new one to land), or there only through a
+  // symlink that leads out. A path the agent may not look at now (a directory on its way
+  // it may not read) is there for all it knows: a chmod must not empty it in the container.
+  const isGone = (rel: string, dir = false) =>
     guard.use((held) => lstatBeneath(held, rel, walk)).then(
-      () => false,
+      (stats) => stats.isDirectory() !== dir,
       (error: unknown) => isStevedoreError(error, 'SOURCE_UNSAFE') || GONE.has(errnoCode(error) ?? ''),
     );
 
   return {
     gone(rel, dir) {
       if (!settling.has(rel)) void settle(rel, dir);
+    },
+    blocks(rel) {
+      if (deciding.size === 0) return false;
+      if (deciding.get(rel) === true) return true;
+      for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) if (deciding.get(rel.slice(0, i)) === false) return true;
+      return false;
     },
     // Each through the highest directory on its way that went with it: a directory
     // removed or renamed while the agent was away goes from the container whole, not as
@@ -89,7 +110,7 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
         let top: string | undefined;
         for (const dir of ancestors) {
           if (present.has(dir)) continue;
-          if (await isGone(dir)) {
+          if (await isGone(dir, true)) {
             top = dir;
             break;
           }

@@ -154,6 +154,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     const rel = relOf(file);
     const known = queued.get(rel) ?? mirror?.get(rel);
     if (known && known.size === stats.size && known.mtimeMs === stats.mtimeMs) return;
+    if (deletes.blocks(rel)) return waiting.later(file);
     const dest = destFor(rel);
     if (dest === undefined) return;
     const origin = { watch: config.name, path: rel, size: stats.size, mtimeMs: stats.mtimeMs, dev: stats.dev, ino: stats.ino };

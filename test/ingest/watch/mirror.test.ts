@@ -99,6 +99,24 @@ describe('mirror mode', () => {
     expect(order.indexOf('delete /srv/in/d')).toBeLessThan(order.indexOf('put /srv/in/d/new.txt'));
   });
 
+  it('with delete: true, a file replaced by a directory of its name (and the other way round) lands as the new one', async () => {
+    const s = await setup();
+    await writeTree(s.dir, { 'was-file': 'a file', 'was-dir/old.txt': 'old' });
+    const t = await startWatching(s, { mode: 'mirror', delete: true });
+    await waitLanded(t, 'was-file', 'a file');
+    await waitLanded(t, 'was-dir/old.txt', 'old');
+
+    await unlink(path.join(s.dir, 'was-file'));
+    await writeTree(s.dir, { 'was-file/inner.txt': 'inner' });
+    await rm(path.join(s.dir, 'was-dir'), { recursive: true });
+    await writeFile(path.join(s.dir, 'was-dir'), 'a file now');
+    await waitLanded(t, 'was-file/inner.txt', 'inner');
+    await waitLanded(t, 'was-dir', 'a file now');
+    await barrier(t, s.dir);
+    expect(await boxTree(t)).toEqual(['was-dir', 'was-file/inner.txt', 'zz-sentinel.txt']);
+    expect(t.logs.filter((l) => l.msg === 'task failed')).toEqual([]);
+  });
+
   it('with delete: false, host deletes are not propagated', async () => {
     const s = await setup();
     await writeTree(s.dir, { 'one.txt': '1', 'dir/two.txt': '2' });
