@@ -14,12 +14,16 @@ export interface MirrorDeletes {
   /** `rel` went from the folder: its delete is queued if it stays gone. */
   gone(rel: string, dir: boolean): void;
   /**
-   * Whether a put of `rel` waits: a delete settling would remove what it lands in (the
-   * file where its directory is now, the directory where it is now). Accepted after that
-   * delete, it lands after it; before, it met the old one in its way and failed for good.
+   * Whether a put of `rel` waits: a delete settling or queued would remove what it lands
+   * in (the file where its directory is now, the directory where it is now). Before that
+   * delete, it met the old one in its way and failed for good; a put of the same path
+   * queued while the delete waits would replace it (newest wins), so it waits until the
+   * delete is over.
    */
   blocks(rel: string): boolean;
-  /** Queues the deletes of these files, those gone now (the last run pushed them, the start-up scan did not find them). */
+  /** The delete of `rel` is over (done, failed, or replaced). */
+  over(rel: string): void;
+  /** Queues the deletes of these files, those gone now (the last run pushed them, the start-up scan did not find them); resolves once they are accepted. */
   reconcile(rels: readonly string[]): Promise<void>;
   close(): void;
 }
@@ -41,10 +45,12 @@ const RETRY_MS = 1000;
 const GONE = new Set(['ENOENT', 'ENOTDIR']);
 
 export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log, accepted, queued }: DeletesOptions): MirrorDeletes {
-  // Path → whether it was a directory: while it settles, and (deciding) until its delete
-  // is accepted or found needless.
+  // Path → whether it was a directory: while it settles, (deciding) until its delete is
+  // queued or found needless, and (queuedNow) until that delete is over.
   const settling = new Map<string, boolean>();
   const deciding = new Map<string, boolean>();
+  const queuedNow = new Map<string, boolean>();
+  const waits = (rel: string, dir: boolean) => deciding.get(rel) === dir || queuedNow.get(rel) === dir;
   let closed = false;
 
   async function queue(rel: string, dir: boolean): Promise<void> {
@@ -58,10 +64,13 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
       return;
     }
     queued(rel);
-    await intake.commit([task]).catch((error: unknown) => {
-      intake.release(1);
-      log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
-    });
+    await intake.commit([task]).then(
+      () => void queuedNow.set(rel, dir),
+      (error: unknown) => {
+        intake.release(1);
+        log.error({ path: rel, err: error }, 'could not queue a mirrored delete');
+      },
+    );
   }
 
   async function settle(rel: string, dir: boolean): Promise<void> {
@@ -92,17 +101,19 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
       if (!settling.has(rel)) void settle(rel, dir);
     },
     blocks(rel) {
-      if (deciding.size === 0) return false;
-      if (deciding.get(rel) === true) return true;
-      for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) if (deciding.get(rel.slice(0, i)) === false) return true;
+      if (deciding.size === 0 && queuedNow.size === 0) return false;
+      if (waits(rel, true)) return true;
+      for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) if (waits(rel.slice(0, i), false)) return true;
       return false;
     },
+    over: (rel) => void queuedNow.delete(rel),
     // Each through the highest directory on its way that went with it: a directory
     // removed or renamed while the agent was away goes from the container whole, not as
     // its files, which left it there empty.
     async reconcile(rels) {
       const dirs = new Set<string>();
       const present = new Set<string>();
+      const deletes: Promise<void>[] = [];
       for (const rel of rels) {
         const parts = rel.split('/');
         const ancestors = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
@@ -117,8 +128,9 @@ export function createMirrorDeletes({ watch, settleMs, guard, walk, intake, log,
           present.add(dir);
         }
         if (top !== undefined) dirs.add(top);
-        await queue(top ?? rel, top !== undefined);
+        deletes.push(queue(top ?? rel, top !== undefined));
       }
+      await Promise.all(deletes);
     },
     close() {
       closed = true;

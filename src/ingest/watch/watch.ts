@@ -260,17 +260,23 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     });
     watcher = w;
     // Staging waits for the scan: a big tree is listed first, so "watching" (and
-    // /readyz) come as soon as it is, and its pushes follow.
+    // /readyz) come as soon as it is, and its pushes follow. The deletes of what went
+    // meanwhile go first: a file where a directory was (or the other way round) must
+    // not meet the old one in the container.
     stager.pause();
-    await w.ready.finally(() => stager.resume());
-    if (scan) reconcileDeletes(scan);
+    try {
+      await w.ready;
+      if (scan) await reconcileDeletes(scan);
+    } finally {
+      stager.resume();
+    }
     if (current.state !== 'failed') setState('watching');
   }
 
   // Files the last run pushed that are gone now: deleted while the agent was away.
-  function reconcileDeletes(scan: Set<string>): void {
+  async function reconcileDeletes(scan: Set<string>): Promise<void> {
     if (!mirror || !config.delete) return;
-    void deletes.reconcile([...mirror.paths()].filter((rel) => !scan.has(rel)));
+    await deletes.reconcile([...mirror.paths()].filter((rel) => !scan.has(rel)));
   }
 
   // Said at most once a minute: the storm is the writer's doing, and it goes on.
@@ -368,6 +374,7 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
         queued.delete(origin.path);
         stager.wake();
       }
+      if (task.kind === 'delete') deletes.over(origin.path);
       if (how !== 'done') return;
       // A push to where this watch no longer puts its files (journaled before a restart
       // that changed its dest or target) tells its mirror state nothing.

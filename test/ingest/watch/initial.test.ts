@@ -137,6 +137,34 @@ describe('mirror reconcile across a restart', () => {
     expect(await readdir(path.join(box, 'kept'))).toEqual(['d.txt']);
   });
 
+  it('a file that became a directory while the agent was away (and the other way round) lands as the new one at the next start', async () => {
+    const s = await setup();
+    // Many other deletes, recorded (and so reconciled) before the two that matter.
+    const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`keep/gone-${i}.txt`, `${i}`]));
+    await writeTree(s.dir, { ...many, 'keep/stays.txt': 'stays' });
+    const watch = { mode: 'mirror', delete: true, initial: true };
+    const t1 = await startWatching(s, watch);
+    await waitLanded(t1, 'keep/gone-299.txt', '299');
+    await waitIdle(t1);
+    await writeTree(s.dir, { 'was-file': 'a file', 'was-dir/old.txt': 'old' });
+    await waitLanded(t1, 'was-file', 'a file');
+    await waitLanded(t1, 'was-dir/old.txt', 'old');
+    await waitIdle(t1);
+    await t1.close();
+
+    for (const rel of Object.keys(many)) await unlink(path.join(s.dir, rel));
+    await unlink(path.join(s.dir, 'was-file'));
+    await writeTree(s.dir, { 'was-file/inner.txt': 'inner' });
+    await rm(path.join(s.dir, 'was-dir'), { recursive: true });
+    await writeFile(path.join(s.dir, 'was-dir'), 'a file now');
+    const t2 = await startWatching(s, watch);
+    await waitLanded(t2, 'was-file/inner.txt', 'inner');
+    await waitLanded(t2, 'was-dir', 'a file now');
+    await barrier(t2, s.dir);
+    expect(await boxTree(t2)).toEqual(['keep/stays.txt', 'was-dir', 'was-file/inner.txt', 'zz-sentinel.txt']);
+    expect(t2.logs.filter((l) => l.msg === 'task failed')).toEqual([]);
+  });
+
   it('a restart right after pushes settle (state saved on close) pushes nothing again', async () => {
     const s = await setup();
     const files = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, `file ${i}`]));
