@@ -76,7 +76,8 @@ describe('mirror mode', () => {
         delegate: real,
         failItem(item) {
           if (item.op === 'delete' && !newQueued()) {
-            deleteFailed();
+            // d's own delete: d/old.txt's may fail first, and d, made again then, would not go.
+            if (item.dest === '/srv/in/d') deleteFailed();
             return 'TARGET_IO';
           }
           order.push(`${item.op} ${item.dest}`);
