@@ -12,11 +12,12 @@ import type { Settlement } from '../../queue/scheduler.js';
 import type { FileOptions, Task, TaskOrigin } from '../../task.js';
 import type { Intake } from '../intake.js';
 import { checkRelativePath, joinDest } from '../paths.js';
-import { fdPath, isBlocked, openBeneath, statBeneath, unsafe, type HeldRoot } from './beneath.js';
+import { fdPath, isBlocked, openBeneath, statBeneath, unsafe } from './beneath.js';
 import { afterDrop } from './drop.js';
 import { watchErrorMessage } from './errors.js';
 import { createIgnore } from './filter.js';
 import { createMirrorDeletes } from './deletes.js';
+import { createMirrorLinks } from './links.js';
 import { createMirrorState, type MirrorState } from './mirror-state.js';
 import { createRootGuard } from './root.js';
 import { createRefusals } from './refusals.js';
@@ -135,11 +136,18 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     // Whatever version was known is gone: the same file put back must be pushed again.
     queued: (rel) => queued.set(rel, { size: -1, mtimeMs: -1 }),
   });
-  // A mirror's symlinks by the file they lead to (link → its target's relative path, and
-  // back): a link's own events say nothing of a change to its target, which must be
-  // pushed at the link too.
-  const linkTargets = new Map<string, string>();
-  const linksTo = new Map<string, Set<string>>();
+  // Where a mirror's link leads now (never outside: the walk refuses that).
+  const links = createMirrorLinks((file) =>
+    guard.use((held) =>
+      openBeneath(held, relOf(file), 'file', walk).then(async (handle) => {
+        try {
+          return path.relative(held.paths.at(-1) as string, await realpath(fdPath(handle.fd))).split(path.sep).join('/');
+        } finally {
+          await handle.close();
+        }
+      }),
+    ),
+  );
   let watcher: TreeWatcher | undefined;
   let rootTimer: NodeJS.Timeout | undefined;
   let current: Pick<WatchStatus, 'state' | 'since' | 'error'> = { state: 'starting', since: new Date().toISOString() };
@@ -195,10 +203,10 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
       // drop: removing a pushed link would leave its target behind, pushed twice.
       if (config.mode === 'drop') return void log.debug({ path: relOf(file) }, 'skipping a symlink in a drop folder');
       // mirror: its own stats say nothing of its target; let the settler stat through it.
-      noteLink(file);
+      links.seen(file);
       return settler.touch(file);
     }
-    for (const link of linksTo.get(rel) ?? []) settler.touch(link);
+    for (const link of links.to(rel)) settler.touch(link);
     if (stats && !stats.isFile()) return void refusals.note(file, unsafe(rel, 'special'));
     // A mirror's restart meets mostly files pushed before: no settling for those.
     const known = queued.has(rel) ? undefined : mirror?.get(rel);
@@ -206,35 +214,8 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     settler.touch(file, stats);
   }
 
-  // Where the mirror's link `file` leads now (never outside: the walk refuses that).
-  function noteLink(file: string): void {
-    const where = (held: HeldRoot) => openBeneath(held, relOf(file), 'file', walk).then(async (handle) => {
-      try {
-        return path.relative(held.paths.at(-1) as string, await realpath(fdPath(handle.fd))).split(path.sep).join('/');
-      } finally {
-        await handle.close();
-      }
-    });
-    void guard.use(where).then(
-      (target) => {
-        forgetLink(file);
-        linkTargets.set(file, target);
-        linksTo.set(target, (linksTo.get(target) ?? new Set()).add(file));
-      },
-      () => forgetLink(file),
-    );
-  }
-
-  function forgetLink(file: string): void {
-    const target = linkTargets.get(file);
-    if (target === undefined) return;
-    linkTargets.delete(file);
-    linksTo.get(target)?.delete(file);
-    if (linksTo.get(target)?.size === 0) linksTo.delete(target);
-  }
-
   function onUnlink(file: string, dir: boolean): void {
-    forgetLink(file);
+    links.forget(file);
     settler.forget(file);
     waiting.forget(file);
     refusals.forget(file);
