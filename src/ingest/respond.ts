@@ -10,13 +10,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /**
- * Answers with `{"error": {code, message}}`. When the request body was not read to the
- * end, the connection is closed after the answer so the rest of the body is not parsed
- * as a next request.
+ * Answers with `{"error": {code, message}}`. When the request has not all arrived (a
+ * body not read to its end), the connection is closed after the answer so the rest of
+ * the body is not parsed as a next request; a request in whole (one with no body) keeps it.
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, error: StevedoreError, extra: Record<string, unknown> = {}): void {
   const headers: Record<string, string> = {};
-  if (!req.readableEnded) headers.connection = 'close';
+  if (!req.complete) headers.connection = 'close';
   if (error.status === 503) headers['retry-after'] = String(error.details.retryAfter ?? 2);
   if (error.code === 'METHOD_NOT_ALLOWED') headers.allow = String(error.details.allow ?? '');
   if (error.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer';

@@ -192,4 +192,18 @@ describe('the agent keeps serving after errors', () => {
     expect(res.status).toBe(202);
     expect(t.logs.filter((line) => line.msg === 'task queued')).toHaveLength(1);
   });
+
+  it('keeps a connection open after an error to a request with no body: the next request on it is answered', async () => {
+    const t = await startAgent();
+    const get = (target: string, last = false) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+    const reply = await rawExchange(t.url, get('/nowhere') + get('/drop/files', false) + get('/healthz', true));
+    expect(reply.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 404', 'HTTP/1.1 405', 'HTTP/1.1 200']);
+  });
+
+  it('closes a connection after an error to a request whose body was not read: its rest is no next request', async () => {
+    const t = await startAgent();
+    const reply = await rawExchange(t.url, 'PUT /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nGET /healthz HTTP/1.1\r\n');
+    expect(reply.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 404']);
+    expect(reply).toContain('connection: close');
+  });
 });
