@@ -1,9 +1,11 @@
-// state_dir/agent.pid: which process runs the agent on a state_dir, if any.
+// state_dir/agent.pid: which process runs the agent on a state_dir, if any; and
+// state_dir/agent.port: the port its listener took, when http.listen asked for any (port 0).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
 
 export const pidFile = (config: Config) => path.join(config.state_dir, 'agent.pid');
+export const portFile = (config: Config) => path.join(config.state_dir, 'agent.port');
 
 /**
  * The pid of the agent running on this config's state_dir, or undefined. A pid file

@@ -3,11 +3,12 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createAgent, type Agent } from '../agent.js';
+import { parseListen } from '../config/listen.js';
 import { loadConfig, type Config } from '../config/load.js';
 import { errnoCode, errorMessage, isStevedoreError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { EXIT } from './exit.js';
-import { pidFile, runningAgent } from './pid.js';
+import { pidFile, portFile, runningAgent } from './pid.js';
 
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.log);
@@ -42,13 +43,15 @@ export async function run(config: Config): Promise<number> {
     reloading = reloading.then(() => reload(agent, config.file, logger));
   });
   try {
-    await agent.start();
+    const address = await agent.start();
+    // Port 0 takes any: the commands that ask the agent read which one here.
+    if (address && config.http && parseListen(config.http.listen).port === 0) await writeFile(portFile(config), `${address.port}\n`, { mode: 0o600 });
     started = true;
   } catch (error) {
     // Our own errors (e.g. a runtime whose CLI is missing) are a message, not a stack trace.
     logger.fatal(isStevedoreError(error) ? { code: error.code } : { err: error }, `cannot start: ${errorMessage(error)}`);
     await agent.close().catch(() => undefined);
-    await rm(pidFile(config), { force: true });
+    await releaseStateDir(config);
     return EXIT.fatal;
   }
   await stopped;
@@ -56,9 +59,11 @@ export async function run(config: Config): Promise<number> {
   await reloading;
   await agent.close();
   clearTimeout(deadline);
-  await rm(pidFile(config), { force: true });
+  await releaseStateDir(config);
   return EXIT.ok;
 }
+
+const releaseStateDir = (config: Config) => Promise.all([pidFile(config), portFile(config)].map((file) => rm(file, { force: true })));
 
 /**
  * Writes state_dir/agent.pid unless another agent runs there (its pid is answered). The

@@ -54,6 +54,30 @@ describe('stevedore status', () => {
   });
 });
 
+describe('an agent whose http.listen takes any port (port 0)', () => {
+  it('is found by the commands at the port it took, recorded in state_dir while it runs', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'stevedore.yaml');
+    await writeFile(file, testConfigYaml(dir));
+    const agent = start(['run', '-c', file]);
+    const portFile = path.join(dir, 'state/agent.port');
+    await waitFor(() => existsSync(portFile), { timeoutMs: 15_000, what: 'the agent to listen' });
+    const port = Number((await readFile(portFile, 'utf8')).trim());
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const status = await cli(['status', '-c', file]);
+    expect(status.stdout).toMatch(/^queue: 0 of \d+/);
+    expect(status.code).toBe(0);
+    expect((await cli(['dead-letter', 'list', '-c', file])).stdout).toBe('the dead-letter store is empty\n');
+
+    agent.kill('SIGTERM');
+    await new Promise((resolve) => agent.once('close', resolve));
+    expect(existsSync(portFile)).toBe(false);
+    const after = await cli(['status', '-c', file]);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toBe(`stevedore: no agent runs on ${path.join(dir, 'state')}: none recorded the port it took for http.listen 127.0.0.1:0 (${portFile})\n`);
+  });
+});
+
 describe('stevedore dead-letter', () => {
   it('through a running agent: lists, retries one once fixed (it lands), purges only what it names', async () => {
     const t = await startAgent();
