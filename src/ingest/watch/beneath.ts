@@ -127,7 +127,7 @@ function insideOf(root: HeldRoot, target: string): string | undefined {
 }
 
 /** Why a path is refused: each says what the watch logs. */
-export type Refusal = 'outside' | 'symlink' | 'loop' | 'special' | 'encoding' | 'denied';
+export type Refusal = 'outside' | 'symlink' | 'loop' | 'special' | 'encoding' | 'denied' | 'name';
 
 const WHY: Record<Refusal, string> = {
   outside: 'it leads outside the watched directory',
@@ -136,6 +136,7 @@ const WHY: Record<Refusal, string> = {
   special: 'not a regular file (a FIFO, socket or device is never read)',
   encoding: 'its name is not valid UTF-8, so it cannot be opened by name',
   denied: 'the agent may not read it (permission denied)',
+  name: 'its name cannot be a container path',
 };
 
 /** A refusal for a symlink on the way to the file, not at the file itself: maybe only for now. */

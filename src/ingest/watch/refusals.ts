@@ -16,6 +16,7 @@ const MESSAGES: Record<Refusal, string> = {
   special: 'skipping a file that is not a regular file (FIFO, socket or device)',
   encoding: 'skipping a file whose name is not valid UTF-8',
   denied: 'skipping what the agent may not read (permission denied) until it may',
+  name: 'skipping a file whose name cannot be a container path',
 };
 
 export interface Refusals {

@@ -191,7 +191,8 @@ export function createWatch({ config, options, intake, stateDir, logger, outOfFi
     try {
       return joinDest(config.dest, checkRelativePath(rel));
     } catch (error) {
-      log.warn({ path: rel, reason: errorMessage(error) }, 'skipping a file whose name cannot be a container path');
+      // Said once, not for each version the writer saves.
+      refusals.note(path.join(root, rel), new StevedoreError('SOURCE_UNSAFE', `${rel}: ${errorMessage(error)}`, { details: { path: rel, kind: 'name' } }));
       return undefined;
     }
   }
