@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import { StevedoreError } from './errors.js';
-import { planReload, type ReloadPlan } from './config/reload.js';
+import { RESTART_HTTP_KEYS, planReload, type ReloadPlan } from './config/reload.js';
 import { isFleet } from './config/schema.js';
 import { fileOptionsFor } from './config/resolve.js';
 import { createHttpServer, type HttpServer } from './ingest/http.js';
@@ -298,10 +298,8 @@ function httpOptions(config: Config, deps: HttpDeps): HttpOptions {
  * runs now: the next reload is planned against what runs, not against what was asked.
  */
 function keepRunning(running: Config, next: Config, kept: readonly string[]): Config {
-  const http = running.http && next.http ? { ...next.http, ...listenerLimits(running.http) } : running.http;
+  const http = running.http && next.http ? { ...next.http, ...Object.fromEntries(RESTART_HTTP_KEYS.map((key) => [key, running.http?.[key]])) } : running.http;
   const targets = { ...next.targets, ...Object.fromEntries(kept.map((name) => [name, running.targets[name]])) } as Config['targets'];
   const log = { ...next.log, format: running.log.format };
   return { ...next, state_dir: running.state_dir, queue: running.queue, retain_max: running.retain_max, log, http, targets };
 }
-
-const listenerLimits = ({ listen, min_free, max_body, idle_timeout, max_receiving, min_rate }: NonNullable<Config['http']>) => ({ listen, min_free, max_body, idle_timeout, max_receiving, min_rate });

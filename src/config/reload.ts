@@ -24,6 +24,9 @@ export interface ReloadPlan {
   needRestart: string[];
 }
 
+/** The http keys a reload cannot change: the listener, and the limits it was made with. */
+export const RESTART_HTTP_KEYS = ['listen', 'min_free', 'max_body', 'idle_timeout', 'max_receiving', 'min_rate'] as const;
+
 export function planReload(prev: Config, next: Config): ReloadPlan {
   const changed = <T>(a: T, b: T) => !isDeepStrictEqual(a, b);
   const keptTargets = Object.keys(prev.targets).filter((name) => isFleet(prev.targets[name]) && !isFleet(next.targets[name]));
@@ -39,14 +42,9 @@ export function planReload(prev: Config, next: Config): ReloadPlan {
   const startWatches = next.watch.map((w) => w.name).filter((name) => changed(watchKey(prev, name), watchKey(next, name)));
   const needRestart = [
     prev.state_dir !== next.state_dir && 'state_dir',
-    changed(prev.http?.listen, next.http?.listen) && 'http.listen',
+    ...RESTART_HTTP_KEYS.map((key) => changed(prev.http?.[key], next.http?.[key]) && `http.${key}`),
     (prev.http === undefined) !== (next.http === undefined) && 'http (added or removed)',
     changed(prev.queue, next.queue) && 'queue',
-    changed(prev.http?.min_free, next.http?.min_free) && 'http.min_free',
-    changed(prev.http?.max_body, next.http?.max_body) && 'http.max_body',
-    changed(prev.http?.idle_timeout, next.http?.idle_timeout) && 'http.idle_timeout',
-    changed(prev.http?.max_receiving, next.http?.max_receiving) && 'http.max_receiving',
-    changed(prev.http?.min_rate, next.http?.min_rate) && 'http.min_rate',
     changed(prev.log.format, next.log.format) && 'log.format',
     prev.retain_max !== next.retain_max && 'retain_max',
     ...keptTargets.map((name) => `targets.${name} (a fleet becoming one container, or removed)`),

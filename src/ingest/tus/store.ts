@@ -71,7 +71,7 @@ export class UploadStore extends DataStore {
   }
 
   status(): UploadsStatus {
-    const live = [...this.uploads.values()].filter((upload) => upload.record.task === undefined);
+    const live = this.unfinished();
     const bytes = live.reduce((sum, upload) => sum + upload.length, 0);
     return { live: live.length, bytes, expired: this.expiredCount, expiry_seconds: Math.round(this.deps.expiry() / 1000) };
   }
@@ -83,12 +83,16 @@ export class UploadStore extends DataStore {
    * http.upload_expiry.
    */
   checkRoom(anonymous: boolean, capacity: number): void {
-    const live = [...this.uploads.values()].filter((upload) => upload.record.task === undefined);
+    const live = this.unfinished();
     const share = Math.ceil(capacity / 2);
     if (live.length >= capacity) throw tooMany(`${live.length} resumable uploads are unfinished, queue.capacity of them`);
     if (anonymous && live.filter((upload) => upload.record.anonymous).length >= share) {
       throw tooMany(`${share} resumable uploads of routes without a token are unfinished, their half of queue.capacity`);
     }
+  }
+
+  private unfinished(): LiveUpload[] {
+    return [...this.uploads.values()].filter((upload) => upload.record.task === undefined);
   }
 
   override getExpiration(): number {

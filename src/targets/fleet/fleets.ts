@@ -17,7 +17,6 @@ import { newTaskId, type Task } from '../../task.js';
 import type { Target } from '../target.js';
 import type { Member, Membership, MembershipChange } from './types.js';
 
-
 export interface FleetsOptions {
   /** state_dir/fleets */
   dir: string;
